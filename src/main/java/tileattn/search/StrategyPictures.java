@@ -39,7 +39,8 @@ public final class StrategyPictures {
             }
         }
         return new HeatMap("Window volume: share of KV tiles each head reads",
-                steps(first, last) + "; " + layout(strategy) + "; 1 = dense",
+                steps(first, last) + "; " + layout(strategy) + "; 1 = dense"
+                        + (first < last ? "; cells name windows kept on every step" : ""),
                 "layer", "head", "share of KV tiles read", share, text, 0, scaleTop(max), Palette.BLUES, OptionalDouble.empty(), "");
     }
 

@@ -3,6 +3,7 @@ package tileattn.search;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;
+import tileattn.cpu.TokenPermutation;
 import tileattn.layout.Shape3;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
@@ -58,7 +59,6 @@ public final class WindowSearch {
             }
         }
         progress.start(units);
-        int[] toTileOrder = layout.rasterToTileOrder();
         float scale = (float) (1.0 / Math.sqrt(set.headDim()));
         double[][][][] errors = new double[steps.length][layers][heads][candidates.size()];
         for (int i = 0; i < steps.length; i++) {
@@ -73,9 +73,9 @@ public final class WindowSearch {
                     checkShape(capture, "q", raster.q(), set);
                     checkShape(capture, "k", raster.k(), set);
                     checkShape(capture, "v", raster.v(), set);
-                    FloatTensor q = permute(raster.q(), toTileOrder);
-                    FloatTensor k = permute(raster.k(), toTileOrder);
-                    FloatTensor v = permute(raster.v(), toTileOrder);
+                    FloatTensor q = TokenPermutation.toTileOrder(raster.q(), layout);
+                    FloatTensor k = TokenPermutation.toTileOrder(raster.k(), layout);
+                    FloatTensor v = TokenPermutation.toTileOrder(raster.v(), layout);
                     FloatTensor dense = backend.dense(q, k, v, scale);
                     progress.advance(where + " dense");
                     for (int c = 0; c < candidates.size(); c++) {
@@ -103,19 +103,6 @@ public final class WindowSearch {
             throw new IllegalArgumentException(capture.name() + ": " + name + " has shape " + t.shapeString() + ", expected "
                     + Arrays.toString(expected) + " [batch, heads, T*H*W + text, head dim]");
         }
-    }
-
-    /** Moves every token s of a [B, heads, S, d] tensor to position perm[s]. */
-    static FloatTensor permute(FloatTensor t, int[] perm) {
-        int b = t.dim(0), heads = t.dim(1), s = t.dim(2), d = t.dim(3);
-        float[] in = t.data(), out = new float[in.length];
-        for (int bh = 0; bh < b * heads; bh++) {
-            int base = bh * s * d;
-            for (int i = 0; i < s; i++) {
-                System.arraycopy(in, base + i * d, out, base + perm[i] * d, d);
-            }
-        }
-        return new FloatTensor(t.shape(), out);
     }
 
     /**

@@ -28,7 +28,7 @@ public record HeatMap(String title, String subtitle, String rowLabel, String col
 
     public void write(Path file) throws IOException {
         int rows = values.length, cols = values[0].length;
-        int cw = Math.clamp(720 / cols, 12, 64), ch = Math.clamp(560 / rows, 8, 36);
+        int cw = Math.clamp(720 / cols, 12, 72), ch = Math.clamp(560 / rows, 8, 40);
         boolean textFits = cellText != null && ch >= 14 && cw >= widestCellText() + 6;
         int left = 64, top = subtitle.isEmpty() ? 44 : 62, bottom = 48;
         int gridW = cols * cw, gridH = rows * ch;
@@ -83,18 +83,20 @@ public record HeatMap(String title, String subtitle, String rowLabel, String col
         }
         c.g.setColor(Color.GRAY);
         c.g.drawRect(bx, by, barW, barH);
-        for (int i = 0; i <= 4; i++) {
-            double v = min + (max - min) * i / 4;
-            int y = by + barH - (int) Math.round((double) barH * i / 4);
+        int markerY = Integer.MIN_VALUE;
+        if (marker.isPresent() && marker.getAsDouble() >= min && marker.getAsDouble() <= max) {
+            markerY = by + barH - (int) Math.round(barH * (marker.getAsDouble() - min) / (max - min));
+            c.g.setColor(Color.BLACK);
+            c.g.fillRect(bx - 4, markerY - 1, barW + 8, 3);
+            c.text(markerLabel, Canvas.SMALL, Color.BLACK, bx + barW + 6, markerY + 4);
+        }
+        for (double v : ticks(min, max)) {
+            int y = by + barH - (int) Math.round(barH * (v - min) / (max - min));
             c.g.setColor(Color.BLACK);
             c.g.drawLine(bx + barW, y, bx + barW + 3, y);
-            c.text(format(v), Canvas.SMALL, Color.BLACK, bx + barW + 6, y + 4);
-        }
-        if (marker.isPresent() && marker.getAsDouble() >= min && marker.getAsDouble() <= max) {
-            int y = by + barH - (int) Math.round(barH * (marker.getAsDouble() - min) / (max - min));
-            c.g.setColor(Color.BLACK);
-            c.g.fillRect(bx - 4, y - 1, barW + 8, 3);
-            c.text(markerLabel, Canvas.SMALL, Color.BLACK, bx + barW + 6, y - 6);
+            if (Math.abs(y - markerY) >= 12) {
+                c.text(format(v), Canvas.SMALL, Color.BLACK, bx + barW + 6, y + 4);
+            }
         }
         c.vertical(scaleLabel, Canvas.LABEL, Color.BLACK, bx + barW + barLabelW + 22, by + barH / 2);
         c.save(file);
@@ -110,6 +112,26 @@ public record HeatMap(String title, String subtitle, String rowLabel, String col
             }
         }
         return widest;
+    }
+
+    /** Round values from min to max, 3 to 6 of them, at a step of 1, 2, 2.5 or 5 times a power of ten. */
+    static double[] ticks(double min, double max) {
+        double span = max - min;
+        double magnitude = Math.pow(10, Math.floor(Math.log10(span)));
+        double step = magnitude;
+        for (double m : new double[]{0.2, 0.25, 0.5, 1, 2, 2.5, 5}) {
+            if (span / (m * magnitude) <= 5) {
+                step = m * magnitude;
+                break;
+            }
+        }
+        double first = Math.ceil(min / step - 1e-9) * step;
+        int n = (int) Math.floor((max - first) / step + 1e-9) + 1;
+        double[] ticks = new double[n];
+        for (int i = 0; i < n; i++) {
+            ticks[i] = first + i * step;
+        }
+        return ticks;
     }
 
     /** The smallest of 1, 2, 5, 10, 20, 50, ... that is at least {@code needed}. */
@@ -131,11 +153,8 @@ public record HeatMap(String title, String subtitle, String rowLabel, String col
         if (a >= 100) {
             return String.format(Locale.ROOT, "%.0f", v);
         }
-        if (a >= 0.1) {
-            return String.format(Locale.ROOT, "%.2f", v);
-        }
         if (a >= 0.001) {
-            return String.format(Locale.ROOT, "%.3f", v);
+            return String.format(Locale.ROOT, "%.4f", v).replaceAll("0+$", "").replaceAll("\\.$", "");
         }
         return String.format(Locale.ROOT, "%.1e", v);
     }

@@ -69,12 +69,11 @@ public record WindowPicture(String title, Shape3 grid, List<Window> windows, Til
 
         int y0 = top;
         for (Window w : windows) {
-            int[] start = new int[3];
+            // A whole-dimension extent has no centre of its own; the dot then stays on the query's coordinate.
             int[] centre = new int[3];
             for (int a = 0; a < 3; a++) {
-                int k = Math.min(w.get(a), grid.get(a));
-                start[a] = Window.windowStart(queryTile.get(a), w.get(a), grid.get(a));
-                centre[a] = w.get(a) >= grid.get(a) ? queryTile.get(a) : start[a] + k / 2;
+                centre[a] = w.get(a) >= grid.get(a) ? queryTile.get(a)
+                        : Window.windowStart(queryTile.get(a), w.get(a), grid.get(a)) + w.get(a) / 2;
             }
             c.text("window " + w + " (" + w.tileVolume(grid) + " of " + grid.volume() + " KV tiles)", Canvas.LABEL, Color.BLACK,
                     left, y0 + 15);
@@ -84,8 +83,7 @@ public record WindowPicture(String title, Shape3 grid, List<Window> windows, Til
                 for (int h = 0; h < grid.h(); h++) {
                     for (int ww = 0; ww < grid.w(); ww++) {
                         boolean isQuery = t == queryTile.t() && h == queryTile.h() && ww == queryTile.w();
-                        boolean attended = inside(t, start[0], w.t(), grid.t()) && inside(h, start[1], w.h(), grid.h())
-                                && inside(ww, start[2], w.w(), grid.w());
+                        boolean attended = reads(grid, w, queryTile, t, h, ww);
                         c.g.setColor(isQuery ? QUERY : attended ? ATTENDED : SKIPPED);
                         c.g.fillRect(x + ww * cell + 1, y + h * cell + 1, cell - 2, cell - 2);
                         if (t == centre[0] && h == centre[1] && ww == centre[2] && !isQuery) {
@@ -110,8 +108,16 @@ public record WindowPicture(String title, Shape3 grid, List<Window> windows, Til
         c.save(file);
     }
 
-    private static boolean inside(int coord, int start, int k, int n) {
-        return coord >= start && coord < start + Math.min(k, n);
+    /** Whether the query tile reads KV tile (t, h, w) under the window: inside the clamped window on every axis. */
+    static boolean reads(Shape3 grid, Window window, TileCoordinate query, int t, int h, int w) {
+        int[] kv = {t, h, w};
+        for (int a = 0; a < 3; a++) {
+            int start = Window.windowStart(query.get(a), window.get(a), grid.get(a));
+            if (kv[a] < start || kv[a] >= start + Math.min(window.get(a), grid.get(a))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static int legend(Canvas c, int x, int y, Color color, String label, boolean dot) {
