@@ -149,15 +149,7 @@ public final class StrategyJson {
         if (version != VERSION) {
             throw new IllegalArgumentException(source + ": unsupported version " + version + " (this reader knows " + VERSION + ")");
         }
-        Shape3 video = shape(required(root, "video", source), "video", source);
-        Shape3 tile = shape(required(root, "tile", source), "tile", source);
-        int text = root.has("textLength") ? integer(root, "textLength", source) : 0;
-        TokenLayout layout;
-        try {
-            layout = TokenLayout.of(video, tile, text);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
-        }
+        TokenLayout layout = layoutOf(root, source);
         int steps = positive(root, "steps", source);
         int layers = positive(root, "layers", source);
         int heads = positive(root, "heads", source);
@@ -192,6 +184,18 @@ public final class StrategyJson {
         }
         try {
             return new WindowStrategy(layout, windows);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The layout a document in this format names ("video", "tile", "textLength"). */
+    static TokenLayout layoutOf(JsonNode root, String source) {
+        Shape3 video = shape(required(root, "video", source), "video", source);
+        Shape3 tile = shape(required(root, "tile", source), "tile", source);
+        int text = root.has("textLength") ? integer(root, "textLength", source) : 0;
+        try {
+            return TokenLayout.of(video, tile, text);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
         }
