@@ -8,7 +8,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
@@ -42,6 +42,8 @@ public final class SafetensorsWriter {
             for (NamedTensor t : tensors) {
                 writeData(ch, buf, t.tensor().data(), t.dtype());
             }
+        } catch (NoSuchFileException e) {
+            throw new TensorFileException(path, "cannot write: its directory does not exist", e);
         } catch (IOException e) {
             throw new TensorFileException(path, "cannot write: " + e.getMessage(), e);
         }

@@ -1,0 +1,81 @@
+package tileattn.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs scripts/numpy_dense.py (shipped inside the jar) with a Python that has numpy: dense attention on the same
+ * inputs the Java side times, so both are measured in one run on the same machine.
+ */
+final class NumpyBaseline {
+
+    static final String SCRIPT_RESOURCE = "/scripts/numpy_dense.py";
+    private static final long TIMEOUT_MINUTES = 30;
+
+    /** The script's median time and numpy version. */
+    record Result(double medianMillis, String numpyVersion) {
+    }
+
+    private final String python;
+    private final Path script;
+
+    private NumpyBaseline(String python, Path script) {
+        this.python = python;
+        this.script = script;
+    }
+
+    /** Uses {@code script} when given, else extracts the script from the jar into {@code workDir}. */
+    static NumpyBaseline prepare(String python, Path script, Path workDir) throws IOException {
+        if (script != null) {
+            if (!Files.isRegularFile(script)) {
+                throw new IllegalArgumentException(script + ": no such numpy script");
+            }
+            return new NumpyBaseline(python, script);
+        }
+        Path extracted = workDir.resolve("numpy_dense.py");
+        try (InputStream in = NumpyBaseline.class.getResourceAsStream(SCRIPT_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException("the jar lacks " + SCRIPT_RESOURCE + "; rebuild with mvn package");
+            }
+            Files.copy(in, extracted, StandardCopyOption.REPLACE_EXISTING);
+        }
+        return new NumpyBaseline(python, extracted);
+    }
+
+    /** Times dense attention on the F32 q, k, v of {@code input} and writes its output to {@code output}. */
+    Result run(Path input, int repeat, Path output) throws IOException, InterruptedException {
+        List<String> cmd = List.of(python, script.toString(), input.toString(), "--repeat", Integer.toString(repeat),
+                "--output", output.toString());
+        Process p;
+        try {
+            p = new ProcessBuilder(cmd).redirectErrorStream(false).start();
+        } catch (IOException e) {
+            throw new IOException("cannot start " + python + ": " + e.getMessage(), e);
+        }
+        p.getOutputStream().close();
+        byte[] stdout = p.getInputStream().readAllBytes();
+        byte[] stderr = p.getErrorStream().readAllBytes();
+        if (!p.waitFor(TIMEOUT_MINUTES, TimeUnit.MINUTES)) {
+            p.destroyForcibly();
+            throw new IOException(python + " " + script + " did not finish in " + TIMEOUT_MINUTES + " minutes");
+        }
+        if (p.exitValue() != 0) {
+            String why = new String(stderr, StandardCharsets.UTF_8).strip();
+            String last = why.isEmpty() ? "exit code " + p.exitValue() : why.lines().reduce((a, b) -> b).orElse(why);
+            throw new IOException(python + " " + script.getFileName() + " failed: " + last);
+        }
+        JsonNode json = new ObjectMapper().readTree(new String(stdout, StandardCharsets.UTF_8));
+        if (json == null || !json.has("median_ms")) {
+            throw new IOException(python + " " + script.getFileName() + " printed no timing");
+        }
+        return new Result(json.get("median_ms").asDouble(), json.path("numpy").asText("?"));
+    }
+}
