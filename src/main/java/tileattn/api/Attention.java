@@ -1,6 +1,8 @@
 package tileattn.api;
 
 import java.util.Objects;
+import tileattn.cpu.CpuAttention;
+import tileattn.cpu.TokenPermutation;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
@@ -37,7 +39,7 @@ public final class Attention {
     /** Attention with the default scale 1/sqrt(d). */
     public FloatTensor attend(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec) {
         InputChecks.shapes(q, k, v);
-        return attend(q, k, v, spec, (float) (1.0 / Math.sqrt(q.dim(3))));
+        return attend(q, k, v, spec, CpuAttention.defaultScale(q.dim(3)));
     }
 
     public FloatTensor attend(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec, float scale) {
@@ -58,10 +60,10 @@ public final class Attention {
                 Window[] windows = sta.windowsFor(heads);
                 InputChecks.windows(windows, layout.grid());
                 checkFinite(q, k, v);
-                int[] toTiles = layout.rasterToTileOrder();
-                FloatTensor out = backend.sta(TokenOrder.permute(q, toTiles), TokenOrder.permute(k, toTiles),
-                        TokenOrder.permute(v, toTiles), layout, windows, scale);
-                yield TokenOrder.permute(out, layout.tileOrderToRaster());
+                FloatTensor out = backend.sta(TokenPermutation.toTileOrder(q, layout),
+                        TokenPermutation.toTileOrder(k, layout), TokenPermutation.toTileOrder(v, layout), layout,
+                        windows, scale);
+                yield TokenPermutation.toRaster(out, layout);
             }
             case AttentionSpec.Vsa vsa -> {
                 TileGrid grid = vsa.grid();
@@ -71,11 +73,11 @@ public final class Attention {
                 if (vsa.gate() != null) {
                     InputChecks.finite(vsa.gate(), "gate");
                 }
-                int[] toTiles = grid.rasterToTileOrder();
-                FloatTensor gate = vsa.gate() == null ? null : TokenOrder.permute(vsa.gate(), toTiles);
-                FloatTensor out = backend.vsa(TokenOrder.permute(q, toTiles), TokenOrder.permute(k, toTiles),
-                        TokenOrder.permute(v, toTiles), gate, grid, vsa.topK(), scale);
-                yield TokenOrder.permute(out, grid.tileOrderToRaster());
+                FloatTensor gate = vsa.gate() == null ? null : TokenPermutation.toTileOrder(vsa.gate(), grid);
+                FloatTensor out = backend.vsa(TokenPermutation.toTileOrder(q, grid),
+                        TokenPermutation.toTileOrder(k, grid), TokenPermutation.toTileOrder(v, grid), gate, grid,
+                        vsa.topK(), scale);
+                yield TokenPermutation.toRaster(out, grid);
             }
         };
     }

@@ -58,8 +58,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "Video for the STA sweep (default: the last --video).")
     Shape3 staVideo;
 
-    @Option(names = "--sta-tile", paramLabel = "t,h,w", converter = Shape3Converter.class, defaultValue = "4,4,4",
-            description = "STA tile (default ${DEFAULT-VALUE}).")
+    @Option(names = "--sta-tile", paramLabel = "t,h,w", converter = Shape3Converter.class, defaultValue = "2,8,8",
+            description = "STA tile (default ${DEFAULT-VALUE}: 128-token tiles, a 6x3x3 grid on 12x24x24).")
     Shape3 staTile;
 
     @Option(names = "--window", paramLabel = "a,b,c", converter = WindowConverter.class,
@@ -178,7 +178,7 @@ final class BenchCommand implements Callable<Integer> {
             } else if (numpy == null) {
                 out.println("numpy baseline skipped (--no-numpy)");
             }
-            out.printf("%nSTA on video %s, %s (java dense: %s ms):%n", sweepVideo, grid, fmt(sweepDenseMillis));
+            out.printf("%nSTA, %s (java dense: %s ms):%n", grid, fmt(sweepDenseMillis));
             print(sta, out);
         } finally {
             deleteTree(work);

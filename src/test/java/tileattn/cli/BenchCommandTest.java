@@ -34,7 +34,7 @@ class BenchCommandTest {
         double diff = Double.parseDouble(cells[cells.length - 1]);
         assertTrue(diff < 1e-5, "Java and numpy compute the same attention: " + diff);
         // STA sweep on the last video: grid 2x2x2, the whole grid first (0% sparse), then 1x1x1.
-        assertTrue(out.contains("STA on video 2x8x8"), out);
+        assertTrue(out.contains("STA, video 2x8x8 in tiles 1x4x4"), out);
         assertTrue(out.lines().anyMatch(l -> l.startsWith("2x2x2") && l.contains("0.0%")), out);
         assertTrue(out.lines().anyMatch(l -> l.startsWith("1x1x1") && l.contains("87.5%")), out);
     }
