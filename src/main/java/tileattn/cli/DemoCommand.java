@@ -22,9 +22,10 @@ import tileattn.tensor.FloatTensor;
 /** Dense, STA and VSA side by side on the built-in example with spatial-temporal locality. */
 @Command(name = "demo", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
-            "Runs dense attention, Sliding Tile Attention (several windows) and Video Sparse Attention (several",
-            "top-k) on a built-in example whose q and k are smooth random fields over the video, so attention is",
-            "local as in a trained video DiT. Prints time, sparsity and relative L2 error against dense."},
+            "Runs dense, STA and VSA attention on a built-in example and compares them.",
+            "Sliding Tile Attention runs with several windows and Video Sparse Attention with several top-k on an",
+            "example whose q and k are smooth random fields over the video, so attention is local as in a trained",
+            "video DiT. Prints time, sparsity and relative L2 error against dense attention."},
         footer = {"", "Sparsity: the fraction of video query-key pairs skipped (STA, real tokens counted) or of KV",
             "tiles skipped by the fine attention (VSA). VSA runs with gate 0, i.e. its fine attention alone, as with",
             "the zero-initialised gate of an untrained Wan block; a gate of ones would add the coarse output on top."})
