@@ -107,6 +107,7 @@ final class BenchCommand implements Callable<Integer> {
                 + sweep.size() * (repeat + 1))) {
             NumpyBaseline numpy = null;
             String numpyProblem = null;
+            String numpyVersion = null;
             if (!noNumpy) {
                 numpy = NumpyBaseline.prepare(python, numpyScript, work);
             }
@@ -132,6 +133,7 @@ final class BenchCommand implements Callable<Integer> {
                         SafetensorsWriter.write(in, List.of(new NamedTensor("q", ex.q(), DType.F32),
                                 new NamedTensor("k", ex.k(), DType.F32), new NamedTensor("v", ex.v(), DType.F32)));
                         NumpyBaseline.Result r = numpy.run(in, repeat, numpyOut);
+                        numpyVersion = r.numpyVersion();
                         FloatTensor numpyResult;
                         try (SafetensorsFile f = SafetensorsFile.open(numpyOut)) {
                             numpyResult = f.read("out");
@@ -176,6 +178,8 @@ final class BenchCommand implements Callable<Integer> {
             print(dense, out);
             if (numpyProblem != null) {
                 out.println("numpy baseline unavailable: " + numpyProblem);
+            } else if (numpyVersion != null) {
+                out.println("numpy " + numpyVersion + " run by " + python);
             } else if (numpy == null) {
                 out.println("numpy baseline skipped (--no-numpy)");
             }
