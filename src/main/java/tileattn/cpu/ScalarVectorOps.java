@@ -46,14 +46,36 @@ public final class ScalarVectorOps implements VectorOps {
     @Override
     public void scores(float[] k, int kOff, int n, int d, float[] qt, int qOff, int w, float[] st) {
         for (int j = 0; j < n; j++) {
-            int row = j * w;
-            java.util.Arrays.fill(st, row, row + w, 0f);
-            for (int dd = 0; dd < d; dd++) {
-                float kv = k[kOff + j * d + dd];
-                int q = qOff + dd * w;
-                for (int i = 0; i < w; i++) {
-                    st[row + i] += kv * qt[q + i];
+            int kr = kOff + j * d, row = j * w;
+            int i = 0;
+            for (; i + 8 <= w; i += 8) {
+                float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+                for (int dd = 0, q = qOff + i; dd < d; dd++, q += w) {
+                    float kv = k[kr + dd];
+                    a0 += kv * qt[q];
+                    a1 += kv * qt[q + 1];
+                    a2 += kv * qt[q + 2];
+                    a3 += kv * qt[q + 3];
+                    a4 += kv * qt[q + 4];
+                    a5 += kv * qt[q + 5];
+                    a6 += kv * qt[q + 6];
+                    a7 += kv * qt[q + 7];
                 }
+                st[row + i] = a0;
+                st[row + i + 1] = a1;
+                st[row + i + 2] = a2;
+                st[row + i + 3] = a3;
+                st[row + i + 4] = a4;
+                st[row + i + 5] = a5;
+                st[row + i + 6] = a6;
+                st[row + i + 7] = a7;
+            }
+            for (; i < w; i++) {
+                float a = 0;
+                for (int dd = 0, q = qOff + i; dd < d; dd++, q += w) {
+                    a += k[kr + dd] * qt[q];
+                }
+                st[row + i] = a;
             }
         }
     }
@@ -82,15 +104,38 @@ public final class ScalarVectorOps implements VectorOps {
     public void accumulate(float[] p, int n, int w, float[] v, int vOff, int d, float[] ot, int oOff, float[] alpha) {
         for (int dd = 0; dd < d; dd++) {
             int o = oOff + dd * w;
-            for (int i = 0; i < w; i++) {
-                ot[o + i] *= alpha[i];
-            }
-            for (int j = 0; j < n; j++) {
-                float vv = v[vOff + j * d + dd];
-                int pr = j * w;
-                for (int i = 0; i < w; i++) {
-                    ot[o + i] += vv * p[pr + i];
+            int i = 0;
+            for (; i + 8 <= w; i += 8) {
+                float a0 = ot[o + i] * alpha[i], a1 = ot[o + i + 1] * alpha[i + 1];
+                float a2 = ot[o + i + 2] * alpha[i + 2], a3 = ot[o + i + 3] * alpha[i + 3];
+                float a4 = ot[o + i + 4] * alpha[i + 4], a5 = ot[o + i + 5] * alpha[i + 5];
+                float a6 = ot[o + i + 6] * alpha[i + 6], a7 = ot[o + i + 7] * alpha[i + 7];
+                for (int j = 0, vr = vOff + dd, pr = i; j < n; j++, vr += d, pr += w) {
+                    float vv = v[vr];
+                    a0 += vv * p[pr];
+                    a1 += vv * p[pr + 1];
+                    a2 += vv * p[pr + 2];
+                    a3 += vv * p[pr + 3];
+                    a4 += vv * p[pr + 4];
+                    a5 += vv * p[pr + 5];
+                    a6 += vv * p[pr + 6];
+                    a7 += vv * p[pr + 7];
                 }
+                ot[o + i] = a0;
+                ot[o + i + 1] = a1;
+                ot[o + i + 2] = a2;
+                ot[o + i + 3] = a3;
+                ot[o + i + 4] = a4;
+                ot[o + i + 5] = a5;
+                ot[o + i + 6] = a6;
+                ot[o + i + 7] = a7;
+            }
+            for (; i < w; i++) {
+                float a = ot[o + i] * alpha[i];
+                for (int j = 0, vr = vOff + dd, pr = i; j < n; j++, vr += d, pr += w) {
+                    a += v[vr] * p[pr];
+                }
+                ot[o + i] = a;
             }
         }
     }

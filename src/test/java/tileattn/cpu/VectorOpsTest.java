@@ -91,8 +91,17 @@ class VectorOpsTest {
                 for (int x = 0; x < st.length; x++) {
                     assertEquals(scores[x], st[x], 1e-4 * (1 + Math.sqrt(d)), what + " scores");
                 }
-                float[] m = m0.clone(), l = l0.clone(), alpha = new float[w];
+                float[] m = m0.clone(), l = l0.clone(), alpha = new float[w], before = st.clone();
                 ops.softmaxStep(st, n, w, m, l, rowOff, alpha);
+                for (int i = 0; i < w; i++) {
+                    float max = m[rowOff + i];
+                    for (int j = 0; j < n; j++) {
+                        double e = Math.exp(before[j * w + i] - max);
+                        assertEquals(e, st[j * w + i], 1e-6 * e + 1e-37, what + " exp of " + (before[j * w + i] - max));
+                    }
+                    double a = Math.exp(m0[rowOff + i] - max);
+                    assertEquals(a, alpha[i], 1e-6 * a + 1e-37, what + " alpha");
+                }
                 double[] p = new double[n * w];
                 for (int i = 0; i < w; i++) {
                     double max = m0[rowOff + i];
@@ -107,7 +116,6 @@ class VectorOpsTest {
                     }
                     double a = Math.exp(m0[rowOff + i] - max);
                     assertEquals(max, m[rowOff + i], 1e-4, what + " max");
-                    assertEquals(a, alpha[i], 1e-5, what + " alpha");
                     assertEquals(l0[rowOff + i] * a + sum, l[rowOff + i], 1e-4 * (1 + sum), what + " sum");
                 }
                 float[] ot = ot0.clone();
@@ -122,6 +130,32 @@ class VectorOpsTest {
                     }
                 }
             }
+        }
+    }
+
+    @Test
+    void softmaxExponentialIsAccurateOverItsWholeRange() {
+        int w = 2 * PANAMA.lanes(), n = 400;
+        float[] st = new float[n * w];
+        for (int x = 0; x < st.length; x++) {
+            st[x] = -x * 110f / st.length;
+        }
+        st[5 * w + 1] = Float.NaN;
+        for (VectorOps ops : new VectorOps[]{PANAMA, SCALAR}) {
+            float[] e = st.clone(), m = new float[w], l = new float[w], alpha = new float[w];
+            ops.softmaxStep(e, n, w, m, l, 0, alpha);
+            for (int x = 0; x < st.length; x++) {
+                if (x % w == 1) {
+                    assertTrue(Float.isNaN(e[x]), ops.name() + " NaN reaches every score of its row");
+                } else if (st[x] >= -87f) {
+                    double want = Math.exp(st[x]);
+                    assertEquals(want, e[x], 1e-6 * want, ops.name() + " exp(" + st[x] + ")");
+                } else {
+                    double bound = Math.max(Math.exp(st[x]) * (1 + 1e-6), 1.2e-38);
+                    assertTrue(e[x] >= 0 && e[x] <= bound, ops.name() + " exp(" + st[x] + ") = " + e[x]);
+                }
+            }
+            assertTrue(Float.isNaN(l[1]) && !Float.isNaN(l[0]));
         }
     }
 
