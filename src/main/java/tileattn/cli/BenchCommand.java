@@ -5,6 +5,7 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -52,7 +53,8 @@ final class BenchCommand implements Callable<Integer> {
     int headDim;
 
     @Option(names = "--repeat", defaultValue = "3",
-            description = "Timed runs per case after one warm-up run; the median is reported (default ${DEFAULT-VALUE}).")
+            description = "Timed rounds after one warm-up round; every round runs each case once, the median is "
+                    + "reported (default ${DEFAULT-VALUE}).")
     int repeat;
 
     @Option(names = "--sta-video", paramLabel = "T,H,W", converter = Shape3Converter.class,
@@ -97,80 +99,74 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.printf("machine: %d CPU cores available to the JVM, Java %s, %s %s%n", Runtime.getRuntime()
                 .availableProcessors(), Runtime.version(), System.getProperty("os.name"), System.getProperty("os.arch"));
-        out.printf("inputs: built-in locality example, batch 1, %d heads, d=%d, fp32; median of %d runs after a "
-                + "warm-up%n%n", heads, headDim, repeat);
+        out.printf("inputs: built-in locality example, batch 1, %d heads, d=%d, fp32; median of %d rounds after a "
+                + "warm-up round, the cases of each table interleaved in every round%n%n", heads, headDim, repeat);
         out.flush();
 
         Attention attention = Attention.cpu();
         Path work = Files.createTempDirectory("tileattn-bench");
-        try (ProgressBar progress = new ProgressBar(videos.size() * (repeat + 1) * (noNumpy ? 1 : 2)
-                + sweep.size() * (repeat + 1))) {
-            NumpyBaseline numpy = null;
+        int denseCases = noNumpy ? 1 : 2;
+        try (ProgressBar progress = new ProgressBar((videos.size() * denseCases + 1 + sweep.size()) * (repeat + 1))) {
+            NumpyBaseline numpy = noNumpy ? null : NumpyBaseline.prepare(python, numpyScript, work);
             String numpyProblem = null;
             String numpyVersion = null;
-            if (!noNumpy) {
-                numpy = NumpyBaseline.prepare(python, numpyScript, work);
-            }
             TextTable dense = new TextTable("video", "tokens", "java ms", "java GFLOP/s", "numpy ms",
                     "numpy GFLOP/s", "java speed / numpy", "rel L2 java vs numpy");
-            double sweepDenseMillis = Double.NaN;
             for (Shape3 video : videos) {
                 LocalityExample ex = LocalityExample.generate(video, 0, 1, heads, headDim, 1);
                 int s = video.volume();
                 double flops = Measure.flops(heads, s, s, headDim);
-                progress.label("java dense " + video);
-                Timing java = timeRepeated(progress, () -> attention.attend(ex.q(), ex.k(), ex.v(),
+                List<Case> cases = new ArrayList<>();
+                Case java = new Case("java dense " + video, () -> attention.attend(ex.q(), ex.k(), ex.v(),
                         AttentionSpec.dense()));
-                if (video.equals(sweepVideo)) {
-                    sweepDenseMillis = java.millis;
+                cases.add(java);
+                Case numpyCase = null;
+                if (numpy != null && numpyProblem == null) {
+                    Path in = work.resolve("in-" + s + ".safetensors");
+                    Path numpyOut = work.resolve("numpy-out-" + s + ".safetensors");
+                    SafetensorsWriter.write(in, List.of(new NamedTensor("q", ex.q(), DType.F32),
+                            new NamedTensor("k", ex.k(), DType.F32), new NamedTensor("v", ex.v(), DType.F32)));
+                    NumpyBaseline baseline = numpy;
+                    numpyCase = new Case("numpy dense " + video, () -> baseline.run(in, numpyOut));
+                    cases.add(numpyCase);
+                }
+                try {
+                    roundRobin(cases, progress);
+                } catch (IOException e) {
+                    numpyProblem = e.getMessage();
                 }
                 String numpyMs = "n/a", numpyRate = "n/a", ratio = "n/a", diff = "n/a";
-                if (numpy != null && numpyProblem == null) {
-                    progress.label("numpy dense " + video);
-                    try {
-                        Path in = work.resolve("in-" + s + ".safetensors");
-                        Path numpyOut = work.resolve("numpy-out-" + s + ".safetensors");
-                        SafetensorsWriter.write(in, List.of(new NamedTensor("q", ex.q(), DType.F32),
-                                new NamedTensor("k", ex.k(), DType.F32), new NamedTensor("v", ex.v(), DType.F32)));
-                        NumpyBaseline.Result r = numpy.run(in, repeat, numpyOut);
-                        numpyVersion = r.numpyVersion();
-                        FloatTensor numpyResult;
-                        try (SafetensorsFile f = SafetensorsFile.open(numpyOut)) {
-                            numpyResult = f.read("out");
-                        }
-                        numpyMs = fmt(r.medianMillis());
-                        numpyRate = fmt(flops / r.medianMillis() / 1e6);
-                        ratio = String.format("%.2fx", r.medianMillis() / java.millis);
-                        diff = String.format("%.1e", Measure.relativeL2(java.result, numpyResult));
-                    } catch (IOException e) {
-                        numpyProblem = e.getMessage();
-                    }
-                    for (int i = 0; i <= repeat; i++) {
-                        progress.step();
-                    }
+                if (numpyCase != null && numpyProblem == null) {
+                    numpyVersion = numpy.version();
+                    numpyMs = fmt(numpyCase.millis);
+                    numpyRate = fmt(flops / numpyCase.millis / 1e6);
+                    ratio = String.format("%.2fx", numpyCase.millis / java.millis);
+                    diff = String.format("%.1e", Measure.relativeL2(java.result, numpyCase.result));
                 }
                 dense.add(video.toString(), s, fmt(java.millis), fmt(flops / java.millis / 1e6), numpyMs, numpyRate,
                         ratio, diff);
             }
 
             LocalityExample ex = LocalityExample.generate(sweepVideo, 0, 1, heads, headDim, 1);
-            if (Double.isNaN(sweepDenseMillis)) {
-                progress.label("java dense " + sweepVideo);
-                sweepDenseMillis = timeRepeated(progress, () -> attention.attend(ex.q(), ex.k(), ex.v(),
-                        AttentionSpec.dense())).millis;
-            }
             TokenLayout layout = new TokenLayout(grid, 0);
+            Case denseSweep = new Case("java dense " + sweepVideo, () -> attention.attend(ex.q(), ex.k(), ex.v(),
+                    AttentionSpec.dense()));
+            List<Case> sweepCases = new ArrayList<>(List.of(denseSweep));
+            for (Window w : sweep) {
+                sweepCases.add(new Case("java sta " + w, () -> attention.attend(ex.q(), ex.k(), ex.v(),
+                        AttentionSpec.Sta.of(layout, w))));
+            }
+            roundRobin(sweepCases, progress);
             TextTable sta = new TextTable("window (tiles)", "sparsity", "java ms", "effective GFLOP/s",
                     "speed-up vs java dense", "ideal speed-up");
-            for (Window w : sweep) {
-                progress.label("java sta " + w);
+            int s = sweepVideo.volume();
+            for (int i = 0; i < sweep.size(); i++) {
+                Window w = sweep.get(i);
+                Case c = sweepCases.get(i + 1);
                 double sparsity = StaMask.sparsity(grid, w);
-                Timing t = timeRepeated(progress, () -> attention.attend(ex.q(), ex.k(), ex.v(),
-                        AttentionSpec.Sta.of(layout, w)));
-                int s = sweepVideo.volume();
                 double flops = Measure.flops(heads, s, (1 - sparsity) * s, headDim);
-                sta.add(w.toString(), String.format("%.1f%%", 100 * sparsity), fmt(t.millis),
-                        fmt(flops / t.millis / 1e6), String.format("%.2fx", sweepDenseMillis / t.millis),
+                sta.add(w.toString(), String.format("%.1f%%", 100 * sparsity), fmt(c.millis),
+                        fmt(flops / c.millis / 1e6), String.format("%.2fx", denseSweep.millis / c.millis),
                         String.format("%.2fx", 1 / (1 - sparsity)));
             }
             progress.close();
@@ -183,7 +179,7 @@ final class BenchCommand implements Callable<Integer> {
             } else if (numpy == null) {
                 out.println("numpy baseline skipped (--no-numpy)");
             }
-            out.printf("%nSTA, %s (java dense: %s ms):%n", grid, fmt(sweepDenseMillis));
+            out.printf("%nSTA, %s (java dense: %s ms):%n", grid, fmt(denseSweep.millis));
             print(sta, out);
         } finally {
             deleteTree(work);
@@ -199,21 +195,50 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    /** The median time of {@code repeat} runs after one warm-up, and the last result. */
-    private record Timing(double millis, FloatTensor result) {
+    /** Produces a result and the milliseconds its timed part took. */
+    @FunctionalInterface
+    private interface TimedWork {
+        Measure.Timed<FloatTensor> run() throws IOException;
     }
 
-    private Timing timeRepeated(ProgressBar progress, java.util.function.Supplier<FloatTensor> work) {
-        FloatTensor result = work.get();
-        progress.step();
-        double[] times = new double[repeat];
-        for (int i = 0; i < repeat; i++) {
-            Measure.Timed<FloatTensor> t = Measure.time(work);
-            times[i] = t.millis();
-            result = t.value();
-            progress.step();
+    /** One thing to time; after {@link #roundRobin} holds the median time and the last result. */
+    private static final class Case {
+        final String label;
+        final TimedWork work;
+        double millis;
+        FloatTensor result;
+
+        Case(String label, java.util.function.Supplier<FloatTensor> work) {
+            this(label, (TimedWork) () -> Measure.time(work));
         }
-        return new Timing(Measure.median(times), result);
+
+        Case(String label, TimedWork work) {
+            this.label = label;
+            this.work = work;
+        }
+    }
+
+    /**
+     * One warm-up run of each case, then {@code repeat} rounds that run every case once. Cases compared with each
+     * other are thus measured under the same background load, which matters on a shared machine.
+     */
+    private void roundRobin(List<Case> cases, ProgressBar progress) throws IOException {
+        double[][] times = new double[cases.size()][repeat];
+        for (int round = -1; round < repeat; round++) {
+            for (int c = 0; c < cases.size(); c++) {
+                Case one = cases.get(c);
+                progress.label(one.label + (round < 0 ? " (warm-up)" : ""));
+                Measure.Timed<FloatTensor> t = one.work.run();
+                one.result = t.value();
+                if (round >= 0) {
+                    times[c][round] = t.millis();
+                }
+                progress.step();
+            }
+        }
+        for (int c = 0; c < cases.size(); c++) {
+            cases.get(c).millis = Measure.median(times[c]);
+        }
     }
 
     private static String fmt(double v) {

@@ -10,6 +10,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import tileattn.tensor.FloatTensor;
+import tileattn.tensor.SafetensorsFile;
 
 /**
  * Runs scripts/numpy_dense.py (shipped inside the jar) with a Python that has numpy: dense attention on the same
@@ -20,12 +22,9 @@ final class NumpyBaseline {
     static final String SCRIPT_RESOURCE = "/scripts/numpy_dense.py";
     private static final long TIMEOUT_MINUTES = 30;
 
-    /** The script's median time and numpy version. */
-    record Result(double medianMillis, String numpyVersion) {
-    }
-
     private final String python;
     private final Path script;
+    private String version = "?";
 
     private NumpyBaseline(String python, Path script) {
         this.python = python;
@@ -50,9 +49,29 @@ final class NumpyBaseline {
         return new NumpyBaseline(python, extracted);
     }
 
-    /** Times dense attention on the F32 q, k, v of {@code input} and writes its output to {@code output}. */
-    Result run(Path input, int repeat, Path output) throws IOException, InterruptedException {
-        List<String> cmd = List.of(python, script.toString(), input.toString(), "--repeat", Integer.toString(repeat),
+    /** The numpy version the last run reported. */
+    String version() {
+        return version;
+    }
+
+    /**
+     * Dense attention on the F32 q, k, v of {@code input}: one untimed warm-up and one timed run inside the
+     * script, whose output goes through {@code output}. The time excludes Python's start and file reading.
+     */
+    Measure.Timed<FloatTensor> run(Path input, Path output) throws IOException {
+        try {
+            double millis = runScript(input, output);
+            try (SafetensorsFile f = SafetensorsFile.open(output)) {
+                return new Measure.Timed<>(f.read("out"), millis);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while waiting for " + python, e);
+        }
+    }
+
+    private double runScript(Path input, Path output) throws IOException, InterruptedException {
+        List<String> cmd = List.of(python, script.toString(), input.toString(), "--repeat", "1",
                 "--output", output.toString());
         Process p;
         try {
@@ -76,6 +95,7 @@ final class NumpyBaseline {
         if (json == null || !json.has("median_ms")) {
             throw new IOException(python + " " + script.getFileName() + " printed no timing");
         }
-        return new Result(json.get("median_ms").asDouble(), json.path("numpy").asText("?"));
+        version = json.path("numpy").asText("?");
+        return json.get("median_ms").asDouble();
     }
 }
