@@ -141,7 +141,7 @@ final class AttendCommand implements Callable<Integer> {
                 TileGrid grid = new TileGrid(videoNeeded, tile != null ? tile : VSA_TILE);
                 AttentionSpec.Vsa vsa = topK.k != null ? AttentionSpec.Vsa.topK(grid, topK.k)
                         : AttentionSpec.Vsa.sparsity(grid, topK.sparsity);
-                attention = method == Method.vsa && gate != null ? vsa.withGate(gate) : vsa;
+                attention = gate != null ? vsa.withGate(gate) : vsa;
                 detail = "vsa, tiles " + grid.tile() + ", top-" + vsa.topK() + " of " + grid.tileCount() + " tiles"
                         + (gate != null ? ", gated" : "");
                 putLayout(outMeta, videoNeeded, 0);

@@ -147,6 +147,9 @@ class AttendCommandTest {
                 "--text-length", "1").assertOneLineError();
         assertTrue(shape.contains("S=60") && shape.contains("+ 1 text tokens = 73"), shape);
 
+        String dense = attendOn(in, "--method", "dense", "--video", "3,4,6").assertOneLineError();
+        assertTrue(dense.contains("S=60") && dense.contains("3x4x6 (72 tokens) + 0 text tokens"), dense);
+
         String big = attendOn(in, "--method", "sta", "--video", "3,4,5", "--tile", "1,1,1", "--window", "5,1,1",
                 "--text-length", "0").assertOneLineError();
         assertTrue(big.contains("head 0") && big.contains("larger") && big.contains("along T"), big);
