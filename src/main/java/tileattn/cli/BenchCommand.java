@@ -106,85 +106,92 @@ final class BenchCommand implements Callable<Integer> {
         Attention attention = Attention.cpu();
         Path work = Files.createTempDirectory("tileattn-bench");
         int denseCases = noNumpy ? 1 : 2;
+        DenseTable dense;
+        StaTable sta;
         try (ProgressBar progress = new ProgressBar((videos.size() * denseCases + 1 + sweep.size()) * (repeat + 1))) {
-            NumpyBaseline numpy = noNumpy ? null : NumpyBaseline.prepare(python, numpyScript, work);
-            String numpyProblem = null;
-            String numpyVersion = null;
-            TextTable dense = new TextTable("video", "tokens", "java ms", "java GFLOP/s", "numpy ms",
-                    "numpy GFLOP/s", "java speed / numpy", "rel L2 java vs numpy");
-            for (Shape3 video : videos) {
-                LocalityExample ex = LocalityExample.generate(video, 0, 1, heads, headDim, 1);
-                int s = video.volume();
-                double flops = Measure.flops(heads, s, s, headDim);
-                List<Case> cases = new ArrayList<>();
-                Case java = new Case("java dense " + video, () -> attention.attend(ex.q(), ex.k(), ex.v(),
-                        AttentionSpec.dense()));
-                cases.add(java);
-                Case numpyCase = null;
-                if (numpy != null && numpyProblem == null) {
-                    Path in = work.resolve("in-" + s + ".safetensors");
-                    Path numpyOut = work.resolve("numpy-out-" + s + ".safetensors");
-                    SafetensorsWriter.write(in, List.of(new NamedTensor("q", ex.q(), DType.F32),
-                            new NamedTensor("k", ex.k(), DType.F32), new NamedTensor("v", ex.v(), DType.F32)));
-                    NumpyBaseline baseline = numpy;
-                    numpyCase = new Case("numpy dense " + video, () -> baseline.run(in, numpyOut));
-                    cases.add(numpyCase);
-                }
-                try {
-                    roundRobin(cases, progress);
-                } catch (IOException e) {
-                    numpyProblem = e.getMessage();
-                }
-                String numpyMs = "n/a", numpyRate = "n/a", ratio = "n/a", diff = "n/a";
-                if (numpyCase != null && numpyProblem == null) {
-                    numpyVersion = numpy.version();
-                    numpyMs = fmt(numpyCase.millis);
-                    numpyRate = fmt(flops / numpyCase.millis / 1e6);
-                    ratio = String.format("%.2fx", numpyCase.millis / java.millis);
-                    diff = String.format("%.1e", Measure.relativeL2(java.result, numpyCase.result));
-                }
-                dense.add(video.toString(), s, fmt(java.millis), fmt(flops / java.millis / 1e6), numpyMs, numpyRate,
-                        ratio, diff);
-            }
-
-            LocalityExample ex = LocalityExample.generate(sweepVideo, 0, 1, heads, headDim, 1);
-            TokenLayout layout = new TokenLayout(grid, 0);
-            Case denseSweep = new Case("java dense " + sweepVideo, () -> attention.attend(ex.q(), ex.k(), ex.v(),
-                    AttentionSpec.dense()));
-            List<Case> sweepCases = new ArrayList<>(List.of(denseSweep));
-            for (Window w : sweep) {
-                sweepCases.add(new Case("java sta " + w, () -> attention.attend(ex.q(), ex.k(), ex.v(),
-                        AttentionSpec.Sta.of(layout, w))));
-            }
-            roundRobin(sweepCases, progress);
-            TextTable sta = new TextTable("window (tiles)", "sparsity", "java ms", "effective GFLOP/s",
-                    "speed-up vs java dense", "ideal speed-up");
-            int s = sweepVideo.volume();
-            for (int i = 0; i < sweep.size(); i++) {
-                Window w = sweep.get(i);
-                Case c = sweepCases.get(i + 1);
-                double sparsity = StaMask.sparsity(grid, w);
-                double flops = Measure.flops(heads, s, (1 - sparsity) * s, headDim);
-                sta.add(w.toString(), String.format("%.1f%%", 100 * sparsity), fmt(c.millis),
-                        fmt(flops / c.millis / 1e6), String.format("%.2fx", denseSweep.millis / c.millis),
-                        String.format("%.2fx", 1 / (1 - sparsity)));
-            }
-            progress.close();
-            out.println("Dense attention, Java (tileattn CPU) vs numpy:");
-            print(dense, out);
-            if (numpyProblem != null) {
-                out.println("numpy baseline unavailable: " + numpyProblem);
-            } else if (numpyVersion != null) {
-                out.println("numpy " + numpyVersion + " run by " + python);
-            } else if (numpy == null) {
-                out.println("numpy baseline skipped (--no-numpy)");
-            }
-            out.printf("%nSTA, %s (java dense: %s ms):%n", grid, fmt(denseSweep.millis));
-            print(sta, out);
+            dense = denseAgainstNumpy(attention, work, progress);
+            sta = staSweep(attention, sweepVideo, grid, sweep, progress);
         } finally {
             deleteTree(work);
         }
+        out.println("Dense attention, Java (tileattn CPU) vs numpy:");
+        print(dense.table, out);
+        out.println(dense.numpyNote);
+        out.printf("%nSTA, %s (java dense: %s ms):%n", grid, fmt(sta.denseMillis));
+        print(sta.table, out);
         return 0;
+    }
+
+    private record DenseTable(TextTable table, String numpyNote) {
+    }
+
+    private record StaTable(TextTable table, double denseMillis) {
+    }
+
+    private DenseTable denseAgainstNumpy(Attention attention, Path work, ProgressBar progress) throws IOException {
+        NumpyBaseline numpy = noNumpy ? null : NumpyBaseline.prepare(python, numpyScript, work);
+        String numpyProblem = null;
+        TextTable table = new TextTable("video", "tokens", "java ms", "java GFLOP/s", "numpy ms", "numpy GFLOP/s",
+                "java speed / numpy", "rel L2 java vs numpy");
+        for (Shape3 video : videos) {
+            LocalityExample ex = LocalityExample.generate(video, 0, 1, heads, headDim, 1);
+            int s = video.volume();
+            double flops = Measure.flops(heads, s, s, headDim);
+            List<Case> cases = new ArrayList<>();
+            Case java = new Case("java dense " + video, () -> attention.attend(ex.q(), ex.k(), ex.v(),
+                    AttentionSpec.dense()));
+            cases.add(java);
+            Case numpyCase = null;
+            if (numpy != null && numpyProblem == null) {
+                Path in = work.resolve("in-" + s + ".safetensors");
+                Path numpyOut = work.resolve("numpy-out-" + s + ".safetensors");
+                SafetensorsWriter.write(in, List.of(new NamedTensor("q", ex.q(), DType.F32),
+                        new NamedTensor("k", ex.k(), DType.F32), new NamedTensor("v", ex.v(), DType.F32)));
+                numpyCase = new Case("numpy dense " + video, () -> numpy.run(in, numpyOut));
+                cases.add(numpyCase);
+            }
+            try {
+                roundRobin(cases, progress);
+            } catch (IOException e) {
+                numpyProblem = e.getMessage();
+            }
+            boolean numpyTimed = numpyCase != null && numpyProblem == null;
+            table.add(video.toString(), s, fmt(java.millis), fmt(flops / java.millis / 1e6),
+                    numpyTimed ? fmt(numpyCase.millis) : "n/a",
+                    numpyTimed ? fmt(flops / numpyCase.millis / 1e6) : "n/a",
+                    numpyTimed ? String.format("%.2fx", numpyCase.millis / java.millis) : "n/a",
+                    numpyTimed ? String.format("%.1e", Measure.relativeL2(java.result, numpyCase.result)) : "n/a");
+        }
+        String note = numpy == null ? "numpy baseline skipped (--no-numpy)"
+                : numpyProblem != null ? "numpy baseline unavailable: " + numpyProblem
+                : "numpy " + numpy.version() + " run by " + python;
+        return new DenseTable(table, note);
+    }
+
+    private StaTable staSweep(Attention attention, Shape3 video, TileGrid grid, List<Window> sweep,
+                              ProgressBar progress) throws IOException {
+        LocalityExample ex = LocalityExample.generate(video, 0, 1, heads, headDim, 1);
+        TokenLayout layout = new TokenLayout(grid, 0);
+        Case dense = new Case("java dense " + video, () -> attention.attend(ex.q(), ex.k(), ex.v(),
+                AttentionSpec.dense()));
+        List<Case> cases = new ArrayList<>(List.of(dense));
+        for (Window w : sweep) {
+            cases.add(new Case("java sta " + w, () -> attention.attend(ex.q(), ex.k(), ex.v(),
+                    AttentionSpec.Sta.of(layout, w))));
+        }
+        roundRobin(cases, progress);
+        TextTable table = new TextTable("window (tiles)", "sparsity", "java ms", "effective GFLOP/s",
+                "speed-up vs java dense", "ideal speed-up");
+        int s = video.volume();
+        for (int i = 0; i < sweep.size(); i++) {
+            Case c = cases.get(i + 1);
+            double sparsity = StaMask.sparsity(grid, sweep.get(i));
+            double flops = Measure.flops(heads, s, (1 - sparsity) * s, headDim);
+            table.add(sweep.get(i).toString(), String.format("%.1f%%", 100 * sparsity), fmt(c.millis),
+                    fmt(flops / c.millis / 1e6), String.format("%.2fx", dense.millis / c.millis),
+                    String.format("%.2fx", 1 / (1 - sparsity)));
+        }
+        return new StaTable(table, dense.millis);
     }
 
     private void print(TextTable table, PrintWriter out) {

@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import tileattn.tensor.FloatTensor;
 import tileattn.tensor.SafetensorsFile;
 
@@ -20,7 +19,6 @@ import tileattn.tensor.SafetensorsFile;
 final class NumpyBaseline {
 
     static final String SCRIPT_RESOURCE = "/scripts/numpy_dense.py";
-    private static final long TIMEOUT_MINUTES = 30;
 
     private final String python;
     private final Path script;
@@ -73,22 +71,27 @@ final class NumpyBaseline {
     private double runScript(Path input, Path output) throws IOException, InterruptedException {
         List<String> cmd = List.of(python, script.toString(), input.toString(), "--repeat", "1",
                 "--output", output.toString());
-        Process p;
+        // stderr goes to a file so that a chatty failure cannot fill the pipe while stdout is being read.
+        Path errors = Files.createTempFile("tileattn-numpy", ".err");
         try {
-            p = new ProcessBuilder(cmd).redirectErrorStream(false).start();
-        } catch (IOException e) {
-            throw new IOException("cannot start " + python + ": " + e.getMessage(), e);
+            Process p;
+            try {
+                p = new ProcessBuilder(cmd).redirectError(errors.toFile()).start();
+            } catch (IOException e) {
+                throw new IOException("cannot start " + python + ": " + e.getMessage(), e);
+            }
+            p.getOutputStream().close();
+            byte[] stdout = p.getInputStream().readAllBytes();
+            return parse(p.waitFor(), stdout, Files.readString(errors));
+        } finally {
+            Files.deleteIfExists(errors);
         }
-        p.getOutputStream().close();
-        byte[] stdout = p.getInputStream().readAllBytes();
-        byte[] stderr = p.getErrorStream().readAllBytes();
-        if (!p.waitFor(TIMEOUT_MINUTES, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            throw new IOException(python + " " + script + " did not finish in " + TIMEOUT_MINUTES + " minutes");
-        }
-        if (p.exitValue() != 0) {
-            String why = new String(stderr, StandardCharsets.UTF_8).strip();
-            String last = why.isEmpty() ? "exit code " + p.exitValue() : why.lines().reduce((a, b) -> b).orElse(why);
+    }
+
+    private double parse(int exitCode, byte[] stdout, String stderr) throws IOException {
+        if (exitCode != 0) {
+            String why = stderr.strip();
+            String last = why.isEmpty() ? "exit code " + exitCode : why.lines().reduce((a, b) -> b).orElse(why);
             throw new IOException(python + " " + script.getFileName() + " failed: " + last);
         }
         JsonNode json = new ObjectMapper().readTree(new String(stdout, StandardCharsets.UTF_8));

@@ -3,8 +3,11 @@ package tileattn.cli;
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class BenchCommandTest {
 
@@ -48,6 +51,20 @@ class BenchCommandTest {
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.out().contains("numpy baseline unavailable: cannot start /nonexistent/python3"), run.out());
         assertTrue(run.out().lines().anyMatch(l -> l.startsWith("2x8x8") && l.contains("n/a")), run.out());
+    }
+
+    @Test
+    void aFailingBaselineScriptIsReportedWithItsLastErrorLine(@TempDir Path dir) throws java.io.IOException {
+        Path script = dir.resolve("broken.py");
+        Files.writeString(script, "import sys\nprint('working', file=sys.stderr)\nraise RuntimeError('boom')\n");
+        String[] args = java.util.Arrays.copyOf(SMALL, SMALL.length + 2);
+        args[SMALL.length] = "--numpy-script";
+        args[SMALL.length + 1] = script.toString();
+        CliRun run = CliRun.of(args);
+        assumeTrue(!run.out().contains("cannot start python3"), "needs python3");
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.out().contains("numpy baseline unavailable: python3 broken.py failed: RuntimeError: boom"),
+                run.out());
     }
 
     @Test
