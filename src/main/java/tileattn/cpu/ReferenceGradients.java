@@ -28,9 +28,11 @@ public final class ReferenceGradients {
 
     /**
      * A VSA forward: {@code out = coarse ⊙ gate + fine}; {@code coarse} is already broadcast to every token of its
-     * query tile. Selections are indexed {@code batch * heads + head}, one row per query tile.
+     * query tile; {@code fineLse} is the log-sum-exp of each query's selected scores, [B, heads, S]. Selections are
+     * indexed {@code batch * heads + head}, one row per query tile.
      */
-    public record VsaOutputs(DoubleTensor out, DoubleTensor coarse, DoubleTensor fine, TileLists[] selections) {
+    public record VsaOutputs(DoubleTensor out, DoubleTensor coarse, DoubleTensor fine, DoubleTensor fineLse,
+                             TileLists[] selections) {
     }
 
     /** Whether query token {@code query} may read key token {@code key} in slice {@code batch * heads + head}. */
@@ -112,12 +114,12 @@ public final class ReferenceGradients {
         Vsa vsa = new Vsa(q, k, v, gate, grid, selections);
         DoubleTensor pq = vsa.pool(q), pk = vsa.pool(k), pv = vsa.pool(v);
         DoubleTensor coarse = vsa.broadcast(attention(pq, pk, pv, null, scale, (s, i, j) -> true).out);
-        DoubleTensor fine = attention(q, k, v, null, scale, vsa.fineMask()).out;
+        Pass fine = attention(q, k, v, null, scale, vsa.fineMask());
         double[] out = new double[q.size()];
         for (int i = 0; i < out.length; i++) {
-            out[i] = coarse.data()[i] * (gate == null ? 1.0 : gate.data()[i]) + fine.data()[i];
+            out[i] = coarse.data()[i] * (gate == null ? 1.0 : gate.data()[i]) + fine.out.data()[i];
         }
-        return new VsaOutputs(new DoubleTensor(q.shape(), out), coarse, fine, selections);
+        return new VsaOutputs(new DoubleTensor(q.shape(), out), coarse, fine.out, fine.lse, selections);
     }
 
     /** VSA gradients with the top-{@code topK} selection of the forward held fixed. */

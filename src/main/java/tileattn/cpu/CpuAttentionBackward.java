@@ -1,0 +1,178 @@
+package tileattn.cpu;
+
+import java.util.Arrays;
+import tileattn.layout.TileGrid;
+import tileattn.layout.TokenLayout;
+import tileattn.mask.TileLists;
+import tileattn.mask.Window;
+import tileattn.tensor.FloatTensor;
+
+/**
+ * fp32 backward of dense, STA and VSA attention on tile-order tensors [B, heads, S, d], from what the forward kept:
+ * its output and per-row log-sum-exp (natural log of Σ exp(q·k·scale), [B, heads, S]). Tiles outside an STA window
+ * or a VSA selection are skipped exactly as the forward skips them.
+ */
+public final class CpuAttentionBackward {
+
+    private CpuAttentionBackward() {
+    }
+
+    /** Dense attention over the whole sequence (token order is irrelevant to dense attention). */
+    public static Gradients dense(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
+                                  FloatTensor dOut, float scale) {
+        checkAttention(q, k, v, out, lse, dOut);
+        int slices = q.dim(0) * q.dim(1);
+        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.dense(q.dim(2), slices), scale);
+    }
+
+    /**
+     * STA over a layout in tile order (video tiles, then text). {@code windows} holds one window per head or one
+     * for all heads; video queries read their window's tiles and all text, text queries read everything.
+     */
+    public static Gradients sta(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
+                                FloatTensor dOut, TokenLayout layout, Window[] windows, float scale) {
+        checkAttention(q, k, v, out, lse, dOut);
+        int heads = q.dim(1);
+        if (q.dim(2) != layout.sequenceLength()) {
+            throw new IllegalArgumentException("sequence length " + q.dim(2) + " does not match the layout's "
+                    + layout.sequenceLength() + " (video " + layout.videoTokens() + " + text " + layout.textLength() + ")");
+        }
+        if (windows.length != 1 && windows.length != heads) {
+            throw new IllegalArgumentException("expected 1 or " + heads + " windows (one per head), got " + windows.length);
+        }
+        Window[] perHead = new Window[heads];
+        for (int h = 0; h < heads; h++) {
+            perHead[h] = windows[windows.length == 1 ? 0 : h];
+            perHead[h].checkFits(layout.grid().tiles());
+        }
+        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.sta(layout, perHead, q.dim(0)), scale);
+    }
+
+    /**
+     * VSA backward from explicit forward state, all in tile order. {@code out = coarse ⊙ gate + fine}; the fine
+     * branch is block-sparse attention over {@code selections} (one per batch·heads slice, held fixed), the coarse
+     * branch is dense attention between pooled tiles whose gradient reaches every token through the mean.
+     *
+     * @param pooledQ     q averaged over each tile's real tokens, [B, heads, tiles, d]; likewise pooledK, pooledV
+     * @param coarse      coarse attention output per query tile, [B, heads, tiles, d]
+     * @param coarseLse   log-sum-exp of the coarse scores, [B, heads, tiles]
+     * @param fine        fine branch output, [B, heads, S, d]
+     * @param fineLse     log-sum-exp of the fine branch's selected scores, [B, heads, S]
+     * @param gate        gate of the output's shape, or null for a gate of 1 (then {@code dgate} is null)
+     */
+    static Gradients vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, FloatTensor dOut, TileGrid grid,
+                         TileLists[] selections, FloatTensor pooledQ, FloatTensor pooledK, FloatTensor pooledV,
+                         FloatTensor coarse, FloatTensor coarseLse, FloatTensor fine, FloatTensor fineLse, float scale) {
+        checkAttention(q, k, v, fine, fineLse, dOut);
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2), d = q.dim(3), slices = batch * heads;
+        int tiles = grid.tileCount();
+        if (seq != grid.videoTokens()) {
+            throw new IllegalArgumentException("VSA has no text tokens: sequence length " + seq
+                    + " must equal the video's " + grid.videoTokens() + " tokens");
+        }
+        if (gate != null) {
+            checkShape("gate", gate, q.shape());
+        }
+        checkAttention(pooledQ, pooledK, pooledV, coarse, coarseLse, coarse);
+        checkShape("pooled q", pooledQ, new int[]{batch, heads, tiles, d});
+        checkSelections(selections, slices, tiles);
+
+        int[] starts = grid.tileStarts();
+        float[] g = gate == null ? null : gate.data();
+        float[] dOutData = dOut.data(), coarseData = coarse.data();
+        float[] dGate = gate == null ? null : new float[q.size()];
+        float[] dCoarse = new float[slices * tiles * d];
+        for (int s = 0; s < slices; s++) {
+            for (int t = 0; t < tiles; t++) {
+                int c0 = (s * tiles + t) * d;
+                for (int i = starts[t]; i < starts[t + 1]; i++) {
+                    int at = (s * seq + i) * d;
+                    for (int c = 0; c < d; c++) {
+                        dCoarse[c0 + c] += g == null ? dOutData[at + c] : dOutData[at + c] * g[at + c];
+                        if (dGate != null) {
+                            dGate[at + c] = dOutData[at + c] * coarseData[c0 + c];
+                        }
+                    }
+                }
+            }
+        }
+        Gradients pooled = blockSparse(pooledQ, pooledK, pooledV, coarse, coarseLse,
+                new FloatTensor(coarse.shape(), dCoarse), BlockPattern.dense(tiles, slices), scale);
+        Gradients tokens = blockSparse(q, k, v, fine, fineLse, dOut, BlockPattern.withTranspose(starts, selections),
+                scale);
+        for (FloatTensor[] pair : new FloatTensor[][]{{tokens.dq(), pooled.dq()}, {tokens.dk(), pooled.dk()},
+                {tokens.dv(), pooled.dv()}}) {
+            spreadOverTiles(pair[1].data(), pair[0].data(), starts, slices, seq, d);
+        }
+        return new Gradients(tokens.dq(), tokens.dk(), tokens.dv(),
+                dGate == null ? null : new FloatTensor(q.shape(), dGate));
+    }
+
+    /** Adds each tile's pooled gradient divided by its real token count to every token of the tile. */
+    private static void spreadOverTiles(float[] pooled, float[] tokens, int[] starts, int slices, int seq, int d) {
+        int tiles = starts.length - 1;
+        for (int s = 0; s < slices; s++) {
+            for (int t = 0; t < tiles; t++) {
+                float inv = 1f / (starts[t + 1] - starts[t]);
+                int p0 = (s * tiles + t) * d;
+                for (int i = starts[t]; i < starts[t + 1]; i++) {
+                    int at = (s * seq + i) * d;
+                    for (int c = 0; c < d; c++) {
+                        tokens[at + c] += pooled[p0 + c] * inv;
+                    }
+                }
+            }
+        }
+    }
+
+    private static Gradients blockSparse(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out,
+                                         FloatTensor lse, FloatTensor dOut, BlockPattern pattern, float scale) {
+        if (!Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be finite, got " + scale);
+        }
+        float[] dq = new float[q.size()], dk = new float[q.size()], dv = new float[q.size()];
+        BlockSparseBackward.run(q.data(), k.data(), v.data(), out.data(), lse.data(), dOut.data(), dq, dk, dv,
+                q.dim(0) * q.dim(1), q.dim(3), pattern, scale);
+        int[] shape = q.shape();
+        return new Gradients(new FloatTensor(shape, dq), new FloatTensor(shape, dk), new FloatTensor(shape, dv), null);
+    }
+
+    private static void checkAttention(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
+                                       FloatTensor dOut) {
+        if (q.rank() != 4) {
+            throw new IllegalArgumentException("q must be [B, heads, S, d], got " + q.shapeString());
+        }
+        int[] shape = q.shape();
+        checkShape("k", k, shape);
+        checkShape("v", v, shape);
+        checkShape("out", out, shape);
+        checkShape("dOut", dOut, shape);
+        checkShape("lse", lse, new int[]{shape[0], shape[1], shape[2]});
+    }
+
+    private static void checkShape(String name, FloatTensor t, int[] expected) {
+        if (!Arrays.equals(t.shape(), expected)) {
+            throw new IllegalArgumentException(name + " must have shape " + Arrays.toString(expected) + ", got "
+                    + t.shapeString());
+        }
+    }
+
+    private static void checkSelections(TileLists[] selections, int slices, int tiles) {
+        if (selections.length != slices) {
+            throw new IllegalArgumentException("expected " + slices + " selections (batch x heads), got "
+                    + selections.length);
+        }
+        for (int s = 0; s < slices; s++) {
+            TileLists l = selections[s];
+            if (l.queryTiles() != tiles) {
+                throw new IllegalArgumentException("selection " + s + " has " + l.queryTiles() + " query tiles, the grid has "
+                        + tiles);
+            }
+            for (int kv : l.kvTiles()) {
+                if (kv < 0 || kv >= tiles) {
+                    throw new IllegalArgumentException("selection " + s + " names KV tile " + kv + " outside [0, " + tiles + ")");
+                }
+            }
+        }
+    }
+}
