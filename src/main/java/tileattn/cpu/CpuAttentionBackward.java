@@ -26,8 +26,8 @@ public final class CpuAttentionBackward {
     }
 
     /**
-     * STA over a layout in tile order (video tiles, then text). {@code windows} holds one window per head or one
-     * for all heads; video queries read their window's tiles and all text, text queries read everything.
+     * STA over a layout in tile order (video tiles, then text) with one window per head: video queries read their
+     * head's window of tiles and all text, text queries read everything.
      */
     public static Gradients sta(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
                                 FloatTensor dOut, TokenLayout layout, Window[] windows, float scale) {
@@ -37,15 +37,15 @@ public final class CpuAttentionBackward {
             throw new IllegalArgumentException("sequence length " + q.dim(2) + " does not match the layout's "
                     + layout.sequenceLength() + " (video " + layout.videoTokens() + " + text " + layout.textLength() + ")");
         }
-        if (windows.length != 1 && windows.length != heads) {
-            throw new IllegalArgumentException("expected 1 or " + heads + " windows (one per head), got " + windows.length);
+        if (windows.length != heads) {
+            throw new IllegalArgumentException("expected one STA window per head (" + heads + "), got " + windows.length);
         }
-        Window[] perHead = new Window[heads];
         for (int h = 0; h < heads; h++) {
-            perHead[h] = windows[windows.length == 1 ? 0 : h];
-            perHead[h].checkFits(layout.grid().tiles());
+            if (windows[h] == null) {
+                throw new IllegalArgumentException("the STA window of head " + h + " is missing");
+            }
         }
-        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.sta(layout, perHead, q.dim(0)), scale);
+        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.sta(layout, windows, q.dim(0)), scale);
     }
 
     /**

@@ -62,8 +62,8 @@ public final class ReferenceGradients {
     // ---------------------------------------------------------------- STA
 
     /**
-     * STA forward. {@code windows} holds one window per head, or a single window for all heads; video queries
-     * read the video keys their window allows and every text key, text queries read everything.
+     * STA forward with one window per head: video queries read the video keys their head's window allows and
+     * every text key; text queries read everything.
      */
     public static Forward staForward(DoubleTensor q, DoubleTensor k, DoubleTensor v, TokenLayout layout,
                                      Window[] windows, double scale) {
@@ -87,8 +87,8 @@ public final class ReferenceGradients {
             throw new IllegalArgumentException("sequence length " + q.dim(2) + " does not match the layout's "
                     + layout.sequenceLength() + " (video " + layout.videoTokens() + " + text " + layout.textLength() + ")");
         }
-        if (windows.length != 1 && windows.length != heads) {
-            throw new IllegalArgumentException("expected 1 or " + heads + " windows (one per head), got " + windows.length);
+        if (windows.length != heads) {
+            throw new IllegalArgumentException("expected one STA window per head (" + heads + "), got " + windows.length);
         }
         TileGrid grid = layout.grid();
         for (Window w : windows) {
@@ -97,7 +97,7 @@ public final class ReferenceGradients {
         int video = grid.videoTokens();
         int[] tileOf = rasterTileOf(grid);
         return (slice, i, j) -> i >= video || j >= video
-                || StaMask.allows(grid, windows[windows.length == 1 ? 0 : slice % heads], tileOf[i], tileOf[j]);
+                || StaMask.allows(grid, windows[slice % heads], tileOf[i], tileOf[j]);
     }
 
     // ---------------------------------------------------------------- VSA

@@ -104,10 +104,11 @@ class CpuAttentionBackwardTest {
             TokenLayout layout = TokenLayout.of(video, tile, text);
             Shape3 n = layout.grid().tiles();
             int batch = 1 + rnd.nextInt(2), heads = 1 + rnd.nextInt(3);
-            Window[] windows = new Window[rnd.nextBoolean() ? 1 : heads];
-            for (int h = 0; h < windows.length; h++) {
-                windows[h] = new Window(randomWindowExtent(rnd, n.t()), randomWindowExtent(rnd, n.h()),
-                        randomWindowExtent(rnd, n.w()));
+            boolean shared = rnd.nextBoolean();
+            Window[] windows = new Window[heads];
+            for (int h = 0; h < heads; h++) {
+                windows[h] = shared && h > 0 ? windows[0] : new Window(randomWindowExtent(rnd, n.t()),
+                        randomWindowExtent(rnd, n.h()), randomWindowExtent(rnd, n.w()));
             }
             int d = new int[]{2, 4, 5, 8}[rnd.nextInt(4)];
             checkSta(rnd, layout, windows, batch, heads, d);
@@ -122,7 +123,7 @@ class CpuAttentionBackwardTest {
         checkSta(rnd, layout, new Window[]{new Window(1, 1, 1), new Window(1, 3, 3), new Window(1, 4, 1)}, 1, 3, 4);
         // single-token tiles, window covering all but the far edges
         TokenLayout tiny = TokenLayout.of(new Shape3(1, 5, 7), new Shape3(1, 1, 1), 0);
-        checkSta(rnd, tiny, new Window[]{new Window(1, 3, 5)}, 2, 2, 3);
+        checkSta(rnd, tiny, new Window[]{new Window(1, 3, 5), new Window(1, 1, 7)}, 2, 2, 3);
     }
 
     private static void checkSta(Random rnd, TokenLayout layout, Window[] windows, int batch, int heads, int d) {
@@ -148,13 +149,13 @@ class CpuAttentionBackwardTest {
     void staRejectsBadInput() {
         TokenLayout layout = TokenLayout.of(new Shape3(2, 3, 4), new Shape3(1, 2, 2), 3);
         FloatTensor x = FloatTensor.zeros(1, 2, 27, 4), lse = FloatTensor.zeros(1, 2, 27);
-        Window[] ok = {new Window(1, 1, 1)};
+        Window[] ok = {new Window(1, 1, 1), new Window(1, 1, 1)};
         var badLse = assertThrows(IllegalArgumentException.class, () -> CpuAttentionBackward.sta(x, x, x, x,
                 FloatTensor.zeros(1, 2, 26), x, layout, ok, 1));
         assertTrue(badLse.getMessage().contains("lse"), badLse.getMessage());
         var badWindows = assertThrows(IllegalArgumentException.class, () -> CpuAttentionBackward.sta(x, x, x, x, lse, x,
                 layout, new Window[]{new Window(1, 1, 1), new Window(1, 1, 1), new Window(1, 1, 1)}, 1));
-        assertTrue(badWindows.getMessage().contains("windows"), badWindows.getMessage());
+        assertTrue(badWindows.getMessage().contains("per head"), badWindows.getMessage());
         var badLength = assertThrows(IllegalArgumentException.class, () -> CpuAttentionBackward.sta(x, x, x, x, lse, x,
                 TokenLayout.of(new Shape3(2, 3, 4), new Shape3(1, 2, 2), 4), ok, 1));
         assertTrue(badLength.getMessage().contains("sequence length"), badLength.getMessage());

@@ -160,7 +160,8 @@ class ReferenceGradientsTest {
         int[] shape = {1, 2, layout.sequenceLength(), 4};
         DoubleTensor q = random(rnd, 1, shape), k = random(rnd, 1, shape), v = random(rnd, 1, shape),
                 w = random(rnd, 1, shape);
-        var sta = ReferenceGradients.sta(q, k, v, w, layout, new Window[]{Window.full(layout.grid().tiles())}, 0.5);
+        Window full = Window.full(layout.grid().tiles());
+        var sta = ReferenceGradients.sta(q, k, v, w, layout, new Window[]{full, full}, 0.5);
         var dense = ReferenceGradients.dense(q, k, v, w, 0.5);
         assertArrayEquals(dense.dq().data(), sta.dq().data(), 1e-12);
         assertArrayEquals(dense.dk().data(), sta.dk().data(), 1e-12);
@@ -184,16 +185,16 @@ class ReferenceGradientsTest {
         DoubleTensor q = DoubleTensor.zeros(1, 2, 26, 4);
         var wrongWindows = assertThrows(IllegalArgumentException.class, () -> ReferenceGradients.staForward(q, q, q,
                 layout, new Window[]{new Window(1, 1, 1), new Window(1, 1, 1), new Window(1, 1, 1)}, 1));
-        assertTrue(wrongWindows.getMessage().contains("windows"), wrongWindows.getMessage());
+        assertTrue(wrongWindows.getMessage().contains("per head"), wrongWindows.getMessage());
         var wrongLength = assertThrows(IllegalArgumentException.class, () -> ReferenceGradients.staForward(
                 DoubleTensor.zeros(1, 2, 25, 4), DoubleTensor.zeros(1, 2, 25, 4), DoubleTensor.zeros(1, 2, 25, 4),
                 layout, new Window[]{new Window(1, 1, 1)}, 1));
         assertTrue(wrongLength.getMessage().contains("sequence length"), wrongLength.getMessage());
         var even = assertThrows(IllegalArgumentException.class, () -> ReferenceGradients.staForward(q, q, q, layout,
-                new Window[]{new Window(1, 2, 1)}, 1));
+                new Window[]{new Window(1, 1, 1), new Window(1, 2, 1)}, 1));
         assertTrue(even.getMessage().contains("even"), even.getMessage());
         var mismatch = assertThrows(IllegalArgumentException.class, () -> ReferenceGradients.sta(q, q, q,
-                DoubleTensor.zeros(1, 2, 26, 5), layout, new Window[]{new Window(1, 1, 1)}, 1));
+                DoubleTensor.zeros(1, 2, 26, 5), layout, new Window[]{new Window(1, 1, 1), new Window(1, 1, 1)}, 1));
         assertTrue(mismatch.getMessage().contains("dOut"), mismatch.getMessage());
     }
 
