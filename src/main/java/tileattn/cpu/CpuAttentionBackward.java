@@ -20,9 +20,14 @@ public final class CpuAttentionBackward {
     /** Dense attention over the whole sequence (token order is irrelevant to dense attention). */
     public static Gradients dense(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
                                   FloatTensor dOut, float scale) {
+        return dense(q, k, v, out, lse, dOut, scale, VectorOpsProvider.get());
+    }
+
+    static Gradients dense(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
+                           FloatTensor dOut, float scale, VectorOps ops) {
         checkAttention(q, k, v, out, lse, dOut);
         int slices = q.dim(0) * q.dim(1);
-        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.dense(q.dim(2), slices), scale);
+        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.dense(q.dim(2), slices), scale, ops);
     }
 
     /**
@@ -31,6 +36,11 @@ public final class CpuAttentionBackward {
      */
     public static Gradients sta(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
                                 FloatTensor dOut, TokenLayout layout, Window[] windows, float scale) {
+        return sta(q, k, v, out, lse, dOut, layout, windows, scale, VectorOpsProvider.get());
+    }
+
+    static Gradients sta(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
+                         FloatTensor dOut, TokenLayout layout, Window[] windows, float scale, VectorOps ops) {
         checkAttention(q, k, v, out, lse, dOut);
         int heads = q.dim(1);
         if (q.dim(2) != layout.sequenceLength()) {
@@ -45,25 +55,24 @@ public final class CpuAttentionBackward {
                 throw new IllegalArgumentException("the STA window of head " + h + " is missing");
             }
         }
-        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.sta(layout, windows, q.dim(0)), scale);
+        return blockSparse(q, k, v, out, lse, dOut, BlockPattern.sta(layout, windows, q.dim(0)), scale, ops);
     }
 
     /**
-     * VSA backward from explicit forward state, all in tile order. {@code out = coarse ⊙ gate + fine}; the fine
-     * branch is block-sparse attention over {@code selections} (one per batch·heads slice, held fixed), the coarse
-     * branch is dense attention between pooled tiles whose gradient reaches every token through the mean.
+     * VSA backward from the state of {@link CpuAttention#vsa}, all in tile order. {@code out = coarse ⊙ gate + fine};
+     * the fine branch is block-sparse attention over the forward's selection (held fixed), the coarse branch is dense
+     * attention between pooled tiles whose gradient reaches every token of a tile through the mean.
      *
-     * @param pooledQ     q averaged over each tile's real tokens, [B, heads, tiles, d]; likewise pooledK, pooledV
-     * @param coarse      coarse attention output per query tile, [B, heads, tiles, d]
-     * @param coarseLse   log-sum-exp of the coarse scores, [B, heads, tiles]
-     * @param fine        fine branch output, [B, heads, S, d]
-     * @param fineLse     log-sum-exp of the fine branch's selected scores, [B, heads, S]
-     * @param gate        gate of the output's shape, or null for a gate of 1 (then {@code dgate} is null)
+     * @param gate the forward's gate, or null for a gate of 1 (then {@code dgate} is null)
      */
-    static Gradients vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, FloatTensor dOut, TileGrid grid,
-                         TileLists[] selections, FloatTensor pooledQ, FloatTensor pooledK, FloatTensor pooledV,
-                         FloatTensor coarse, FloatTensor coarseLse, FloatTensor fine, FloatTensor fineLse, float scale) {
-        checkAttention(q, k, v, fine, fineLse, dOut);
+    public static Gradients vsa(VsaForward state, FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate,
+                                FloatTensor dOut, TileGrid grid, float scale) {
+        return vsa(state, q, k, v, gate, dOut, grid, scale, VectorOpsProvider.get());
+    }
+
+    static Gradients vsa(VsaForward state, FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate,
+                         FloatTensor dOut, TileGrid grid, float scale, VectorOps ops) {
+        checkAttention(q, k, v, state.fine(), state.fineLse(), dOut);
         int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2), d = q.dim(3), slices = batch * heads;
         int tiles = grid.tileCount();
         if (seq != grid.videoTokens()) {
@@ -73,8 +82,10 @@ public final class CpuAttentionBackward {
         if (gate != null) {
             checkShape("gate", gate, q.shape());
         }
-        checkAttention(pooledQ, pooledK, pooledV, coarse, coarseLse, coarse);
-        checkShape("pooled q", pooledQ, new int[]{batch, heads, tiles, d});
+        FloatTensor coarse = state.coarseTiles();
+        checkShape("pooled q", state.pooledQ(), new int[]{batch, heads, tiles, d});
+        checkAttention(state.pooledQ(), state.pooledK(), state.pooledV(), coarse, state.coarseLse(), coarse);
+        TileLists[] selections = state.selection();
         checkSelections(selections, slices, tiles);
 
         int[] starts = grid.tileStarts();
@@ -96,10 +107,10 @@ public final class CpuAttentionBackward {
                 }
             }
         }
-        Gradients pooled = blockSparse(pooledQ, pooledK, pooledV, coarse, coarseLse,
-                new FloatTensor(coarse.shape(), dCoarse), BlockPattern.dense(tiles, slices), scale);
-        Gradients tokens = blockSparse(q, k, v, fine, fineLse, dOut, BlockPattern.withTranspose(starts, selections),
-                scale);
+        Gradients pooled = blockSparse(state.pooledQ(), state.pooledK(), state.pooledV(), coarse, state.coarseLse(),
+                new FloatTensor(coarse.shape(), dCoarse), BlockPattern.dense(tiles, slices), scale, ops);
+        Gradients tokens = blockSparse(q, k, v, state.fine(), state.fineLse(), dOut,
+                BlockPattern.withTranspose(starts, selections), scale, ops);
         for (FloatTensor[] pair : new FloatTensor[][]{{tokens.dq(), pooled.dq()}, {tokens.dk(), pooled.dk()},
                 {tokens.dv(), pooled.dv()}}) {
             spreadOverTiles(pair[1].data(), pair[0].data(), starts, slices, seq, d);
@@ -126,31 +137,29 @@ public final class CpuAttentionBackward {
     }
 
     private static Gradients blockSparse(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out,
-                                         FloatTensor lse, FloatTensor dOut, BlockPattern pattern, float scale) {
-        if (!Float.isFinite(scale)) {
-            throw new IllegalArgumentException("scale must be finite, got " + scale);
-        }
+                                         FloatTensor lse, FloatTensor dOut, BlockPattern pattern, float scale,
+                                         VectorOps ops) {
+        AttentionShapes.checkScale(scale);
         float[] dq = new float[q.size()], dk = new float[q.size()], dv = new float[q.size()];
         BlockSparseBackward.run(q.data(), k.data(), v.data(), out.data(), lse.data(), dOut.data(), dq, dk, dv,
-                q.dim(0) * q.dim(1), q.dim(3), pattern, scale);
+                q.dim(0) * q.dim(1), q.dim(3), pattern, scale, ops);
         int[] shape = q.shape();
         return new Gradients(new FloatTensor(shape, dq), new FloatTensor(shape, dk), new FloatTensor(shape, dv), null);
     }
 
     private static void checkAttention(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor out, FloatTensor lse,
                                        FloatTensor dOut) {
-        if (q.rank() != 4) {
-            throw new IllegalArgumentException("q must be [B, heads, S, d], got " + q.shapeString());
-        }
+        AttentionShapes.checkQkv(q, k, v);
         int[] shape = q.shape();
-        checkShape("k", k, shape);
-        checkShape("v", v, shape);
         checkShape("out", out, shape);
         checkShape("dOut", dOut, shape);
         checkShape("lse", lse, new int[]{shape[0], shape[1], shape[2]});
     }
 
     private static void checkShape(String name, FloatTensor t, int[] expected) {
+        if (t == null) {
+            throw new IllegalArgumentException(name + " is required");
+        }
         if (!Arrays.equals(t.shape(), expected)) {
             throw new IllegalArgumentException(name + " must have shape " + Arrays.toString(expected) + ", got "
                     + t.shapeString());

@@ -19,6 +19,7 @@ import tileattn.tensor.FloatTensor;
 class CpuAttentionBackwardTest {
 
     private static final double TOLERANCE = 1e-5;
+    private static final VectorOps[] OPS = {VectorOpsProvider.panamaOrScalar(), new ScalarVectorOps()};
 
     static FloatTensor random(Random rnd, float spread, int... shape) {
         FloatTensor t = FloatTensor.zeros(shape);
@@ -74,12 +75,15 @@ class CpuAttentionBackwardTest {
             DoubleTensor qd = DoubleTensor.of(q), kd = DoubleTensor.of(k), vd = DoubleTensor.of(v);
             var fwd = ReferenceGradients.denseForward(qd, kd, vd, scale);
             var ref = ReferenceGradients.dense(qd, kd, vd, DoubleTensor.of(dOut), scale);
-            Gradients g = CpuAttentionBackward.dense(q, k, v, fwd.out().toFloat(), fwd.lse().toFloat(), dOut, scale);
-            String tag = "dense " + java.util.Arrays.toString(shape);
-            assertClose(tag + " dq", ref.dq(), g.dq(), null);
-            assertClose(tag + " dk", ref.dk(), g.dk(), null);
-            assertClose(tag + " dv", ref.dv(), g.dv(), null);
-            assertNull(g.dgate());
+            for (VectorOps ops : OPS) {
+                Gradients g = CpuAttentionBackward.dense(q, k, v, fwd.out().toFloat(), fwd.lse().toFloat(), dOut, scale,
+                        ops);
+                String tag = "dense " + java.util.Arrays.toString(shape) + " " + ops.name();
+                assertClose(tag + " dq", ref.dq(), g.dq(), null);
+                assertClose(tag + " dk", ref.dk(), g.dk(), null);
+                assertClose(tag + " dv", ref.dv(), g.dv(), null);
+                assertNull(g.dgate());
+            }
         }
     }
 
@@ -135,14 +139,16 @@ class CpuAttentionBackwardTest {
         var fwd = ReferenceGradients.staForward(qd, kd, vd, layout, windows, scale);
         var ref = ReferenceGradients.sta(qd, kd, vd, DoubleTensor.of(dOut), layout, windows, scale);
         int[] perm = layout.rasterToTileOrder();
-        Gradients g = CpuAttentionBackward.sta(permuteTokens(q, perm), permuteTokens(k, perm), permuteTokens(v, perm),
-                permuteTokens(fwd.out().toFloat(), perm), permuteTokens(fwd.lse().toFloat(), perm),
-                permuteTokens(dOut, perm), layout, windows, scale);
-        String tag = "sta " + layout.grid() + " text " + layout.textLength() + " windows "
-                + java.util.Arrays.toString(windows) + " B=" + batch + " d=" + d;
-        assertClose(tag + " dq", ref.dq(), g.dq(), perm);
-        assertClose(tag + " dk", ref.dk(), g.dk(), perm);
-        assertClose(tag + " dv", ref.dv(), g.dv(), perm);
+        for (VectorOps ops : OPS) {
+            Gradients g = CpuAttentionBackward.sta(permuteTokens(q, perm), permuteTokens(k, perm),
+                    permuteTokens(v, perm), permuteTokens(fwd.out().toFloat(), perm),
+                    permuteTokens(fwd.lse().toFloat(), perm), permuteTokens(dOut, perm), layout, windows, scale, ops);
+            String tag = "sta " + layout.grid() + " text " + layout.textLength() + " windows "
+                    + java.util.Arrays.toString(windows) + " B=" + batch + " d=" + d + " " + ops.name();
+            assertClose(tag + " dq", ref.dq(), g.dq(), perm);
+            assertClose(tag + " dk", ref.dk(), g.dk(), perm);
+            assertClose(tag + " dv", ref.dv(), g.dv(), perm);
+        }
     }
 
     @Test
@@ -204,18 +210,23 @@ class CpuAttentionBackwardTest {
         FloatTensor qt = permuteTokens(q, perm), kt = permuteTokens(k, perm), vt = permuteTokens(v, perm);
         DoubleTensor pq = pool(qt, grid), pk = pool(kt, grid), pv = pool(vt, grid);
         var coarse = ReferenceGradients.denseForward(pq, pk, pv, scale);
-        Gradients g = CpuAttentionBackward.vsa(qt, kt, vt, gated ? permuteTokens(gate, perm) : null,
-                permuteTokens(dOut, perm), grid, fwd.selections(), pq.toFloat(), pk.toFloat(), pv.toFloat(),
-                coarse.out().toFloat(), coarse.lse().toFloat(), permuteTokens(fwd.fine().toFloat(), perm),
-                permuteTokens(fwd.fineLse().toFloat(), perm), scale);
-        String tag = "vsa " + grid + " k=" + topK + " B=" + batch + " heads=" + heads + " d=" + d + (gated ? " gated" : "");
-        assertClose(tag + " dq", ref.dq(), g.dq(), perm);
-        assertClose(tag + " dk", ref.dk(), g.dk(), perm);
-        assertClose(tag + " dv", ref.dv(), g.dv(), perm);
-        if (gated) {
-            assertClose(tag + " dgate", ref.dgate(), g.dgate(), perm);
-        } else {
-            assertNull(g.dgate());
+        VsaForward state = new VsaForward(permuteTokens(fwd.out().toFloat(), perm),
+                permuteTokens(fwd.coarse().toFloat(), perm), permuteTokens(fwd.fine().toFloat(), perm),
+                fwd.selections(), pq.toFloat(), pk.toFloat(), pv.toFloat(), coarse.out().toFloat(),
+                coarse.lse().toFloat(), permuteTokens(fwd.fineLse().toFloat(), perm));
+        for (VectorOps ops : OPS) {
+            Gradients g = CpuAttentionBackward.vsa(state, qt, kt, vt, gated ? permuteTokens(gate, perm) : null,
+                    permuteTokens(dOut, perm), grid, scale, ops);
+            String tag = "vsa " + grid + " k=" + topK + " B=" + batch + " heads=" + heads + " d=" + d
+                    + (gated ? " gated " : " ") + ops.name();
+            assertClose(tag + " dq", ref.dq(), g.dq(), perm);
+            assertClose(tag + " dk", ref.dk(), g.dk(), perm);
+            assertClose(tag + " dv", ref.dv(), g.dv(), perm);
+            if (gated) {
+                assertClose(tag + " dgate", ref.dgate(), g.dgate(), perm);
+            } else {
+                assertNull(g.dgate());
+            }
         }
     }
 
@@ -242,11 +253,77 @@ class CpuAttentionBackwardTest {
         FloatTensor x = FloatTensor.zeros(1, 1, 8, 2), lse = FloatTensor.zeros(1, 1, 8);
         FloatTensor p = FloatTensor.zeros(1, 1, 2, 2), plse = FloatTensor.zeros(1, 1, 2);
         TileLists outside = new TileLists(new int[]{0, 1, 2}, new int[]{0, 2});
-        var e = assertThrows(IllegalArgumentException.class, () -> CpuAttentionBackward.vsa(x, x, x, null, x, grid,
-                new TileLists[]{outside}, p, p, p, p, plse, x, lse, 1));
+        VsaForward bad = new VsaForward(x, x, x, new TileLists[]{outside}, p, p, p, p, plse, lse);
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> CpuAttentionBackward.vsa(bad, x, x, x, null, x, grid, 1));
         assertTrue(e.getMessage().contains("KV tile 2"), e.getMessage());
-        var count = assertThrows(IllegalArgumentException.class, () -> CpuAttentionBackward.vsa(x, x, x, null, x, grid,
-                new TileLists[0], p, p, p, p, plse, x, lse, 1));
+        VsaForward none = new VsaForward(x, x, x, new TileLists[0], p, p, p, p, plse, lse);
+        var count = assertThrows(IllegalArgumentException.class,
+                () -> CpuAttentionBackward.vsa(none, x, x, x, null, x, grid, 1));
         assertTrue(count.getMessage().contains("selections"), count.getMessage());
+        VsaForward wrongPool = new VsaForward(x, x, x, new TileLists[]{outside}, x, x, x, x, lse, lse);
+        var pooled = assertThrows(IllegalArgumentException.class,
+                () -> CpuAttentionBackward.vsa(wrongPool, x, x, x, null, x, grid, 1));
+        assertTrue(pooled.getMessage().contains("pooled"), pooled.getMessage());
+    }
+
+    // ---------------------------------------------------------------- the fp32 forward feeding the backward
+
+    @Test
+    void backwardFromTheCpuForwardMatchesReference() {
+        Random rnd = new Random(46);
+        double tolerance = TOLERANCE;
+        // dense with a sequence that is not a multiple of the blocks
+        int[] shape = {2, 2, 77, 8};
+        float scale = CpuAttention.defaultScale(8);
+        FloatTensor q = random(rnd, 1.5f, shape), k = random(rnd, 1.5f, shape), v = random(rnd, 1, shape);
+        FloatTensor dOut = random(rnd, 1, shape);
+        AttentionResult dense = CpuAttention.denseForward(q, k, v, scale);
+        Gradients g = CpuAttentionBackward.dense(q, k, v, dense.out(), dense.lse(), dOut, scale);
+        var ref = ReferenceGradients.dense(DoubleTensor.of(q), DoubleTensor.of(k), DoubleTensor.of(v),
+                DoubleTensor.of(dOut), scale);
+        Tensors.assertClose(g.dq(), ref.dq().toFloat(), tolerance, "dense dq");
+        Tensors.assertClose(g.dk(), ref.dk().toFloat(), tolerance, "dense dk");
+        Tensors.assertClose(g.dv(), ref.dv().toFloat(), tolerance, "dense dv");
+
+        // STA with text and per-head windows: raster in, tile order through forward and backward, raster out
+        TokenLayout layout = TokenLayout.of(new Shape3(3, 5, 7), new Shape3(2, 2, 3), 11);
+        Window[] windows = {new Window(1, 3, 3), new Window(2, 1, 3)};
+        int[] staShape = {1, 2, layout.sequenceLength(), 8};
+        q = random(rnd, 1.5f, staShape);
+        k = random(rnd, 1.5f, staShape);
+        v = random(rnd, 1, staShape);
+        dOut = random(rnd, 1, staShape);
+        FloatTensor qt = TokenPermutation.toTileOrder(q, layout), kt = TokenPermutation.toTileOrder(k, layout);
+        FloatTensor vt = TokenPermutation.toTileOrder(v, layout);
+        AttentionResult sta = CpuAttention.staForward(qt, kt, vt, layout, windows, scale);
+        g = CpuAttentionBackward.sta(qt, kt, vt, sta.out(), sta.lse(), TokenPermutation.toTileOrder(dOut, layout),
+                layout, windows, scale);
+        ref = ReferenceGradients.sta(DoubleTensor.of(q), DoubleTensor.of(k), DoubleTensor.of(v), DoubleTensor.of(dOut),
+                layout, windows, scale);
+        Tensors.assertClose(TokenPermutation.toRaster(g.dq(), layout), ref.dq().toFloat(), tolerance, "sta dq");
+        Tensors.assertClose(TokenPermutation.toRaster(g.dk(), layout), ref.dk().toFloat(), tolerance, "sta dk");
+        Tensors.assertClose(TokenPermutation.toRaster(g.dv(), layout), ref.dv().toFloat(), tolerance, "sta dv");
+
+        // VSA with a gate; the reference differentiates the selection the fp32 forward made
+        TileGrid grid = new TileGrid(new Shape3(5, 6, 7), new Shape3(2, 4, 4));
+        int[] vsaShape = {2, 1, grid.videoTokens(), 8};
+        q = random(rnd, 1.5f, vsaShape);
+        k = random(rnd, 1.5f, vsaShape);
+        v = random(rnd, 1, vsaShape);
+        dOut = random(rnd, 1, vsaShape);
+        FloatTensor gate = random(rnd, 1, vsaShape);
+        qt = TokenPermutation.toTileOrder(q, grid);
+        kt = TokenPermutation.toTileOrder(k, grid);
+        vt = TokenPermutation.toTileOrder(v, grid);
+        FloatTensor gt = TokenPermutation.toTileOrder(gate, grid);
+        VsaForward state = CpuAttention.vsa(qt, kt, vt, gt, grid, 3, scale);
+        g = CpuAttentionBackward.vsa(state, qt, kt, vt, gt, TokenPermutation.toTileOrder(dOut, grid), grid, scale);
+        ref = ReferenceGradients.vsa(DoubleTensor.of(q), DoubleTensor.of(k), DoubleTensor.of(v), DoubleTensor.of(gate),
+                DoubleTensor.of(dOut), grid, state.selection(), scale);
+        Tensors.assertClose(TokenPermutation.toRaster(g.dq(), grid), ref.dq().toFloat(), tolerance, "vsa dq");
+        Tensors.assertClose(TokenPermutation.toRaster(g.dk(), grid), ref.dk().toFloat(), tolerance, "vsa dk");
+        Tensors.assertClose(TokenPermutation.toRaster(g.dv(), grid), ref.dv().toFloat(), tolerance, "vsa dv");
+        Tensors.assertClose(TokenPermutation.toRaster(g.dgate(), grid), ref.dgate().toFloat(), tolerance, "vsa dgate");
     }
 }

@@ -292,4 +292,40 @@ class ReferenceGradientsTest {
                 grid, new TileLists[0], 1));
         assertTrue(slices.getMessage().contains("selections"), slices.getMessage());
     }
+
+    // ---------------------------------------------------------------- agreement with the forward reference
+
+    @Test
+    void forwardsAgreeWithReferenceAttention() {
+        Random rnd = new Random(404);
+        TokenLayout layout = TokenLayout.of(new Shape3(3, 4, 5), new Shape3(2, 3, 2), 6);
+        Window[] windows = {new Window(1, 1, 3), new Window(2, 2, 1)};
+        int[] shape = {2, 2, layout.sequenceLength(), 5};
+        var q = CpuAttentionBackwardTest.random(rnd, 1.5f, shape);
+        var k = CpuAttentionBackwardTest.random(rnd, 1.5f, shape);
+        var v = CpuAttentionBackwardTest.random(rnd, 1, shape);
+        DoubleTensor qd = DoubleTensor.of(q), kd = DoubleTensor.of(k), vd = DoubleTensor.of(v);
+        assertArrayEquals(ReferenceAttention.dense(q, k, v, 0.4).data(),
+                ReferenceGradients.denseForward(qd, kd, vd, 0.4).out().toFloat().data(), 1e-6f);
+        assertArrayEquals(ReferenceAttention.sta(q, k, v, layout, windows, 0.4).data(),
+                ReferenceGradients.staForward(qd, kd, vd, layout, windows, 0.4).out().toFloat().data(), 1e-6f);
+
+        TileGrid grid = layout.grid();
+        int[] vsaShape = {2, 2, grid.videoTokens(), 5};
+        q = CpuAttentionBackwardTest.random(rnd, 1.5f, vsaShape);
+        k = CpuAttentionBackwardTest.random(rnd, 1.5f, vsaShape);
+        v = CpuAttentionBackwardTest.random(rnd, 1, vsaShape);
+        var gate = CpuAttentionBackwardTest.random(rnd, 1, vsaShape);
+        ReferenceVsa expected = ReferenceAttention.vsa(q, k, v, gate, grid, 4, 0.4);
+        var actual = ReferenceGradients.vsaForward(DoubleTensor.of(q), DoubleTensor.of(k), DoubleTensor.of(v),
+                DoubleTensor.of(gate), grid, 4, 0.4);
+        assertArrayEquals(expected.out().data(), actual.out().toFloat().data(), 1e-6f);
+        assertArrayEquals(expected.coarse().data(), actual.coarse().toFloat().data(), 1e-6f);
+        int tiles = grid.tileCount();
+        for (int slice = 0; slice < 4; slice++) {
+            for (int t = 0; t < tiles; t++) {
+                assertArrayEquals(expected.selectedTiles()[slice * tiles + t], actual.selections()[slice].of(t));
+            }
+        }
+    }
 }
