@@ -35,7 +35,7 @@ public final class CudaContext implements AutoCloseable {
         MemorySegment ctx = driver.primaryContextRetain(device.handle());
         CudaContext context = new CudaContext(driver, device, ctx);
         try {
-            context.makeCurrent();
+            driver.setCurrentContext(ctx);
         } catch (RuntimeException e) {
             driver.primaryContextRelease(device.handle());
             throw e;
@@ -54,7 +54,7 @@ public final class CudaContext implements AutoCloseable {
 
     /** Whether two objects refer to the same driver context (two retains of one primary context do). */
     public boolean sameContextAs(CudaContext other) {
-        return handle.equals(other.handle);
+        return handle.address() == other.handle.address();
     }
 
     public boolean isOpen() {
@@ -64,7 +64,7 @@ public final class CudaContext implements AutoCloseable {
     /** Makes this context current on the calling thread unless it already is. */
     public void makeCurrent() {
         checkOpen();
-        if (!driver.currentContext().equals(handle)) {
+        if (driver.currentContext().address() != handle.address()) {
             driver.setCurrentContext(handle);
         }
     }

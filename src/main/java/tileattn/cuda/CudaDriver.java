@@ -2,6 +2,7 @@ package tileattn.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -510,9 +511,9 @@ final class CudaDriver {
 
     float eventElapsedMillis(MemorySegment start, MemorySegment end) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(java.lang.foreign.ValueLayout.JAVA_FLOAT);
+            MemorySegment out = arena.allocate(JAVA_FLOAT);
             check(cuEventElapsedTimeName, (int) cuEventElapsedTime.invokeExact(out, start, end));
-            return out.get(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0);
+            return out.get(JAVA_FLOAT, 0);
         } catch (Throwable t) {
             throw rethrow(t);
         }

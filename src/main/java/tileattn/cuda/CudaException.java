@@ -6,6 +6,8 @@ package tileattn.cuda;
  */
 public class CudaException extends RuntimeException {
 
+    private static final long serialVersionUID = 1L;
+
     private final String call;
     private final int code;
     private final String errorName;

@@ -2,6 +2,7 @@ package tileattn.cuda;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -31,11 +32,11 @@ public final class CudaModule implements AutoCloseable {
         context.makeCurrent();
         try (Arena arena = Arena.ofConfined()) {
             // Fatbins must be 8-byte aligned; a trailing zero also terminates PTX text.
-            MemorySegment native_ = arena.allocate(image.length + 1L, 64);
-            MemorySegment.copy(image, 0, native_, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, image.length);
+            MemorySegment copy = arena.allocate(image.length + 1L, 64);
+            MemorySegment.copy(image, 0, copy, ValueLayout.JAVA_BYTE, 0, image.length);
             MemorySegment handle;
             try {
-                handle = context.driver().moduleLoadData(native_);
+                handle = context.driver().moduleLoadData(copy);
             } catch (CudaException e) {
                 throw new CudaException(e.call() + " of " + name, e.code(), e.errorName(), e.errorString());
             }

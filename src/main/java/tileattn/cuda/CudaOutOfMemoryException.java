@@ -3,6 +3,8 @@ package tileattn.cuda;
 /** A device allocation failed for lack of memory; the message names the request and what the device had free. */
 public final class CudaOutOfMemoryException extends CudaException {
 
+    private static final long serialVersionUID = 1L;
+
     private final long requestedBytes;
     private final long freeBytes;
     private final long totalBytes;

@@ -6,6 +6,8 @@ package tileattn.kernels;
  */
 public final class KernelUnavailableException extends RuntimeException {
 
+    private static final long serialVersionUID = 1L;
+
     public KernelUnavailableException(String message) {
         super(message);
     }
