@@ -91,7 +91,7 @@ final class DemoCommand implements Callable<Integer> {
         // ones the coarse output would be added on top of a fine output that already approximates dense attention.
         FloatTensor zeroGate = FloatTensor.zeros(videoOnly.q().shape());
         Attention attention = Attention.cpu();
-        warmUp(attention);
+        warmUp(attention, headDim);
 
         TextTable table = new TextTable("method", "setting", "time ms", "sparsity", "rel L2 err vs dense");
         int steps = 2 + staWindows.size() + vsaTopKs.size();
@@ -145,17 +145,21 @@ final class DemoCommand implements Callable<Integer> {
         return list;
     }
 
-    /** Compiles the kernels' hot paths on a tiny input so the timed runs do not measure the JIT. */
-    private static void warmUp(Attention attention) {
-        Shape3 small = new Shape3(2, 4, 4);
-        LocalityExample ex = LocalityExample.generate(small, 3, 1, 1, 16, 0);
-        LocalityExample videoOnly = LocalityExample.generate(small, 0, 1, 1, 16, 0);
-        TokenLayout layout = TokenLayout.of(small, new Shape3(1, 2, 2), 3);
-        for (int i = 0; i < 3; i++) {
+    /**
+     * Runs every method a few times on a small input with the demo's head dimension, so the JIT has compiled the
+     * kernels' hot loops before the timed runs.
+     */
+    private static void warmUp(Attention attention, int headDim) {
+        Shape3 small = new Shape3(4, 16, 16);
+        Shape3 tile = new Shape3(2, 8, 8);
+        LocalityExample ex = LocalityExample.generate(small, 8, 1, 1, headDim, 0);
+        LocalityExample videoOnly = LocalityExample.generate(small, 0, 1, 1, headDim, 0);
+        TokenLayout layout = TokenLayout.of(small, tile, 8);
+        for (int i = 0; i < 5; i++) {
             attention.attend(ex.q(), ex.k(), ex.v(), AttentionSpec.dense());
             attention.attend(ex.q(), ex.k(), ex.v(), AttentionSpec.Sta.of(layout, new Window(1, 1, 1)));
             attention.attend(videoOnly.q(), videoOnly.k(), videoOnly.v(),
-                    AttentionSpec.Vsa.topK(new TileGrid(small, new Shape3(1, 2, 2)), 2));
+                    AttentionSpec.Vsa.topK(new TileGrid(small, tile), 2));
         }
     }
 
