@@ -209,6 +209,17 @@ public final class PanamaVectorOps implements VectorOps {
         }
     }
 
+    @Override
+    public void exp(float[] x, int off, int n) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            exp(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
+        }
+        for (; i < n; i++) {
+            x[off + i] = (float) Math.exp(x[off + i]);
+        }
+    }
+
     /**
      * e^x for x &lt;= 0 (scores minus their running maximum), to about 1 ulp: x = n·ln2 + r with |r| &lt;= ln2/2, a
      * degree-7 Taylor polynomial for e^r and 2^n built in the exponent bits. Below −87.3 the result is clamped to

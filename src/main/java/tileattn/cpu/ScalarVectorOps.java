@@ -101,6 +101,13 @@ public final class ScalarVectorOps implements VectorOps {
     }
 
     @Override
+    public void exp(float[] x, int off, int n) {
+        for (int i = 0; i < n; i++) {
+            x[off + i] = (float) Math.exp(x[off + i]);
+        }
+    }
+
+    @Override
     public void accumulate(float[] p, int n, int w, float[] v, int vOff, int d, float[] ot, int oOff, float[] alpha) {
         for (int dd = 0; dd < d; dd++) {
             int o = oOff + dd * w;

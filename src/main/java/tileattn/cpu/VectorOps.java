@@ -46,4 +46,10 @@ public interface VectorOps {
      * rescales the accumulator and adds the weighted values of n keys.
      */
     void accumulate(float[] p, int n, int w, float[] v, int vOff, int d, float[] ot, int oOff, float[] alpha);
+
+    /**
+     * x[off + i] = e^x[off + i] for i &lt; n, for arguments &lt;= 0 up to rounding: the probabilities a backward pass
+     * recomputes as exp(score − log-sum-exp). Same accuracy and clamping as the exponential of {@link #softmaxStep}.
+     */
+    void exp(float[] x, int off, int n);
 }

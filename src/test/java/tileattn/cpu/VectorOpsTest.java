@@ -159,6 +159,31 @@ class VectorOpsTest {
         }
     }
 
+    @Test
+    void elementwiseExponentialMatchesMathExp() {
+        int n = 3 * PANAMA.lanes() + 5;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = -i * 95f / n + (i % 3 == 0 ? 1e-6f : 0f);
+        }
+        for (VectorOps ops : new VectorOps[]{PANAMA, SCALAR}) {
+            float[] e = new float[n + 2];
+            System.arraycopy(x, 0, e, 1, n);
+            e[n + 1] = 7f;
+            ops.exp(e, 1, n);
+            assertEquals(0f, e[0], ops.name() + " writes before the range");
+            assertEquals(7f, e[n + 1], ops.name() + " writes past the range");
+            for (int i = 0; i < n; i++) {
+                double want = Math.exp(x[i]);
+                if (x[i] >= -87f) {
+                    assertEquals(want, e[i + 1], 1e-6 * want, ops.name() + " exp(" + x[i] + ")");
+                } else {
+                    assertTrue(e[i + 1] >= 0 && e[i + 1] <= Math.max(want * (1 + 1e-6), 1.2e-38), ops.name());
+                }
+            }
+        }
+    }
+
     private static float[] random(Random rnd, int n) {
         float[] x = new float[n];
         for (int i = 0; i < n; i++) {

@@ -1,0 +1,6 @@
+package tileattn.cli;
+
+/** The attention methods the CLI offers. */
+enum Method {
+    dense, sta, vsa
+}
