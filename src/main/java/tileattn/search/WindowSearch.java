@@ -3,6 +3,7 @@ package tileattn.search;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;
+import tileattn.api.AttentionBackend;
 import tileattn.cpu.TokenPermutation;
 import tileattn.layout.Shape3;
 import tileattn.layout.TokenLayout;

@@ -1,5 +1,6 @@
 package tileattn.search;
 
+import tileattn.api.AttentionBackend;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.StaMask;
@@ -20,8 +21,13 @@ final class LiteralBackend implements AttentionBackend {
     }
 
     @Override
-    public String description() {
+    public String name() {
         return "literal double-precision reference";
+    }
+
+    @Override
+    public FloatTensor vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid, int topK, float scale) {
+        throw new UnsupportedOperationException("the window search measures dense and STA attention only");
     }
 
     private static FloatTensor attend(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout, Window[] windows, float scale) {
