@@ -122,14 +122,14 @@ public record BudgetRule(OptionalDouble budget, OptionalDouble targetSparsity) i
 
     @Override
     public String describe() {
-        StringBuilder s = new StringBuilder("tileattn's rule: per head the sparsest candidate");
+        StringBuilder s = new StringBuilder("tileattn's rule: ");
         if (budget.isPresent()) {
-            s.append(" with error <= ").append(budget.getAsDouble()).append(" (else the full window)");
+            s.append("per head the sparsest candidate with error <= ").append(budget.getAsDouble()).append(" (else the full window)");
         } else {
-            s.append(" starting from the full window");
+            s.append("every head starts at the full window");
         }
         if (targetSparsity.isPresent()) {
-            s.append(", then the cheapest moves (error per pair saved) until sparsity >= ").append(targetSparsity.getAsDouble());
+            s.append(", then the moves costing the least error per pair saved until sparsity >= ").append(targetSparsity.getAsDouble());
         }
         return s.toString();
     }

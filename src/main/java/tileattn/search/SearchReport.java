@@ -42,7 +42,8 @@ public final class SearchReport {
                 + ", " + captures.heads() + " heads, head dim " + captures.headDim() + ", " + captures.layers() + " layers");
         row(md, "tile", dims(grid.tile()) + " tokens → tile grid " + dims(grid.tiles()) + " (" + grid.tileCount() + " tiles"
                 + (grid.tiles().volume() * grid.tile().volume() != grid.videoTokens() ? ", partial edge tiles" : "") + ")");
-        row(md, "steps", plan.steps() + " denoising steps; dense attention for the first " + plan.fullSteps()
+        row(md, "steps", plan.steps() + " denoising steps; "
+                + (plan.fullSteps() == 0 ? "none forced dense" : "steps 0–" + (plan.fullSteps() - 1) + " forced dense")
                 + "; searched (captured) steps " + Arrays.toString(steps));
         row(md, "candidates", table.candidates().size() + ": " + String.join(", ", table.candidates().stream().map(Window::toString).toList()));
         row(md, "rule", sel.rule());

@@ -1,6 +1,8 @@
 package tileattn.search;
 
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalDouble;
@@ -69,11 +71,15 @@ public final class StrategyPictures {
                 budget.isPresent() ? "budget " + budget.getAsDouble() : "");
     }
 
-    /** The most used windows of steps first..last other than the full one (at most three), for a query tile at an edge. */
+    /**
+     * The most used windows of steps first..last other than the full one (at most three), for a query tile at an
+     * edge; when none of them is clamped there (every extent 1 or the whole dimension), the most used window that
+     * is clamped is added, so that the picture shows how windows stay inside the grid.
+     */
     public static WindowPicture windows(WindowStrategy strategy, int first, int last) {
         Shape3 grid = strategy.grid().tiles();
         Window full = Window.full(grid);
-        Map<Window, Integer> counts = new java.util.HashMap<>();
+        Map<Window, Integer> counts = new HashMap<>();
         for (int s = first; s <= last; s++) {
             for (int l = 0; l < strategy.layers(); l++) {
                 for (Window w : strategy.windowsFor(s, l)) {
@@ -81,12 +87,26 @@ public final class StrategyPictures {
                 }
             }
         }
-        List<Window> top = new ArrayList<>(counts.keySet().stream().filter(w -> !w.equals(full))
-                .sorted((a, b) -> Integer.compare(counts.get(b), counts.get(a))).limit(3).toList());
-        if (top.isEmpty()) {
-            top.add(full);
+        List<Window> byUse = counts.keySet().stream().filter(w -> !w.equals(full))
+                .sorted(Comparator.comparing((Window w) -> -counts.get(w)).thenComparing(Window::toString)).toList();
+        List<Window> shown = new ArrayList<>(byUse.subList(0, Math.min(3, byUse.size())));
+        if (shown.stream().noneMatch(w -> clamps(w, grid))) {
+            byUse.stream().filter(w -> clamps(w, grid)).findFirst().ifPresent(shown::add);
         }
-        return new WindowPicture("Most used windows, for one query tile at the grid's edge", grid, top, WindowPicture.edgeQuery(grid));
+        if (shown.isEmpty()) {
+            shown.add(full);
+        }
+        return new WindowPicture("Most used windows, for one query tile at the grid's edge", grid, shown, WindowPicture.edgeQuery(grid));
+    }
+
+    /** Whether some extent is neither 1 nor the whole dimension, so its centre can be clamped. */
+    private static boolean clamps(Window w, Shape3 grid) {
+        for (int a = 0; a < 3; a++) {
+            if (w.get(a) > 1 && w.get(a) < grid.get(a)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The smallest of 0.1, 0.2, 0.25, 0.5, 1 at or above the largest value, so that sparse strategies keep contrast. */

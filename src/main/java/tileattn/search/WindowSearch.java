@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;
 import tileattn.api.AttentionBackend;
+import tileattn.cpu.CpuAttention;
 import tileattn.cpu.TokenPermutation;
 import tileattn.layout.Shape3;
 import tileattn.layout.TokenLayout;
@@ -60,7 +61,7 @@ public final class WindowSearch {
             }
         }
         progress.start(units);
-        float scale = (float) (1.0 / Math.sqrt(set.headDim()));
+        float scale = CpuAttention.defaultScale(set.headDim());
         double[][][][] errors = new double[steps.length][layers][heads][candidates.size()];
         for (int i = 0; i < steps.length; i++) {
             for (int l = 0; l < layers; l++) {
@@ -71,9 +72,9 @@ public final class WindowSearch {
                 for (Capture capture : captures) {
                     String where = "step " + steps[i] + " layer " + l;
                     Capture.Qkv raster = capture.load();
-                    checkShape(capture, "q", raster.q(), set);
-                    checkShape(capture, "k", raster.k(), set);
-                    checkShape(capture, "v", raster.v(), set);
+                    check(capture, "q", raster.q(), set);
+                    check(capture, "k", raster.k(), set);
+                    check(capture, "v", raster.v(), set);
                     FloatTensor q = TokenPermutation.toTileOrder(raster.q(), layout);
                     FloatTensor k = TokenPermutation.toTileOrder(raster.k(), layout);
                     FloatTensor v = TokenPermutation.toTileOrder(raster.v(), layout);
@@ -98,11 +99,20 @@ public final class WindowSearch {
         return new ErrorTable(layout, candidates, steps, layers, heads, errors);
     }
 
-    private static void checkShape(Capture capture, String name, FloatTensor t, CaptureSet set) {
+    /** Shape, and finiteness: a NaN would spread through its rows and make every error NaN. */
+    private static void check(Capture capture, String name, FloatTensor t, CaptureSet set) {
         int[] expected = {set.batch(), set.heads(), set.sequenceLength(), set.headDim()};
         if (!Arrays.equals(t.shape(), expected)) {
             throw new IllegalArgumentException(capture.name() + ": " + name + " has shape " + t.shapeString() + ", expected "
                     + Arrays.toString(expected) + " [batch, heads, T*H*W + text, head dim]");
+        }
+        float[] data = t.data();
+        for (int i = 0; i < data.length; i++) {
+            if (!Float.isFinite(data[i])) {
+                int d = expected[3], s = expected[2], heads = expected[1];
+                throw new IllegalArgumentException(capture.name() + ": " + name + " holds " + data[i] + " at index ["
+                        + i / (d * s * heads) + ", " + i / (d * s) % heads + ", " + i / d % s + ", " + i % d + "] (raster order)");
+            }
         }
     }
 

@@ -182,6 +182,21 @@ class CaptureFolderTest {
         assertTrue(e.getMessage().contains("no such folder"), e.getMessage());
     }
 
+    @Test
+    void nonFiniteInputsAreNamedWhenMeasured(@TempDir Path dir) throws Exception {
+        int s = VIDEO.volume() + TEXT;
+        FloatTensor t = random(new Random(8), 1, HEADS, s, D);
+        FloatTensor k = new FloatTensor(t.shape(), t.data().clone());
+        k.data()[((0 * HEADS + 1) * s + 4) * D + 2] = Float.NaN;
+        SafetensorsWriter.write(dir.resolve("nan.safetensors"), qkv(t, k, t),
+                Map.of("step", "0", "layer", "0", "video", "3,5,7", "text_length", "2"));
+        CaptureSet set = CaptureFolder.open(dir);
+        var e = assertThrows(IllegalArgumentException.class, () -> new WindowSearch(new tileattn.api.CpuBackend())
+                .measure(set, TILE, List.of(new Window(1, 1, 1)), StepPlan.forCaptured(1, 0, new int[]{0}),
+                        WindowSearch.Progress.none()));
+        assertTrue(e.getMessage().contains("nan.safetensors: k holds NaN at index [0, 1, 4, 2] (raster order)"), e.getMessage());
+    }
+
     private static void assertError(Path dir, String name, Map<String, String> meta, FloatTensor t, String expected) {
         Path folder = dir.resolve("case" + Math.abs(expected.hashCode()));
         try {

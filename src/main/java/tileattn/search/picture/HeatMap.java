@@ -35,7 +35,8 @@ public record HeatMap(String title, String subtitle, String rowLabel, String col
         int barH = Math.max(gridH, 160), barW = 16, barGap = 24;
         int barLabelW = Math.max(Canvas.width(Canvas.SMALL, format(max)) + 8,
                 marker.isPresent() ? Canvas.width(Canvas.SMALL, markerLabel) + 10 : 0);
-        int width = Math.max(left + gridW + barGap + barW + barLabelW + 36, Canvas.width(Canvas.TITLE, title) + 24);
+        int width = Math.max(left + gridW + barGap + barW + barLabelW + 36,
+                Math.max(Canvas.width(Canvas.TITLE, title), Canvas.width(Canvas.LABEL, subtitle)) + 24);
         int height = top + Math.max(gridH, barH) + bottom;
         Canvas c = new Canvas(width, height);
 

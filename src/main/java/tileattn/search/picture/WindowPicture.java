@@ -68,6 +68,7 @@ public record WindowPicture(String title, Shape3 grid, List<Window> windows, Til
                 Canvas.SMALL, Color.DARK_GRAY, left, 40);
 
         int y0 = top;
+        boolean anyCentre = false;
         for (Window w : windows) {
             // A whole-dimension extent has no centre of its own; the dot then stays on the query's coordinate.
             int[] centre = new int[3];
@@ -87,6 +88,7 @@ public record WindowPicture(String title, Shape3 grid, List<Window> windows, Til
                         c.g.setColor(isQuery ? QUERY : attended ? ATTENDED : SKIPPED);
                         c.g.fillRect(x + ww * cell + 1, y + h * cell + 1, cell - 2, cell - 2);
                         if (t == centre[0] && h == centre[1] && ww == centre[2] && !isQuery) {
+                            anyCentre = true;
                             c.g.setColor(Color.BLACK);
                             int r = Math.max(2, cell / 4);
                             c.g.fillOval(x + ww * cell + cell / 2 - r, y + h * cell + cell / 2 - r, 2 * r, 2 * r);
@@ -103,7 +105,9 @@ public record WindowPicture(String title, Shape3 grid, List<Window> windows, Til
         int ly = height - legendH + 16, lx = left;
         lx = legend(c, lx, ly, QUERY, "query tile", false);
         lx = legend(c, lx, ly, ATTENDED, "KV tiles it reads", false);
-        lx = legend(c, lx, ly, ATTENDED, "window centre (clamped to stay inside the grid)", true);
+        if (anyCentre) {
+            lx = legend(c, lx, ly, ATTENDED, "window centre (clamped to stay inside the grid)", true);
+        }
         legend(c, lx, ly, SKIPPED, "skipped", false);
         c.save(file);
     }
