@@ -31,10 +31,13 @@ import tileattn.tensor.SafetensorsWriter;
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
             "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16)."},
-        footer = {"", "--windows FILE.json holds one window per head, in tiles: {\"windows\": [[3,3,3],[5,6,10]]},",
-            "or is a strategy from 'tileattn search' (its tile is the default) or in the STA authors' \"step_layer_head\"",
-            "format; --step and --layer then pick the attention call (needed where the strategy has several).",
-            "--video and --text-length default to the input's metadata keys 'video' (\"T,H,W\") and 'text_length'."})
+        footer = {"",
+            "--windows FILE.json holds one window per head, in tiles:",
+            "{\"windows\": [[3,3,3],[5,6,10]]}; or a strategy from 'tileattn search' (its tile",
+            "is then the default) or in the STA authors' \"step_layer_head\" format, where",
+            "--step and --layer pick the attention call (needed where it has several).",
+            "--video and --text-length default to the input's metadata keys 'video'",
+            "(\"T,H,W\") and 'text_length'."})
 final class AttendCommand implements Callable<Integer> {
 
     static final Shape3 STA_TILE = new Shape3(6, 8, 8);

@@ -43,18 +43,23 @@ import tileattn.search.WindowStrategy;
 /** Searches STA windows per layer and head on captured attention inputs (or the built-in example). */
 @Command(name = "search", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
-            "Chooses an STA window for every denoising step, layer and head, training-free: each candidate window's",
-            "output is compared with dense attention on captured q, k, v (relative L2 error), and a rule picks per head.",
-            "Writes strategy.json (for attend --windows and the Java API), report.md, errors.csv and PNG pictures."},
+            "Chooses an STA window for every denoising step, layer and head, training-free:",
+            "each candidate window's output is compared with dense attention on captured",
+            "q, k, v (relative L2 error), and a rule picks one window per head. Writes",
+            "strategy.json (for attend --windows and the Java API), report.md, errors.csv",
+            "and PNG pictures."},
         footer = {"",
-            "Captures: one .safetensors file per (step, layer) with q, k, v [batch, heads, T*H*W + L, d] in raster order",
-            "and metadata 'step', 'layer', 'video' (\"T,H,W\") and 'text_length' (see the README for a PyTorch snippet).",
-            "Without --captures the built-in example runs: video 5,12,20 in tiles of 1,2,2 (a 5x6x10 tile grid, like",
-            "HunyuanVideo's), 8 text tokens, 2 steps x 4 layers x 6 heads of different locality.",
-            "Rules: 'ours' takes per head the sparsest window whose error is within --budget (default 0.05), then, with",
-            "--target-sparsity, moves the heads that cost the least error per saved pair to sparser windows until the",
-            "target is met. 'sta' is the STA authors' rule: per head the candidate with the lowest error (default",
-            "candidates: their HunyuanVideo list 5x3x3, 1x6x10, 3x3x5, 5x1x10, 5x6x1)."})
+            "Captures: one .safetensors file per (step, layer) holding q, k, v [batch, heads,",
+            "T*H*W + L, d] in raster order, with metadata 'step', 'layer', 'video' (\"T,H,W\")",
+            "and 'text_length'; docs/search.md has a PyTorch snippet.",
+            "Without --captures the built-in example runs: video 5,12,20 in tiles of 1,2,2",
+            "(a 5x6x10 tile grid, like HunyuanVideo's), 8 text tokens, 2 steps x 4 layers",
+            "x 6 heads of different locality.",
+            "Rule 'ours': per head the sparsest window whose error is within --budget",
+            "(default 0.05); with --target-sparsity, the heads that cost the least error",
+            "per saved pair then move to sparser windows until the target is met.",
+            "Rule 'sta' (the STA authors'): per head the candidate with the lowest error;",
+            "default candidates their HunyuanVideo list 5x3x3, 1x6x10, 3x3x5, 5x1x10, 5x6x1."})
 final class SearchCommand implements Callable<Integer> {
 
     static final Shape3 EXAMPLE_VIDEO = new Shape3(5, 12, 20);

@@ -109,6 +109,23 @@ class SearchCommandTest {
             }
         }
         assertTrue(someSparse, "the test needs a head with a window smaller than the grid");
+
+        String[] base = {"attend", "--method", "sta", "--input", input.toString(), "--output", dir.resolve("x.safetensors").toString(),
+                "--windows", out.resolve("strategy.json").toString()};
+        String noStep = CliRun.of(concat(base, "--layer", "1")).assertOneLineError();
+        assertTrue(noStep.contains("strategy.json: its windows change over its 5 steps; choose one with --step (0..4)"), noStep);
+        String noLayer = CliRun.of(concat(base, "--step", "1")).assertOneLineError();
+        assertTrue(noLayer.contains("it has 2 layers; choose one with --layer (0..1)"), noLayer);
+        String far = CliRun.of(concat(base, "--step", "5", "--layer", "0")).assertOneLineError();
+        assertTrue(far.contains("--step 5 is outside the strategy's 5 steps"), far);
+        String otherTile = CliRun.of(concat(base, "--step", "1", "--layer", "0", "--tile", "1,1,1")).assertOneLineError();
+        assertTrue(otherTile.contains("in tiles of 1x2x3 but --tile is 1x1x1"), otherTile);
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     private FloatTensor attend(Path input, String output, String... options) {
