@@ -25,7 +25,7 @@ cur=None; mix=collections.OrderedDict()
 for line in open('/tmp/sass.txt'):
     m=re.search(r'Function : (\S+)', line)
     if m: cur=m.group(1); mix[cur]=collections.Counter(); continue
-    m=re.search(r'/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)', line)
+    m=re.search(r'/\*[0-9a-f]{4,5}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)', line)
     if cur and m: mix[cur][m.group(1).split('.')[0]]+=1
 import os
 want=os.environ.get('SASS_DUMP','')
@@ -36,7 +36,7 @@ for chunk in text.split('Function : ')[1:]:
         open(os.environ.get('OUT','/tmp')+'/sass_dump.txt','w').write(chunk)
 for f,c in mix.items():
     if 'tile_attention_fwd' not in f: continue
-    keys=['HMMA','LDSM','LDGSTS','MUFU','FMUL','FFMA','FADD','FMNMX','SHFL','LDL','STL','BAR','F2FP']
+    keys=['HGMMA','WARPGROUP','HMMA','LDSM','LDGSTS','MUFU','FMUL','FFMA','FADD','FMNMX','SHFL','LDL','STL','BAR','F2FP']
     print(f[-60:], ' '.join(f"{k}={c[k]}" for k in keys), 'total', sum(c.values()))
 PY
       ;;

@@ -6,6 +6,7 @@
 // adjacent tiles merged into token ranges, the text range appended for video queries, [0, S) for text queries.
 // The reference applies the literal STA rule token by token, so list building is checked too.
 #include "../../main/cuda/tile_attention.cu"
+#include "../../main/cuda/tile_attention_sm90.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -190,9 +191,12 @@ struct Launcher {
                        const int2*, int, int, int, float, dim3, cudaStream_t)> run;
 };
 
-template <typename T, typename C>
+template <typename T, typename C, bool SM90>
 Launcher makeLauncher() {
-    auto kernel = tile_attention_fwd<T, C>;
+    void (*kernel)(const T*, const T*, const T*, T*, float*, const int4*, const int*, const int*, const int2*, int, int,
+                   int, float);
+    if constexpr (SM90) kernel = tile_attention_sm90_fwd_kernel<T, C>;
+    else kernel = tile_attention_fwd_kernel<T, C>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
     Launcher l;
     l.bm = C::BM;
@@ -212,24 +216,26 @@ struct Variant {
     Launcher bf16[2], f16[2];  // [d64, d128]
 };
 
-template <int NW, int MT, int BN, bool QREG, bool PIPE, bool LAZY>
+template <template <int, int> class Cfg, int BN, bool SM90>
 Variant makeVariant(const char* name) {
     Variant v;
     v.name = name;
-    v.bf16[0] = makeLauncher<__nv_bfloat16, Config<64, NW, MT, BN, QREG, PIPE, LAZY>>();
-    v.bf16[1] = makeLauncher<__nv_bfloat16, Config<128, NW, MT, BN, QREG, PIPE, LAZY>>();
-    v.f16[0] = makeLauncher<__half, Config<64, NW, MT, BN, QREG, PIPE, LAZY>>();
-    v.f16[1] = makeLauncher<__half, Config<128, NW, MT, BN, QREG, PIPE, LAZY>>();
+    v.bf16[0] = makeLauncher<__nv_bfloat16, Cfg<64, BN>, SM90>();
+    v.bf16[1] = makeLauncher<__nv_bfloat16, Cfg<128, BN>, SM90>();
+    v.f16[0] = makeLauncher<__half, Cfg<64, BN>, SM90>();
+    v.f16[1] = makeLauncher<__half, Cfg<128, BN>, SM90>();
     return v;
 }
 
 static std::vector<Variant> allVariants() {
     std::vector<Variant> v;
-    v.push_back(makeVariant<4, 2, 64, false, false, false>("m128w4n64"));
-    v.push_back(makeVariant<8, 1, 64, true, true, false>("p128w8"));
-    v.push_back(makeVariant<8, 1, 64, true, true, true>("p128w8L"));
-    v.push_back(makeVariant<4, 1, 64, true, true, true>("p64w4L"));
-    v.push_back(makeVariant<4, 2, 32, false, true, true>("p128w4n32L"));
+    v.push_back(makeVariant<PortableConfig, 64, false>("mma_n64"));
+    int major = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+    if (major == 9) {
+        v.push_back(makeVariant<Sm90Config, 128, true>("wgmma_n128"));
+        v.push_back(makeVariant<Sm90Config, 64, true>("wgmma_n64"));
+    }
     return v;
 }
 
