@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The top-level command; subcommands are registered here. */
 @Command(name = "tileattn", mixinStandardHelpOptions = true, version = "tileattn 0.1.0",
         description = "Sliding Tile Attention and Video Sparse Attention for video diffusion transformers.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, InfoCommand.class})
 public final class TileattnCommand implements Runnable {
 
     @Override
