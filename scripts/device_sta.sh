@@ -7,6 +7,13 @@ out=${OUT:-/tmp/out}
 mkdir -p "$out"
 for phase in "$@"; do
   case $phase in
+    java)  # the Java wrapper's GPU tests; bundle from scripts/device-build.sh copied to $here/tileattn
+      rm -rf /tmp/jre && mkdir -p /tmp/jre && tar xzf "$here/../jre.tgz" -C /tmp/jre
+      cp_="$here/tileattn/test-classes:$here/tileattn/tileattn.jar"; for j in "$here"/tileattn/lib/*.jar; do cp_="$cp_:$j"; done
+      TILEATTN_REQUIRE_GPU=1 timeout 240 $JAVA_PREFIX /tmp/jre/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx8g \
+        -jar "$here/tileattn/junit-platform-console-standalone.jar" execute --disable-banner --disable-ansi-colors --details=tree \
+        --class-path "$cp_" --select-class tileattn.kernels.TileAttentionKernelGpuTest --select-class tileattn.kernels.KvRangePlanTest \
+        > "$out/java${JAVA_LOG:-}.log" 2>&1; echo "java tests rc=$?"; grep -E "tests (successful|failed|found)|✘|=>" "$out/java${JAVA_LOG:-}.log" | head -20 ;;
     gpu) nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.limit,temperature.gpu --format=csv ;;
     check) "$here/check" check 2>&1 | tee "$out/check.log" | grep -E "FAIL|ALL OK|SOME" ;;
     sanitize)
@@ -35,7 +42,7 @@ for chunk in text.split('Function : ')[1:]:
     if want and want in name and 'bfloat' in name:
         open(os.environ.get('OUT','/tmp')+'/sass_dump.txt','w').write(chunk)
 for f,c in mix.items():
-    if 'tile_attention_fwd' not in f: continue
+    if 'tile_attention' not in f: continue
     keys=['HGMMA','WARPGROUP','HMMA','LDSM','LDGSTS','MUFU','FMUL','FFMA','FADD','FMNMX','SHFL','LDL','STL','BAR','F2FP']
     print(f[-60:], ' '.join(f"{k}={c[k]}" for k in keys), 'total', sum(c.values()))
 PY
