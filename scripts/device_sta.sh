@@ -1,6 +1,7 @@
 #!/bin/bash
 # Device-machine driver for the standalone STA kernel check (copied to .device/sta/ with the built binary).
-# Phases: check (fuzz + sanitizers), bench [variants], peers, sass.
+# Phases (any order, several per call): gpu, java (Java GPU tests), check (fuzz), sanitize (memcheck, racecheck),
+# bench (BENCH_VARIANTS=... to restrict), ncu (NCU_VARIANT), sass (SASS_DUMP=name fragment), peers.
 set -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/out}
@@ -22,7 +23,7 @@ for phase in "$@"; do
     bench) "$here/check" bench $BENCH_VARIANTS 2>&1 | tee "$out/bench.log" ;;
     peers) PYTHONUNBUFFERED=1 timeout 420 python3 "$here/peers_sta.py" 2>&1 | tee "$out/peers.log" | grep -vE "^\s*$" ;;
     ncu)
-      timeout 300 ncu -k regex:tile_attention_fwd -c 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats "$here/check" profile ${NCU_VARIANT:-m128w8} > "$out/ncu.txt" 2>&1; echo "ncu rc=$?"
+      timeout 300 ncu -k regex:tile_attention_fwd -c 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats "$here/check" profile ${NCU_VARIANT:-wgmma_n64} > "$out/ncu.txt" 2>&1; echo "ncu rc=$?"
       grep -E "Duration|Throughput|Pipe|Issue|Occupancy|Warp Cycles|Stall|Bank|Registers" "$out/ncu.txt" | head -40 ;;
     sass)
       cuobjdump -sass "$here/check" > /tmp/sass.txt

@@ -169,7 +169,6 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         if (!step(sA, sB)) break;
         if (!step(sB, sA)) break;
     }
-    cp_async_wait<0>();
 
     st.template store<T>(o + work.headOffset, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
 #else
