@@ -1,7 +1,8 @@
 #!/bin/bash
 # Device-machine driver for the standalone STA kernel check (copied to .device/sta/ with the built binary).
 # Phases (any order, several per call): gpu, java (Java GPU tests), check (fuzz), sanitize (memcheck, racecheck),
-# bench (BENCH_VARIANTS=... to restrict), ncu (NCU_VARIANT), sass (SASS_DUMP=name fragment), peers.
+# bench (BENCH_VARIANTS=... to restrict), ncu (NCU_VARIANT), sass (SASS_DUMP=name fragment), peers (PEERS_ARGS).
+# TILEATTN_VARIANTS=name,name restricts check, sanitize and bench to those kernel variants.
 set -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/out}
@@ -21,9 +22,9 @@ for phase in "$@"; do
       compute-sanitizer --tool memcheck --leak-check full "$here/check" sanitize > "$out/memcheck.log" 2>&1; echo "memcheck rc=$?"; tail -3 "$out/memcheck.log"
       compute-sanitizer --tool racecheck "$here/check" sanitize > "$out/racecheck.log" 2>&1; echo "racecheck rc=$?"; tail -3 "$out/racecheck.log" ;;
     bench) "$here/check" bench $BENCH_VARIANTS 2>&1 | tee "$out/bench.log" ;;
-    peers) PYTHONUNBUFFERED=1 timeout 420 python3 "$here/peers_sta.py" 2>&1 | tee "$out/peers.log" | grep -vE "^\s*$" ;;
+    peers) PYTHONUNBUFFERED=1 timeout 420 python3 "$here/peers_sta.py" $PEERS_ARGS 2>&1 | tee "$out/peers.log" | grep -vE "^\s*$" ;;
     ncu)
-      timeout 300 ncu -k regex:tile_attention_fwd -c 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats "$here/check" profile ${NCU_VARIANT:-wgmma_n64} > "$out/ncu.txt" 2>&1; echo "ncu rc=$?"
+      timeout 300 ncu -k regex:tile_attention -c 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats "$here/check" profile ${NCU_VARIANT:-wgmma_n64} > "$out/ncu.txt" 2>&1; echo "ncu rc=$?"
       grep -E "Duration|Throughput|Pipe|Issue|Occupancy|Warp Cycles|Stall|Bank|Registers" "$out/ncu.txt" | head -40 ;;
     sass)
       cuobjdump -sass "$here/check" > /tmp/sass.txt
@@ -40,12 +41,12 @@ want=os.environ.get('SASS_DUMP','')
 text=open('/tmp/sass.txt').read()
 for chunk in text.split('Function : ')[1:]:
     name=chunk.split()[0]
-    if want and want in name and 'bfloat' in name:
+    if want and want in name and ('bfloat' in name or 'bf16' in name):
         open(os.environ.get('OUT','/tmp')+'/sass_dump.txt','w').write(chunk)
 for f,c in mix.items():
     if 'tile_attention' not in f: continue
-    keys=['HGMMA','WARPGROUP','HMMA','LDSM','LDGSTS','MUFU','FMUL','FFMA','FADD','FMNMX','SHFL','LDL','STL','BAR','F2FP']
-    print(f[-60:], ' '.join(f"{k}={c[k]}" for k in keys), 'total', sum(c.values()))
+    keys=['HGMMA','WARPGROUP','HMMA','LDSM','LDGSTS','MUFU','FMUL','FFMA','FADD','FMNMX','SHFL','LDL','STL','BAR','F2FP','SYNCS','USETMAXREG']
+    print(f.split('EvPKT_')[0][-72:], ' '.join(f"{k}={c[k]}" for k in keys), 'total', sum(c.values()))
 PY
       ;;
   esac

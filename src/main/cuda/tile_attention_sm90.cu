@@ -25,55 +25,12 @@ struct Sm90Config {
     static constexpr int SMEM = (Q_ELEMS + 4 * KV_ELEMS) * 2 + 1024;  // + slack to align the tiles to 1 KiB
 };
 
-// wgmma's 128-byte swizzle: a tile of ROWS rows is stored as D/64 column slabs of [ROWS][64] elements, each
-// row 128 bytes, and 16-byte chunk c of row r sits at c ^ (r & 7). Slabs must start 1 KiB aligned.
-template <int ROWS>
-struct Swizzle128 {
-    static __device__ __forceinline__ int offset(int row, int chunk) {
-        return (chunk >> 3) * ROWS * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
-    }
-};
-
-// Shared-memory matrix descriptor: start address, leading and stride byte offsets, 128-byte swizzle.
-__device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t leadingBytes, uint32_t strideBytes) {
-    return static_cast<uint64_t>((smem_addr(p) & 0x3FFFF) >> 4) |
-           (static_cast<uint64_t>((leadingBytes >> 4) & 0x3FFF) << 16) |
-           (static_cast<uint64_t>((strideBytes >> 4) & 0x3FFF) << 32) | (1ull << 62);
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
-
-// Pins accumulator registers at a point of the program, so the compiler neither reads nor moves them while a
-// wgmma that writes them may still be running.
-template <int N>
-__device__ __forceinline__ void pin(float (&d)[N][4]) {
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
-}
-
 // Cp.async writes go through the generic proxy and wgmma reads through the async proxy: each writer waits for
 // its copies and fences before the barrier that publishes them.
 __device__ __forceinline__ void publish_copies() {
     cp_async_wait<0>();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
-}
-
-template <typename T, int N>
-__device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, int accumulate) {
-    if constexpr (N == 64) wgmma_ss_n64<T>(d, a, b, accumulate);
-    else wgmma_ss_n128<T>(d, a, b, accumulate);
-}
-
-template <typename T, int N>
-__device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b) {
-    if constexpr (N == 64) wgmma_rs_n64<T>(d, a, b);
-    else wgmma_rs_n128<T>(d, a, b);
 }
 
 template <typename T, typename C>

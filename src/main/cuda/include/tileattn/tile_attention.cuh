@@ -1,7 +1,7 @@
-// Device code shared by the block-sparse attention forward kernels (tile_attention.cu, tile_attention_sm90.cu):
-// asynchronous row copies into swizzled shared tiles, the walk over a query block's KV ranges, and the
-// per-warp online softmax and output store. Both kernels hold scores and outputs in the same register layout
-// (the m16n8 accumulator layout, 16 query rows per warp), so these pieces serve both.
+// Device code shared by the block-sparse attention forward kernels (tile_attention.cu, tile_attention_sm90.cu,
+// tile_attention_sm90_ws.cu): asynchronous row copies into swizzled shared tiles, the walk over a query block's
+// KV ranges, and the per-warp online softmax and output store. All kernels hold scores and outputs in the same
+// register layout (the m16n8 accumulator layout, 16 query rows per warp), so these pieces serve them all.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -110,9 +110,11 @@ struct RowState {
         }
     }
 
-    // Online softmax in the log2 domain: s becomes exp2(s * scaleLog2 - rowMax); accumulators are rescaled.
-    // Every block holds at least one real key per row, so the new maximum is finite.
-    __device__ __forceinline__ void softmax(float (&s)[NT][4], float scaleLog2) {
+    // Online softmax in the log2 domain: s becomes exp2(s * scaleLog2 - rowMax) and the row sums absorb it; alpha
+    // gets the factor the accumulators must be scaled by, which update leaves to the caller so that a kernel whose
+    // P·V product is still running on the accumulators can apply it later. Every block holds at least one real
+    // key per row, so the new maximum is finite.
+    __device__ __forceinline__ void update(float (&s)[NT][4], float scaleLog2, float (&alpha)[2]) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             float mx = -INFINITY;
@@ -121,7 +123,7 @@ struct RowState {
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             const float newMax = fmaxf(rowMax[h], mx * scaleLog2);
-            const float alpha = fast_exp2(rowMax[h] - newMax);
+            alpha[h] = fast_exp2(rowMax[h] - newMax);
             rowMax[h] = newMax;
             float sum = 0.f;
 #pragma unroll
@@ -130,13 +132,24 @@ struct RowState {
                 s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scaleLog2, -newMax));
                 sum += s[nt][2 * h] + s[nt][2 * h + 1];
             }
-            rowSum[h] = rowSum[h] * alpha + sum;
-#pragma unroll
-            for (int dt = 0; dt < DT; ++dt) {
-                acc[dt][2 * h] *= alpha;
-                acc[dt][2 * h + 1] *= alpha;
-            }
+            rowSum[h] = rowSum[h] * alpha[h] + sum;
         }
+    }
+
+    __device__ __forceinline__ void rescale(const float (&alpha)[2]) {
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+            acc[dt][0] *= alpha[0];
+            acc[dt][1] *= alpha[0];
+            acc[dt][2] *= alpha[1];
+            acc[dt][3] *= alpha[1];
+        }
+    }
+
+    __device__ __forceinline__ void softmax(float (&s)[NT][4], float scaleLog2) {
+        float alpha[2];
+        update(s, scaleLog2, alpha);
+        rescale(alpha);
     }
 
     // Probabilities of keys 16ks .. 16ks+15 as the A operand of a k16 matrix instruction.

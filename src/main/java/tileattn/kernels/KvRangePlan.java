@@ -10,16 +10,16 @@ import tileattn.mask.TileLists;
 import tileattn.mask.Window;
 
 /**
- * The work tables of the block-sparse attention kernels (tile_attention.cu, tile_attention_sm90.cu), built on the
- * host: query blocks of at most {@link #BLOCK_ROWS} rows that never cross a query tile, and per (head, slot) a
- * list of KV token ranges. A slot is a query tile, or the text queries. Adjacent KV tiles are merged into one
+ * The work tables of the block-sparse attention kernels (tile_attention.cu, tile_attention_sm90.cu,
+ * tile_attention_sm90_ws.cu), built on the host: query blocks of at most {@link #BLOCK_ROWS} rows that never cross
+ * a query tile, and per (head, slot) a list of KV token ranges. A slot is a query tile, or the text queries. Adjacent KV tiles are merged into one
  * range (a 3×3×3 window of 6×8×8 tiles is 9 ranges of 1152 keys), video queries also read the text range, and text
  * queries read [0, S). Heads with equal windows share their lists. Text blocks come first: they are the longest,
  * and starting them early balances the grid.
  */
 public final class KvRangePlan {
 
-    /** Query rows per block: BM of both kernels. */
+    /** Query rows per block: BM of every kernel. */
     public static final int BLOCK_ROWS = 128;
 
     private final int heads;

@@ -14,24 +14,34 @@ import tileattn.mask.Window;
 /**
  * Block-sparse attention forward on the GPU over tile-ordered [B, heads, S, d] tensors: STA, dense, or any
  * {@link KvRangePlan}. bf16 or fp16 in and out, fp32 accumulation, d = 64 or 128, optional log-sum-exp output
- * (fp32 [B, heads, S], natural log). Two kernels share one argument list: tile_attention_sm90.cu (wgmma) on
- * compute capability 9.0, tile_attention.cu (mma.sync) elsewhere; {@link Path} can force either.
+ * (fp32 [B, heads, S], natural log). Three kernels share one argument list: tile_attention_sm90_ws.cu
+ * (warp-specialized wgmma, the fastest) on compute capability 9.0, tile_attention.cu (mma.sync) elsewhere, and
+ * tile_attention_sm90.cu (wgmma without warp specialization) kept for comparison; {@link Path} can force any.
  */
 public final class TileAttentionKernel {
 
     /** Which kernel runs. */
     public enum Path {
-        /** The Hopper kernel on compute capability 9.0, the portable one elsewhere. */
+        /** The warp-specialized Hopper kernel on compute capability 9.0, the portable one elsewhere. */
         AUTO,
         /** mma.sync kernel; runs on compute capability 8.0 and newer. */
         PORTABLE,
-        /** wgmma kernel; its sm_90a code runs on compute capability 9.0 only. */
-        HOPPER
+        /** wgmma kernel, all warps loading and computing; its sm_90a code runs on compute capability 9.0 only. */
+        HOPPER,
+        /**
+         * wgmma kernel with a producer warpgroup feeding two consumer warpgroups through an mbarrier ring; sm_90a
+         * code, compute capability 9.0 only.
+         */
+        HOPPER_WARP_SPECIALIZED;
+
+        boolean needsHopper() {
+            return this == HOPPER || this == HOPPER_WARP_SPECIALIZED;
+        }
     }
 
     private static final String PORTABLE_FAMILY = "tile_attention";
     private static final String HOPPER_FAMILY = "tile_attention_sm90";
-    private static final int THREADS = 256;
+    private static final String WARP_SPECIALIZED_FAMILY = "tile_attention_sm90_ws";
     private static final int MAX_GRID_YZ = 65535;
 
     private final KernelLibrary library;
@@ -45,11 +55,11 @@ public final class TileAttentionKernel {
         this.library = library;
         CudaDevice device = library.context().device();
         boolean hopper = device.computeCapabilityNumber() == 90;
-        if (path == Path.HOPPER && !hopper) {
-            throw new IllegalArgumentException("the Hopper attention kernel needs compute capability 9.0; "
+        if (path.needsHopper() && !hopper) {
+            throw new IllegalArgumentException("the " + path + " attention kernel needs compute capability 9.0; "
                     + device.name() + " has " + device.computeCapability());
         }
-        this.path = path == Path.AUTO ? (hopper ? Path.HOPPER : Path.PORTABLE) : path;
+        this.path = path == Path.AUTO ? (hopper ? Path.HOPPER_WARP_SPECIALIZED : Path.PORTABLE) : path;
     }
 
     /** The kernel this instance launches (never AUTO). */
@@ -155,19 +165,31 @@ public final class TileAttentionKernel {
             Kernels.checkContext(library, stream, q, k, v, o);
         }
 
-        String entry = (path == Path.HOPPER ? "tileattn_tile_attention_sm90_fwd_" : "tileattn_tile_attention_fwd_")
-                + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
-        // Dynamic shared memory of the two kernels (PortableConfig / Sm90Config with BN = 64): Q tile plus two stages
-        // of K and of V, and for wgmma 1 KiB to align its swizzled tiles.
-        int sharedBytes = path == Path.HOPPER ? 768 * d + 1024 : 768 * d;
+        String family = switch (path) {
+            case PORTABLE -> PORTABLE_FAMILY;
+            case HOPPER -> HOPPER_FAMILY;
+            case HOPPER_WARP_SPECIALIZED -> WARP_SPECIALIZED_FAMILY;
+            case AUTO -> throw new IllegalStateException("AUTO is resolved in the constructor");
+        };
+        String entry = "tileattn_" + family + "_fwd_" + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+        // Threads and dynamic shared memory of each kernel's entry points. Portable (PortableConfig, BN = 64): Q tile
+        // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): the same plus 1 KiB to align its swizzled
+        // tiles. Warp-specialized (Sm90WsConfig, BN = 128, two stages): 1 KiB alignment slack, Q, two stages of K and
+        // of V, nine 8-byte mbarriers.
+        int threads = path == Path.HOPPER_WARP_SPECIALIZED ? 384 : 256;
+        int sharedBytes = switch (path) {
+            case PORTABLE -> 768 * d;
+            case HOPPER -> 768 * d + 1024;
+            default -> 1024 + (128 + 2 * 2 * 128) * d * 2 + 9 * 8;
+        };
         KernelArgs args = KernelArgs.of()
                 .pointer(q).pointer(k).pointer(v).pointer(o)
                 .i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets()).pointer(plan.ranges())
                 .i32(p.slots()).i32(heads).i32(seq)
                 .f32((float) (scale / Math.log(2)));
-        library.function(path == Path.HOPPER ? HOPPER_FAMILY : PORTABLE_FAMILY, entry)
-                .launch(new Dim3(p.blockCount(), heads, batch), Dim3.of(THREADS), sharedBytes, stream, args);
+        library.function(family, entry)
+                .launch(new Dim3(p.blockCount(), heads, batch), Dim3.of(threads), sharedBytes, stream, args);
     }
 
     private static void checkRank(DeviceTensor t, String name) {

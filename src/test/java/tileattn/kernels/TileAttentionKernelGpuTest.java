@@ -26,7 +26,7 @@ import tileattn.mask.Window;
 import tileattn.tensor.FloatTensor;
 
 /**
- * Both attention kernels (the portable one everywhere, the Hopper one on compute capability 9.0) against the CPU
+ * Every attention kernel (the portable one everywhere, the two Hopper ones on compute capability 9.0) against the CPU
  * attention in fp32 and the double-precision reference, on fresh random inputs rounded to the tensor type, with
  * outputs poisoned (NaN) before every launch. bf16/fp16 operands and probabilities put the relative L2 error
  * near 2e-3; 1e-2 is the bound.
@@ -47,6 +47,7 @@ class TileAttentionKernelGpuTest {
         kernels = new ArrayList<>(List.of(new TileAttentionKernel(library, TileAttentionKernel.Path.PORTABLE)));
         if (context.device().computeCapabilityNumber() == 90) {
             kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER));
+            kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED));
         }
     }
 
@@ -198,6 +199,17 @@ class TileAttentionKernelGpuTest {
                     assertLseClose(lse.download(), expected.lse(), what);
                 }
             }
+        }
+    }
+
+    @Test
+    void autoPicksTheWarpSpecializedKernelOnHopperOnly() {
+        KernelLibrary library = KernelLibrary.of(context);
+        boolean hopper = context.device().computeCapabilityNumber() == 90;
+        assertEquals(hopper ? TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED : TileAttentionKernel.Path.PORTABLE,
+                new TileAttentionKernel(library).path());
+        if (!hopper) {
+            assertMessage(() -> new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED), "9.0");
         }
     }
 
