@@ -8,9 +8,9 @@
 # Java GPU tests, and the peers at the Hopper issue's shapes. Logs under $OUT; the tables come last.
 here=$(cd "$(dirname "$0")" && pwd)
 export OUT=${OUT:-/tmp/out}
-ws=${WS_VARIANTS:-ws_s2,ws_s3,ws_n192,ws_s2_noturns}
+ws=${WS_VARIANTS:-ws_n128,ws_n192}
 start=$SECONDS
-SASS_DUMP=${SASS_DUMP:-Sm90WsConfigILi128ELi2ELb1ELi128E} bash "$here/device_sta.sh" gpu sass
+SASS_DUMP=${SASS_DUMP:-Sm90WsConfigILi128ELi192ELi2ELb1E} bash "$here/device_sta.sh" gpu sass | grep -E "NVIDIA|name|sm90_ws_fwd_bf16_d128"
 TILEATTN_VARIANTS=$ws timeout 150 bash "$here/device_sta.sh" check
 if ! grep -q "ALL OK" "$OUT/check.log"; then
   echo "fuzz failed or timed out after $((SECONDS - start)) s; last lines:"; tail -5 "$OUT/check.log"; exit 1
@@ -18,7 +18,7 @@ fi
 echo "-- fuzz passed at $((SECONDS - start)) s"
 TILEATTN_VARIANTS=${BENCH_ALL:-mma_n64,wgmma_n64,$ws} timeout 200 bash "$here/device_sta.sh" bench > /dev/null
 echo "-- bench done at $((SECONDS - start)) s"
-TILEATTN_VARIANTS=${SANITIZE_VARIANTS:-ws_s2,ws_n192} timeout 150 bash "$here/device_sta.sh" sanitize
+TILEATTN_VARIANTS=${SANITIZE_VARIANTS:-ws_n192,ws_n128} timeout 150 bash "$here/device_sta.sh" sanitize
 echo "-- sanitizers done at $((SECONDS - start)) s"
 [[ -n "$SKIP_JAVA" ]] || bash "$here/device_sta.sh" java
 echo "-- java done at $((SECONDS - start)) s"

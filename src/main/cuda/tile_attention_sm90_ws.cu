@@ -1,8 +1,8 @@
 // Hopper (sm_90a) warp-specialized path of the block-sparse attention forward: the ABI, query-block table and KV
 // range lists of tile_attention.cu (read its header), launched with 384 threads instead of 256.
-//   - Warpgroup 0 produces: it copies the block's Q once, then K and V blocks of BN = 128 keys, into a ring of
-//     STAGES shared-memory stages (128-byte swizzle) and publishes each on a "full" mbarrier; the consumers hand
-//     a stage back on its "empty" mbarrier. Keys past a range's end are zero-filled and masked to -inf.
+//   - Warpgroup 0 produces: it copies the block's Q once, then K and V blocks of BN keys, into a ring of STAGES
+//     shared-memory stages (128-byte swizzle) and publishes each on a "full" mbarrier; the consumers hand a stage
+//     back on its "empty" mbarrier. Keys past a range's end are zero-filled and masked to -inf.
 //   - Warpgroups 1 and 2 consume, 64 query rows each (BM = 128). For KV block j a consumer issues S_j = Q K_j^T
 //     (wgmma, both operands in shared memory) and O += P_{j-1} V_{j-1} (P from registers) back to back, then runs
 //     block j's softmax while P_{j-1} V_{j-1} is still on the tensor cores.
@@ -12,21 +12,23 @@
 // The producer copies with cp.async rather than the bulk tensor copy engine: a tensor map would change the
 // kernel's arguments, and 1D bulk copies cannot write the swizzled layout wgmma reads. A producer thread waits
 // for its own copies, fences them into the async proxy and only then arrives on the full barrier.
+// The entry points use BN = 192 and two stages: a 3x3x3 window's ranges of 1152 keys are six whole blocks, and
+// 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md).
 // Launch: grid (query blocks, heads, B), 384 threads, dynamic shared memory Sm90WsConfig::SMEM bytes
-// (1024 + (128 + 256 * STAGES) * D * 2 + (1 + 4 * STAGES) * 8). Built for every target, but the body exists only
-// in sm_90a code; elsewhere the entry points trap.
+// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (1 + 4 * STAGES) * 8; 230472 at D = 128). Built for every target, but
+// the body exists only in sm_90a code; elsewhere the entry points trap.
 #include "tileattn/tile_attention.cuh"
 #include "tileattn/wgmma.cuh"
 
 namespace tileattn {
 
-template <int D_, int STAGES_, bool TURNS_ = true, int BN_ = 128>
+template <int D_, int BN_, int STAGES_, bool TURNS_ = true>
 struct Sm90WsConfig {
     static constexpr int D = D_;
+    static constexpr int BN = BN_;  // 64, 128 or 192 (the wgmma N of the score product)
     static constexpr int STAGES = STAGES_;
     static constexpr bool TURNS = TURNS_;  // consumers take turns issuing products (off: only for measurements)
     static constexpr int BM = 128;
-    static constexpr int BN = BN_;
     static constexpr int PRODUCER_THREADS = 128;
     static constexpr int CONSUMER_THREADS = 256;
     static constexpr int THREADS = PRODUCER_THREADS + CONSUMER_THREADS;
@@ -36,6 +38,7 @@ struct Sm90WsConfig {
     static constexpr int KV_ELEMS = BN * D;
     static constexpr int BARRIERS = 1 + 4 * STAGES;
     static constexpr int SMEM = 1024 + (Q_ELEMS + 2 * STAGES * KV_ELEMS) * 2 + BARRIERS * 8;
+    static_assert(SMEM <= 227 * 1024, "more shared memory than one Hopper block may have");
 };
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
@@ -44,6 +47,10 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
 
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
 
 // Waits until the phase of the given parity has completed.
@@ -240,9 +247,12 @@ __device__ __forceinline__ void consume(T* oh, const T* sQ, const T* sK, const T
         passTurn(!next.valid(rEnd));
         wgmma_wait<1>();
         pin(s);
-        mbar_arrive(bars.emptyK(sk));
         State::mask(s, cur.kb, cur.end, lane);
         st.update(s, scaleLog2, alpha);
+        // ptxas hoists a wait with no inputs above plain arithmetic, which would put the wait for P_{j-1} V_{j-1}
+        // before this softmax and end the overlap; it keeps the order of mbarrier operations and waits, so K_j is
+        // released here with a count that reads the row sums (always 1: the sums are never negative).
+        mbar_arrive(bars.emptyK(sk), 1u + (st.rowSum[0] + st.rowSum[1] < 0.f));
         wgmma_wait<0>();
         pin(st.acc);
         pin(s);  // P_j overwrites P_{j-1} only once the product reading it is done
@@ -317,9 +327,10 @@ tile_attention_sm90_ws_fwd_kernel(const T* q, const T* k, const T* v, T* o, floa
     extern "C" __global__ void __launch_bounds__(384, 1)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
-        tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, 2>>(q, k, v, o, lse, qblocks, listOf, \
-                                                                              rangeOffsets, ranges, slots,     \
-                                                                              heads, S, scaleLog2);            \
+        tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, 192, 2>>(q, k, v, o, lse, qblocks,     \
+                                                                                   listOf, rangeOffsets,       \
+                                                                                   ranges, slots, heads, S,    \
+                                                                                   scaleLog2);                 \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_bf16_d64, __nv_bfloat16, 64)

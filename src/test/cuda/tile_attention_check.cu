@@ -246,12 +246,14 @@ static std::vector<Variant> allVariants() {
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
     if (major == 9) {
         if (wanted("wgmma_n64")) v.push_back(makeVariant<Kind::Sm90, Sm90Config<64, 64>, Sm90Config<128, 64>>("wgmma_n64"));
-        if (wanted("ws_s2")) v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 2>, Sm90WsConfig<128, 2>>("ws_s2"));
-        if (wanted("ws_s3")) v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 3>, Sm90WsConfig<128, 3>>("ws_s3"));
-        if (wanted("ws_n192"))
-            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 2, true, 192>, Sm90WsConfig<128, 2, true, 192>>("ws_n192"));
-        if (wanted("ws_s2_noturns"))
-            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 2, false>, Sm90WsConfig<128, 2, false>>("ws_s2_noturns"));
+        if (wanted("ws_n128"))
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 2>, Sm90WsConfig<128, 128, 2>>("ws_n128"));
+        if (wanted("ws_n128_s3"))
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
+        if (wanted("ws_n192"))  // the entry points' configuration
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
+        if (wanted("ws_n192_noturns"))
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }
     return v;
 }

@@ -174,13 +174,13 @@ public final class TileAttentionKernel {
         String entry = "tileattn_" + family + "_fwd_" + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
         // Threads and dynamic shared memory of each kernel's entry points. Portable (PortableConfig, BN = 64): Q tile
         // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): the same plus 1 KiB to align its swizzled
-        // tiles. Warp-specialized (Sm90WsConfig, BN = 128, two stages): 1 KiB alignment slack, Q, two stages of K and
-        // of V, nine 8-byte mbarriers.
+        // tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack, Q (128 rows), two
+        // stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes at d = 128.
         int threads = path == Path.HOPPER_WARP_SPECIALIZED ? 384 : 256;
         int sharedBytes = switch (path) {
             case PORTABLE -> 768 * d;
             case HOPPER -> 768 * d + 1024;
-            default -> 1024 + (128 + 2 * 2 * 128) * d * 2 + 9 * 8;
+            default -> 1024 + (128 + 2 * 2 * 192) * d * 2 + 9 * 8;
         };
         KernelArgs args = KernelArgs.of()
                 .pointer(q).pointer(k).pointer(v).pointer(o)
