@@ -4,10 +4,12 @@
 //     shared-memory stages (128-byte swizzle) and publishes each on a "full" mbarrier; the consumers hand a stage
 //     back on its "empty" mbarrier. Keys past a range's end are zero-filled and masked to -inf.
 //   - Warpgroups 1 and 2 consume, 64 query rows each (BM = 128). For KV block j a consumer issues S_j = Q K_j^T
-//     (wgmma, both operands in shared memory) and O += P_{j-1} V_{j-1} (P from registers) back to back, then runs
-//     block j's softmax while P_{j-1} V_{j-1} is still on the tensor cores.
+//     (wgmma, both operands in shared memory) and O += P_{j-1} V_{j-1} (P from registers) back to back. The source
+//     waits for P_{j-1} V_{j-1} after block j's softmax, but ptxas schedules that wait ahead of the softmax (SASS);
+//     a variant that forced the written order (a K release whose count read the row sums) measured 2-16% slower,
+//     so it was dropped (docs/benchmarks-hopper.md).
 //   - The consumers take turns issuing their products (two named barriers), so one's softmax runs while the
-//     other's products occupy the tensor cores.
+//     other's products occupy the tensor cores: 3-14% faster than without turns.
 //   - setmaxnreg moves registers from the producer (24 per thread) to the consumers (240).
 // The producer copies with cp.async rather than the bulk tensor copy engine: a tensor map would change the
 // kernel's arguments, and 1D bulk copies cannot write the swizzled layout wgmma reads. A producer thread waits
@@ -47,10 +49,6 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
 
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-
-__device__ __forceinline__ void mbar_arrive(uint32_t bar, uint32_t count) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
 
 // Waits until the phase of the given parity has completed.
@@ -247,12 +245,9 @@ __device__ __forceinline__ void consume(T* oh, const T* sQ, const T* sK, const T
         passTurn(!next.valid(rEnd));
         wgmma_wait<1>();
         pin(s);
+        mbar_arrive(bars.emptyK(sk));
         State::mask(s, cur.kb, cur.end, lane);
         st.update(s, scaleLog2, alpha);
-        // ptxas hoists a wait with no inputs above plain arithmetic, which would put the wait for P_{j-1} V_{j-1}
-        // before this softmax and end the overlap; it keeps the order of mbarrier operations and waits, so K_j is
-        // released here with a count that reads the row sums (always 1: the sums are never negative).
-        mbar_arrive(bars.emptyK(sk), 1u + (st.rowSum[0] + st.rowSum[1] < 0.f));
         wgmma_wait<0>();
         pin(st.acc);
         pin(s);  // P_j overwrites P_{j-1} only once the product reading it is done
