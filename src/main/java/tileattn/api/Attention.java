@@ -13,11 +13,14 @@ import tileattn.tensor.FloatTensor;
  * tokens in raster order (video tokens T-major, then H, then W, followed by any text tokens), returning the output
  * in the same shape and order. Inputs are validated first (shapes, sequence length, windows, top-k, gate, and
  * finiteness: NaN or infinity is rejected, naming the tensor and the first bad index); tokens are reordered into
- * tiles once, computed by the backend, and reordered back.
+ * tiles once (on the host, or on the device by {@link GpuBackend}), computed by the backend, and reordered back.
  *
  * <pre>{@code
  * TokenLayout layout = TokenLayout.of(new Shape3(30, 48, 80), new Shape3(6, 8, 8), 256);
  * FloatTensor out = Attention.cpu().attend(q, k, v, AttentionSpec.Sta.of(layout, new Window(3, 3, 3)));
+ * try (GpuBackend gpu = GpuBackend.open()) {       // dense and STA in bf16 on CUDA device 0
+ *     FloatTensor onGpu = new Attention(gpu).attend(q, k, v, AttentionSpec.Sta.of(layout, new Window(3, 3, 3)));
+ * }
  * }</pre>
  */
 public final class Attention {
@@ -60,10 +63,7 @@ public final class Attention {
                 Window[] windows = sta.windowsFor(heads);
                 InputChecks.windows(windows, layout.grid());
                 checkFinite(q, k, v);
-                FloatTensor out = backend.sta(TokenPermutation.toTileOrder(q, layout),
-                        TokenPermutation.toTileOrder(k, layout), TokenPermutation.toTileOrder(v, layout), layout,
-                        windows, scale);
-                yield TokenPermutation.toRaster(out, layout);
+                yield backend.staRaster(q, k, v, layout, windows, scale);
             }
             case AttentionSpec.Vsa vsa -> {
                 TileGrid grid = vsa.grid();

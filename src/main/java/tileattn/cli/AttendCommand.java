@@ -8,12 +8,15 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import tileattn.api.Attention;
 import tileattn.api.AttentionSpec;
+import tileattn.api.GpuBackend;
+import tileattn.kernels.TileAttentionKernel;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
@@ -30,7 +33,9 @@ import tileattn.tensor.SafetensorsWriter;
         description = {
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
-            "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16)."},
+            "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16).",
+            "On the GPU (dense and STA) F16 inputs compute in fp16 and F32 or BF16 inputs in bf16, accumulating in",
+            "fp32; VSA runs on the CPU (no GPU kernel yet)."},
         footer = {"", "--windows FILE.json holds one window per head, in tiles: {\"windows\": [[3,3,3],[5,6,10]]}.",
             "--video and --text-length default to the input's metadata keys 'video' (\"T,H,W\") and 'text_length'."})
 final class AttendCommand implements Callable<Integer> {
@@ -89,9 +94,13 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--scale", paramLabel = "x", description = "Softmax scale (default 1/sqrt(d)).")
     Float scale;
 
+    @Mixin
+    DeviceOption device;
+
     @Override
     public Integer call() {
         checkOptionsFit();
+        DeviceOption.Backend backend = method == Method.vsa ? device.resolveCpuOnly("VSA has no GPU kernel yet") : null;
         FloatTensor q, k, v, gate;
         DType outType;
         Map<String, String> inputMeta;
@@ -102,6 +111,11 @@ final class AttendCommand implements Callable<Integer> {
             gate = in.contains("gate") ? in.read("gate") : null;
             outType = in.info("q").dtype();
             inputMeta = in.metadata();
+        }
+        if (backend == null) {
+            int d = q.rank() == 4 ? q.dim(3) : -1;
+            backend = q.rank() != 4 || d == 64 || d == 128 ? device.resolve()
+                    : device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, the input has d=" + d);
         }
         Shape3 videoShape = video != null ? video : metadataVideo(inputMeta);
         int text = textLength != null ? textLength : metadataTextLength(inputMeta);
@@ -148,14 +162,34 @@ final class AttendCommand implements Callable<Integer> {
             }
             default -> throw new IllegalStateException("unhandled method " + method);
         }
-        Attention engine = Attention.cpu();
-        Measure.Timed<FloatTensor> result = Measure.time(() -> scale == null ? engine.attend(q, k, v, attention)
-                : engine.attend(q, k, v, attention, scale));
+        Measure.Timed<FloatTensor> result;
+        String ranOn;
+        if (backend == DeviceOption.Backend.GPU) {
+            try (GpuBackend gpu = GpuBackend.open(gpuType(outType), TileAttentionKernel.Path.AUTO)) {
+                result = compute(new Attention(gpu), q, k, v, attention);
+                ranOn = "GPU: " + gpu.describe() + ", time includes transfers";
+            }
+        } else {
+            result = compute(Attention.cpu(), q, k, v, attention);
+            ranOn = device.note();
+        }
         SafetensorsWriter.write(output, List.of(new NamedTensor("out", result.value(), outType)), outMeta);
         out.printf("wrote out %s %s to %s (%s; %.1f ms)%n", result.value().shapeString(), outType, output, detail,
                 result.millis());
+        out.println("device: " + ranOn);
         out.flush();
         return 0;
+    }
+
+    /** fp16 files compute in fp16; bf16 and fp32 ones in bf16, whose range fp32 values fit. */
+    static tileattn.cuda.DType gpuType(DType fileType) {
+        return fileType == DType.F16 ? tileattn.cuda.DType.F16 : tileattn.cuda.DType.BF16;
+    }
+
+    private Measure.Timed<FloatTensor> compute(Attention engine, FloatTensor q, FloatTensor k, FloatTensor v,
+                                               AttentionSpec attention) {
+        return Measure.time(() -> scale == null ? engine.attend(q, k, v, attention)
+                : engine.attend(q, k, v, attention, scale));
     }
 
     /** Options that belong to another method are mistakes worth reporting rather than ignoring. */
