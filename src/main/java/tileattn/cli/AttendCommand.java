@@ -33,8 +33,7 @@ import tileattn.tensor.SafetensorsWriter;
         description = {
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
-            "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16).",
-            "With --grad-output, the gradients dq, dk, dv (and dgate for a gated VSA) are written next to it."},
+            "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16)."},
         footer = {"", "--windows FILE.json holds one window per head, in tiles: {\"windows\": [[3,3,3],[5,6,10]]}.",
             "--video and --text-length default to the input's metadata keys 'video' (\"T,H,W\") and 'text_length'."})
 final class AttendCommand implements Callable<Integer> {
