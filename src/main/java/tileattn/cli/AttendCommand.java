@@ -34,8 +34,13 @@ import tileattn.tensor.SafetensorsWriter;
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
             "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16)."},
-        footer = {"", "--windows FILE.json holds one window per head, in tiles: {\"windows\": [[3,3,3],[5,6,10]]}.",
-            "--video and --text-length default to the input's metadata keys 'video' (\"T,H,W\") and 'text_length'."})
+        footer = {"",
+            "--windows FILE.json holds one window per head, in tiles:",
+            "{\"windows\": [[3,3,3],[5,6,10]]}; or a strategy from 'tileattn search' (its tile",
+            "is then the default) or in the STA authors' \"step_layer_head\" format, where",
+            "--step and --layer pick the attention call (needed where it has several).",
+            "--video and --text-length default to the input's metadata keys 'video'",
+            "(\"T,H,W\") and 'text_length'."})
 final class AttendCommand implements Callable<Integer> {
 
     static final Shape3 STA_TILE = new Shape3(6, 8, 8);
@@ -76,6 +81,14 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--text-length", paramLabel = "L",
             description = "Text tokens after the video (default: the input's 'text_length' metadata, else 0).")
     Integer textLength;
+
+    @Option(names = "--step", paramLabel = "S",
+            description = "With a strategy file: the denoising step whose windows to use (from 0).")
+    Integer step;
+
+    @Option(names = "--layer", paramLabel = "L",
+            description = "With a strategy file: the layer whose windows to use (from 0).")
+    Integer layer;
 
     @ArgGroup(exclusive = true)
     TopKChoice topK;
@@ -134,9 +147,16 @@ final class AttendCommand implements Callable<Integer> {
             }
             case sta -> {
                 Shape3 videoNeeded = require(videoShape);
-                TokenLayout layout = TokenLayout.of(videoNeeded, tile != null ? tile : STA_TILE, text);
-                AttentionSpec.Sta sta = windows.window != null ? AttentionSpec.Sta.of(layout, windows.window)
-                        : AttentionSpec.Sta.perHead(layout, WindowsFile.read(windows.file).toArray(Window[]::new));
+                TokenLayout layout;
+                AttentionSpec.Sta sta;
+                if (windows.window != null) {
+                    layout = TokenLayout.of(videoNeeded, tile != null ? tile : STA_TILE, text);
+                    sta = AttentionSpec.Sta.of(layout, windows.window);
+                } else {
+                    WindowsFile.Choice choice = WindowsFile.read(windows.file, videoNeeded, tile, text, step, layer);
+                    layout = choice.layout();
+                    sta = AttentionSpec.Sta.perHead(layout, choice.perHead());
+                }
                 attention = sta;
                 detail = "sta, tiles " + layout.grid().tile() + ", " + describeWindows(sta, layout.grid());
                 putLayout(outMeta, videoNeeded, text);
@@ -199,6 +219,10 @@ final class AttendCommand implements Callable<Integer> {
 
     /** Options that belong to another method are mistakes worth reporting rather than ignoring. */
     private void checkOptionsFit() {
+        if ((step != null || layer != null) && (windows == null || windows.file == null)) {
+            throw new ParameterException(spec.commandLine(), "--step and --layer pick windows from a strategy file given "
+                    + "with --windows");
+        }
         if (windows != null && method != Method.sta) {
             throw new ParameterException(spec.commandLine(), "--window/--windows apply to --method sta only");
         }
