@@ -55,7 +55,8 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Holds q, k, v and optionally gate.")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors", description = "Receives 'out' (and dq, dk, dv, dgate with --grad-output).")
+    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+            description = "Receives 'out' (and dq, dk, dv, dgate with --grad-output).")
     Path output;
 
     @Option(names = "--video", paramLabel = "T,H,W", converter = Shape3Converter.class,
