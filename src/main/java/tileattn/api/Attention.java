@@ -56,7 +56,7 @@ public final class Attention {
         return c.toRaster.apply(out);
     }
 
-    /** {@link #forwardForTraining(FloatTensor, FloatTensor, FloatTensor, AttentionSpec, float)} with scale 1/sqrt(d). */
+    /** The training forward with the default scale 1/sqrt(d). */
     public AttentionTape forwardForTraining(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec) {
         InputChecks.shapes(q, k, v);
         return forwardForTraining(q, k, v, spec, CpuAttention.defaultScale(q.dim(3)));

@@ -187,12 +187,13 @@ final class AttendCommand implements Callable<Integer> {
                     result.millis());
         } else {
             Measure.Timed<AttentionTape> forward = Measure.time(() -> scale == null
-                    ? engine.forwardForTraining(q, k, v, attention) : engine.forwardForTraining(q, k, v, attention, scale));
+                    ? engine.forwardForTraining(q, k, v, attention)
+                    : engine.forwardForTraining(q, k, v, attention, scale));
             Measure.Timed<AttentionGradients> backward = Measure.time(() -> forward.value().backward(dOut));
             AttentionGradients g = backward.value();
-            List<NamedTensor> tensors = new ArrayList<>(List.of(new NamedTensor("out", forward.value().output(), outType),
-                    new NamedTensor("dq", g.dq(), outType), new NamedTensor("dk", g.dk(), outType),
-                    new NamedTensor("dv", g.dv(), outType)));
+            List<NamedTensor> tensors = new ArrayList<>(List.of(
+                    new NamedTensor("out", forward.value().output(), outType), new NamedTensor("dq", g.dq(), outType),
+                    new NamedTensor("dk", g.dk(), outType), new NamedTensor("dv", g.dv(), outType)));
             if (g.dgate() != null) {
                 tensors.add(new NamedTensor("dgate", g.dgate(), outType));
             }

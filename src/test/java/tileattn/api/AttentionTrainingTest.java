@@ -121,7 +121,8 @@ class AttentionTrainingTest {
             assertClose("gated VSA output top-" + topK,
                     ReferenceGradients.vsaForward(d(q), d(k), d(v), d(gate), grid, topK, scale).out(), gated.output());
             assertGradients("gated VSA top-" + topK,
-                    ReferenceGradients.vsa(d(q), d(k), d(v), d(gate), d(dOut), grid, topK, scale), gated.backward(dOut));
+                    ReferenceGradients.vsa(d(q), d(k), d(v), d(gate), d(dOut), grid, topK, scale),
+                    gated.backward(dOut));
 
             AttentionTape plain = Attention.cpu().forwardForTraining(q, k, v, AttentionSpec.Vsa.topK(grid, topK));
             assertFalse(plain.hasGate());
@@ -242,7 +243,8 @@ class AttentionTrainingTest {
         TokenLayout layout = TokenLayout.of(new Shape3(2, 3, 4), new Shape3(1, 2, 2), 1);
         int[] shape = {1, 2, layout.sequenceLength(), 3};
         FloatTensor q = random(rnd, shape), k = random(rnd, shape), v = random(rnd, shape);
-        AttentionTape tape = Attention.cpu().forwardForTraining(q, k, v, AttentionSpec.Sta.of(layout, new Window(1, 1, 1)));
+        AttentionTape tape = Attention.cpu().forwardForTraining(q, k, v,
+                AttentionSpec.Sta.of(layout, new Window(1, 1, 1)));
 
         String none = assertThrows(IllegalArgumentException.class, () -> tape.backward(null)).getMessage();
         assertTrue(none.contains("dOut is null"), none);
@@ -301,7 +303,8 @@ class AttentionTrainingTest {
                 throw new UnsupportedOperationException("training only");
             }
 
-            public FloatTensor sta(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout l, Window[] w, float scale) {
+            public FloatTensor sta(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout l, Window[] w,
+                                   float scale) {
                 throw new UnsupportedOperationException("training only");
             }
 

@@ -59,7 +59,8 @@ class AttendGradOutputTest {
             inputs.add(new NamedTensor(name, random(rnd, shape), dtype));
         }
         SafetensorsWriter.write(dir.resolve("in.safetensors"), inputs);
-        SafetensorsWriter.write(dir.resolve("dout.safetensors"), List.of(new NamedTensor("dout", random(rnd, shape), dtype)));
+        SafetensorsWriter.write(dir.resolve("dout.safetensors"),
+                List.of(new NamedTensor("dout", random(rnd, shape), dtype)));
         Map<String, DoubleTensor> read = new LinkedHashMap<>();
         try (SafetensorsFile in = SafetensorsFile.open(dir.resolve("in.safetensors"));
              SafetensorsFile dOut = SafetensorsFile.open(dir.resolve("dout.safetensors"))) {
@@ -86,7 +87,8 @@ class AttendGradOutputTest {
             for (var e : expected.entrySet()) {
                 assertEquals(dtype, f.info(e.getKey()).dtype(), e.getKey());
                 FloatTensor reference = e.getValue().toFloat();
-                assertTrue(java.util.Arrays.stream(e.getValue().data()).anyMatch(x -> x != 0), e.getKey() + ": the reference is zero, the comparison would be empty");
+                assertTrue(java.util.Arrays.stream(e.getValue().data()).anyMatch(x -> x != 0),
+                        e.getKey() + ": the reference is zero, the comparison would be empty");
                 double err = Measure.relativeL2(f.read(e.getKey()), reference);
                 assertTrue(err < tolerance, e.getKey() + ": relative L2 error " + err + " >= " + tolerance);
             }
