@@ -8,7 +8,8 @@ import picocli.CommandLine.ScopeType;
 /** The top-level command; subcommands are registered here. */
 @Command(name = "tileattn", mixinStandardHelpOptions = true, version = "tileattn 0.1.0",
         description = "Sliding Tile Attention and Video Sparse Attention for video diffusion transformers.",
-        subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, AttendCommand.class, BenchCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, AttendCommand.class, BenchCommand.class,
+            DitCommand.class})
 public final class TileattnCommand implements Runnable {
 
     @Option(names = "--verbose", scope = ScopeType.INHERIT,
