@@ -2,7 +2,10 @@ package tileattn.dit;
 
 import java.util.stream.IntStream;
 
-/** Elementwise activations, in place. */
+/**
+ * Elementwise activations. {@link StrictMath} keeps the results bit-identical whichever JIT tier runs them (the
+ * intrinsics behind {@link Math#tanh} and {@link Math#exp} may differ from the interpreter in the last bit).
+ */
 final class Activations {
 
     private static final double SQRT_2_OVER_PI = Math.sqrt(2.0 / Math.PI);
@@ -22,14 +25,14 @@ final class Activations {
 
     static float geluTanh(float v) {
         double u = SQRT_2_OVER_PI * (v + 0.044715 * v * v * v);
-        return (float) (0.5 * v * (1.0 + Math.tanh(u)));
+        return (float) (0.5 * v * (1.0 + StrictMath.tanh(u)));
     }
 
     /** SiLU, x·sigmoid(x). */
     static float[] silu(float[] x) {
         float[] y = new float[x.length];
         for (int i = 0; i < x.length; i++) {
-            y[i] = (float) (x[i] / (1.0 + Math.exp(-x[i])));
+            y[i] = (float) (x[i] / (1.0 + StrictMath.exp(-x[i])));
         }
         return y;
     }

@@ -25,7 +25,7 @@ final class RopeTable {
         for (int axis = 0; axis < 3; axis++) {
             freq[axis] = new double[split[axis]];
             for (int j = 0; j < split[axis]; j++) {
-                freq[axis][j] = Math.pow(config.ropeTheta(), -(double) j / split[axis]);
+                freq[axis][j] = StrictMath.pow(config.ropeTheta(), -(double) j / split[axis]);
             }
         }
         for (int p = 0; p < s; p++) {
@@ -35,8 +35,8 @@ final class RopeTable {
             for (int axis = 0; axis < 3; axis++) {
                 for (int j = 0; j < split[axis]; j++, pair++) {
                     double angle = coord[axis] * freq[axis][j];
-                    cos[p * pairs + pair] = (float) Math.cos(angle);
-                    sin[p * pairs + pair] = (float) Math.sin(angle);
+                    cos[p * pairs + pair] = (float) StrictMath.cos(angle);
+                    sin[p * pairs + pair] = (float) StrictMath.sin(angle);
                 }
             }
         }

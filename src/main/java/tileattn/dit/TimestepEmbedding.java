@@ -13,9 +13,9 @@ final class TimestepEmbedding {
         int half = width / 2;
         float[] e = new float[width];
         for (int i = 0; i < half; i++) {
-            double angle = t * Math.pow(10000.0, -(double) i / half);
-            e[i] = (float) Math.cos(angle);
-            e[half + i] = (float) Math.sin(angle);
+            double angle = t * StrictMath.pow(10000.0, -(double) i / half);
+            e[i] = (float) StrictMath.cos(angle);
+            e[half + i] = (float) StrictMath.sin(angle);
         }
         return e;
     }
