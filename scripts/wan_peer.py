@@ -414,7 +414,7 @@ def bench(args):
     latent = torch.randn(args.batch, cfg["in_channels"], t, h, w, device=device, dtype=torch.bfloat16)
     timestep = torch.full((args.batch,), 500.0, device=device)
     context = torch.randn(args.batch, args.text_tokens, cfg["text_dim"], device=device, dtype=torch.bfloat16)
-    rope = rope_tables(cfg, (t // pt, h // ph, w // pw), device)
+    rope = tuple(r.float() for r in rope_tables(cfg, (t // pt, h // ph, w // pw), device))
     backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
                "efficient": SDPBackend.EFFICIENT_ATTENTION}[args.sdpa]
     print(f"peer: {args.config} bf16, latent {t}x{h}x{w} -> {tokens} video tokens, {args.text_tokens} text tokens, "

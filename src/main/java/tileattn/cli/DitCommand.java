@@ -133,6 +133,16 @@ final class DitCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        try {
+            return run();
+        } catch (OutOfMemoryError e) {
+            throw new IllegalStateException(String.format(Locale.ROOT, "ran out of Java heap (max %.1f GiB); run with "
+                    + "a larger heap, e.g. java -Xmx16g -jar tileattn.jar dit ...",
+                    Runtime.getRuntime().maxMemory() / (double) (1L << 30)), e);
+        }
+    }
+
+    private int run() {
         WanConfig config;
         try {
             config = WanConfig.byName(configName);
@@ -162,10 +172,10 @@ final class DitCommand implements Callable<Integer> {
         long loadStart = System.nanoTime();
         WanWeights w = weights == null ? RandomWeights.create(config, seed) : WanCheckpoint.load(weights, config);
         WanModel model = new WanModel(w);
+        double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
         TextEmbeddings embeddings = text == null
                 ? TextEmbeddings.random(config, textTokens == null ? config.textLength() : textTokens, seed + 1)
                 : TextEmbeddings.read(text, config);
-        double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
         int prompts = embeddings.prompts();
         FloatTensor noise = Noise.gaussian(seed, prompts, config.inChannels(), latent.t(), latent.h(), latent.w());
 
@@ -185,7 +195,7 @@ final class DitCommand implements Callable<Integer> {
         addRow(table, stepMs, 0, Math.min(denseSteps, steps), "dense");
         addRow(table, stepMs, Math.min(denseSteps, steps), steps, schedule.at(steps - 1).describe());
         table.print(pw);
-        pw.printf("weights and text ready in %.1f s; latent %s written to %s%n", loadSeconds,
+        pw.printf("weights ready in %.1f s; latent %s written to %s%n", loadSeconds,
                 FloatTensor.zeros(outShape(result)).shapeString(), out);
         pw.flush();
         return 0;

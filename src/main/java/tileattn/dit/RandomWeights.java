@@ -20,7 +20,7 @@ public final class RandomWeights {
     }
 
     public static WanWeights create(WanConfig config, long seed) {
-        HeapCheck.require(config.parameterCount() * Float.BYTES, "random weights of " + config.name());
+        HeapCheck.require(HeapCheck.modelBytes(config), config.name());
         return WanWeights.from(config, (name, shape) -> tensor(config, name, shape, seed));
     }
 

@@ -43,7 +43,7 @@ public final class WanCheckpoint {
         }
         Map<String, Path> fileOf = dir == null ? null : weightMap(dir);
         Path single = dir == null ? location : dir.resolve(SINGLE);
-        HeapCheck.require(config.parameterCount() * Float.BYTES, "the weights of " + config.name());
+        HeapCheck.require(HeapCheck.modelBytes(config), config.name());
         Map<Path, SafetensorsFile> open = new HashMap<>();
         try {
             return WanWeights.from(config, (name, shape) -> {
