@@ -36,15 +36,19 @@ import tileattn.tensor.SafetensorsWriter;
 /** Samples a latent video with the Wan-2.1 transformer on the CPU. */
 @Command(name = "dit", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
-            "Samples a latent video with the Wan-2.1 text-to-video transformer on the CPU (fp32): flow-matching Euler",
-            "with classifier-free guidance, dense attention for the first steps and STA or VSA after them.",
-            "Weights come from a diffusers checkpoint folder (--weights) or are random (seeded) for latency work;",
-            "text embeddings come from a safetensors file (--text) or are random."},
-        footer = {"", "Text file layout: tensor 'context' [N, L, 4096] (or [L, 4096]) holding the umT5-XXL embeddings of",
-            "N prompts, L <= 512 tokens each, and 'context_null' [1 or N, L', 4096] for the negative prompt (needed",
-            "unless --guidance 1). Shorter prompts are zero-padded to 512 tokens as Wan does.",
-            "Output: tensor 'latent' [16, T, H, W] (or [N, 16, T, H, W] for N prompts), F32, with the run's settings",
-            "in the metadata. wan-1.3b holds 1.4e9 fp32 parameters: run it with a heap of 8 GiB or more",
+            "Samples a latent video with the Wan-2.1 text-to-video transformer on the CPU",
+            "(fp32): flow-matching Euler with classifier-free guidance, dense attention for",
+            "the first steps and STA or VSA after them. Weights come from a diffusers",
+            "checkpoint folder (--weights) or are random (seeded) for latency work; text",
+            "embeddings come from a safetensors file (--text) or are random."},
+        footer = {"",
+            "Text file: tensor 'context' [N, L, 4096] (or [L, 4096]), the umT5-XXL embeddings",
+            "of N prompts, L <= 512 tokens each, and 'context_null' [1 or N, L', 4096] for",
+            "the negative prompt (needed unless --guidance 1). Prompts are zero-padded to",
+            "512 tokens as Wan pads them.",
+            "Output: tensor 'latent' [16, T, H, W] (or [N, 16, T, H, W] for N prompts), F32,",
+            "with the run's settings in the metadata.",
+            "wan-1.3b holds 1.4e9 fp32 parameters: give it a heap of 8 GiB or more",
             "(java -Xmx8g -jar tileattn.jar dit ...)."})
 final class DitCommand implements Callable<Integer> {
 
