@@ -1,0 +1,191 @@
+// Device code shared by the block-sparse attention forward kernels (tile_attention.cu, tile_attention_sm90.cu):
+// asynchronous row copies into swizzled shared tiles, the walk over a query block's KV ranges, and the
+// per-warp online softmax and output store. Both kernels hold scores and outputs in the same register layout
+// (the m16n8 accumulator layout, 16 query rows per warp), so these pieces serve both.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+namespace tileattn {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int srcBytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(srcBytes));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Two floats rounded into one register of two 16-bit values, lo in the low half.
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// Copies rows [row0, row0 + ROWS) of a [*, D] matrix into a shared tile laid out by Layout::offset(row, chunk)
+// (chunk = 16-byte column). Rows at or past rowLimit are zero-filled and never read from global memory, so a
+// masked key meets zeros in V rather than whatever memory holds. row0 < rowLimit always.
+template <int ROWS, int D, int THREADS, typename Layout, typename T>
+__device__ __forceinline__ void load_rows(T* tile, const T* src, int row0, int rowLimit, int tid) {
+    constexpr int CHUNKS = D / 8;
+    constexpr int TOTAL = ROWS * CHUNKS;
+    static_assert(TOTAL % THREADS == 0, "tile chunks must divide evenly among threads");
+#pragma unroll
+    for (int j = 0; j < TOTAL / THREADS; ++j) {
+        const int i = tid + j * THREADS;
+        const int r = i / CHUNKS, c = i % CHUNKS;
+        const bool real = row0 + r < rowLimit;
+        const T* g = src + static_cast<size_t>(real ? row0 + r : row0) * D + c * 8;
+        cp_async16(smem_addr(tile + Layout::offset(r, c)), g, real ? 16 : 0);
+    }
+}
+
+// Walks the KV blocks of one list: BN keys at a time through each range in turn.
+struct KvCursor {
+    int r, kb, end;
+    __device__ __forceinline__ bool valid(int rEnd) const { return r < rEnd; }
+    __device__ __forceinline__ void start(const int2* ranges, int first, int rEnd) {
+        r = first;
+        if (r < rEnd) {
+            const int2 x = ranges[r];
+            kb = x.x;
+            end = x.y;
+        }
+    }
+    template <int BN>
+    __device__ __forceinline__ void advance(const int2* ranges, int rEnd) {
+        if (r >= rEnd) return;
+        kb += BN;
+        if (kb >= end) start(ranges, r + 1, rEnd);
+    }
+};
+
+// Scores of 16 query rows x NT*8 keys and outputs of 16 rows x DT*8 dims per warp. Each thread holds rows
+// lane/4 and lane/4 + 8, columns 8j + 2(lane%4) + {0,1}: elements [j][0..1] and [j][2..3].
+template <int NT, int DT>
+struct RowState {
+    float acc[DT][4];
+    float rowMax[2], rowSum[2];
+
+    __device__ __forceinline__ void init() {
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[dt][e] = 0.f;
+        rowMax[0] = rowMax[1] = -INFINITY;
+        rowSum[0] = rowSum[1] = 0.f;
+    }
+
+    // Keys at or past kEnd get -inf; only the last block of a range can hold any.
+    static __device__ __forceinline__ void mask(float (&s)[NT][4], int kb, int kEnd, int lane) {
+        if (kb + NT * 8 > kEnd) {
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                const int col = kb + nt * 8 + 2 * (lane & 3);
+                if (col >= kEnd) { s[nt][0] = -INFINITY; s[nt][2] = -INFINITY; }
+                if (col + 1 >= kEnd) { s[nt][1] = -INFINITY; s[nt][3] = -INFINITY; }
+            }
+        }
+    }
+
+    // Online softmax in the log2 domain: s becomes exp2(s * scaleLog2 - rowMax); accumulators are rescaled.
+    // Every block holds at least one real key per row, so the new maximum is finite.
+    __device__ __forceinline__ void softmax(float (&s)[NT][4], float scaleLog2) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float newMax = fmaxf(rowMax[h], mx * scaleLog2);
+            const float alpha = fast_exp2(rowMax[h] - newMax);
+            rowMax[h] = newMax;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scaleLog2, -newMax));
+                s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scaleLog2, -newMax));
+                sum += s[nt][2 * h] + s[nt][2 * h + 1];
+            }
+            rowSum[h] = rowSum[h] * alpha + sum;
+#pragma unroll
+            for (int dt = 0; dt < DT; ++dt) {
+                acc[dt][2 * h] *= alpha;
+                acc[dt][2 * h + 1] *= alpha;
+            }
+        }
+    }
+
+    // Probabilities of keys 16ks .. 16ks+15 as the A operand of a k16 matrix instruction.
+    template <typename T>
+    static __device__ __forceinline__ void probabilities(const float (&p)[NT][4], int ks, uint32_t (&a)[4]) {
+        a[0] = pack2<T>(p[2 * ks][0], p[2 * ks][1]);
+        a[1] = pack2<T>(p[2 * ks][2], p[2 * ks][3]);
+        a[2] = pack2<T>(p[2 * ks + 1][0], p[2 * ks + 1][1]);
+        a[3] = pack2<T>(p[2 * ks + 1][2], p[2 * ks + 1][3]);
+    }
+
+    // Writes the warp's rows warpRow .. warpRow+15 of the block (those below rowCount) and their log-sum-exp.
+    template <typename T>
+    __device__ __forceinline__ void store(T* oh, float* lseRow, int warpRow, int rowStart, int rowCount, int lane) const {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float sum = rowSum[h];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = 1.f / sum;
+            const int local = warpRow + (lane >> 2) + 8 * h;
+            if (local < rowCount) {
+                const int row = rowStart + local;
+                T* dst = oh + static_cast<size_t>(row) * (DT * 8) + 2 * (lane & 3);
+#pragma unroll
+                for (int dt = 0; dt < DT; ++dt)
+                    *reinterpret_cast<uint32_t*>(dst + dt * 8) = pack2<T>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+                if (lseRow != nullptr && (lane & 3) == 0)
+                    lseRow[row] = (rowMax[h] + log2f(sum)) * 0.69314718055994530942f;
+            }
+        }
+    }
+};
+
+// Where a query block's work lives: its rows, its KV list, and the head's slices of q, k, v, o and lse.
+struct BlockWork {
+    int rowStart, rowCount, rangeBegin, rangeEnd;
+    size_t headOffset;
+    float* lseRow;
+};
+
+__device__ __forceinline__ BlockWork block_work(const int4* qblocks, const int* listOf, const int* rangeOffsets,
+                                                int slots, int heads, int S, int D, float* lse) {
+    const int4 qb = qblocks[blockIdx.x];
+    const int head = blockIdx.y, batch = blockIdx.z;
+    const int list = listOf[head * slots + qb.z];
+    const size_t slice = static_cast<size_t>(batch) * heads + head;
+    return {qb.x, qb.y, rangeOffsets[list], rangeOffsets[list + 1], slice * S * D,
+            lse != nullptr ? lse + slice * S : nullptr};
+}
+
+}  // namespace tileattn

@@ -1,0 +1,189 @@
+// Hopper (sm_90a) path of the block-sparse attention forward: the same ABI, launch grid, query-block table and
+// KV range lists as tile_attention.cu (read its header), with the matrix work on wgmma.
+//   - 256 threads = two warpgroups; each owns 64 of the block's BM = 128 query rows.
+//   - S = Q K^T: wgmma m64nBNk16 with Q and K both read from shared memory (K-major, 128-byte swizzle).
+//   - O += P V: wgmma m64nDk16 with P straight from the score registers (their layout is the A-fragment
+//     layout) and V from shared memory read transposed (MN-major, 128-byte swizzle).
+//   - K runs one block ahead of V: block j+1's scores are issued asynchronously before block j's softmax, so
+//     the tensor cores work while the exponentials run. All threads copy K/V with cp.async, two stages each.
+// Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory Sm90Config::SMEM bytes
+// (tileattn_tile_attention_sm90_smem_bytes gives it per head dim). Built for every target, but the body exists
+// only in sm_90a code; elsewhere the entry points trap, and callers pick tile_attention.cu by capability.
+#include "tileattn/tile_attention.cuh"
+#include "tileattn/wgmma.cuh"
+
+namespace tileattn {
+
+template <int D_, int BN_>
+struct Sm90Config {
+    static constexpr int D = D_;
+    static constexpr int BN = BN_;
+    static constexpr int THREADS = 256;
+    static constexpr int BM = 128;
+    static constexpr int Q_ELEMS = BM * D;
+    static constexpr int KV_ELEMS = BN * D;
+    static constexpr int SMEM = (Q_ELEMS + 4 * KV_ELEMS) * 2 + 1024;  // + slack to align the tiles to 1 KiB
+};
+
+// wgmma's 128-byte swizzle: a tile of ROWS rows is stored as D/64 column slabs of [ROWS][64] elements, each
+// row 128 bytes, and 16-byte chunk c of row r sits at c ^ (r & 7). Slabs must start 1 KiB aligned.
+template <int ROWS>
+struct Swizzle128 {
+    static __device__ __forceinline__ int offset(int row, int chunk) {
+        return (chunk >> 3) * ROWS * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+    }
+};
+
+// Shared-memory matrix descriptor: start address, leading and stride byte offsets, 128-byte swizzle.
+__device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t leadingBytes, uint32_t strideBytes) {
+    return static_cast<uint64_t>((smem_addr(p) & 0x3FFFF) >> 4) |
+           (static_cast<uint64_t>((leadingBytes >> 4) & 0x3FFF) << 16) |
+           (static_cast<uint64_t>((strideBytes >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+
+// Pins accumulator registers at a point of the program, so the compiler neither reads nor moves them while a
+// wgmma that writes them may still be running.
+template <int N>
+__device__ __forceinline__ void pin(float (&d)[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
+}
+
+// Cp.async writes go through the generic proxy and wgmma reads through the async proxy: each writer waits for
+// its copies and fences before the barrier that publishes them.
+__device__ __forceinline__ void publish_copies() {
+    cp_async_wait<0>();
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, int accumulate) {
+    if constexpr (N == 64) wgmma_ss_n64<T>(d, a, b, accumulate);
+    else wgmma_ss_n128<T>(d, a, b, accumulate);
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b) {
+    if constexpr (N == 64) wgmma_rs_n64<T>(d, a, b);
+    else wgmma_rs_n128<T>(d, a, b);
+}
+
+template <typename T, typename C>
+__device__ __forceinline__ void
+tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
+                        float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
+                        const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
+                        int S, float scaleLog2) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int D = C::D, BN = C::BN, BM = C::BM, THREADS = C::THREADS;
+    constexpr int NT = BN / 8, DT = D / 8;
+    using State = RowState<NT, DT>;
+    using QLayout = Swizzle128<BM>;
+    using KvLayout = Swizzle128<BN>;
+
+    extern __shared__ unsigned char smemRaw[];
+    T* sQ = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+    T* sK = sQ + C::Q_ELEMS;         // [2][BN*D]
+    T* sV = sK + 2 * C::KV_ELEMS;    // [2][BN*D]
+
+    const int tid = threadIdx.x, lane = tid & 31, warpRow = (tid >> 5) * 16;
+    const int groupRow = (tid >> 7) * 64;  // first row of this warpgroup
+    const BlockWork work = block_work(qblocks, listOf, rangeOffsets, slots, heads, S, D, lse);
+    const int rEnd = work.rangeEnd;
+    const T* kh = k + work.headOffset;
+    const T* vh = v + work.headOffset;
+
+    State st;
+    st.init();
+    float sA[NT][4], sB[NT][4];
+
+    // k16 step kk of Q K^T: both operands K-major; the step's 32 bytes lie inside one 128-byte swizzle row.
+    auto scores = [&](float (&s)[NT][4], const T* sKs) {
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            const uint64_t a = smem_desc(sQ + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024);
+            const uint64_t b = smem_desc(sKs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024);
+            wgmma_ss<T, BN>(s, a, b, kk > 0);
+        }
+        wgmma_commit();
+    };
+    // k16 step ks of P V covers keys 16ks .. 16ks+15 (two 1 KiB swizzle atoms); the D columns span D/64 slabs.
+    auto accumulate = [&](const float (&p)[NT][4], const T* sVs) {
+        uint32_t a[BN / 16][4];
+#pragma unroll
+        for (int ks = 0; ks < BN / 16; ++ks) State::template probabilities<T>(p, ks, a[ks]);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < BN / 16; ++ks)
+            wgmma_rs<T, D>(st.acc, a[ks], smem_desc(sVs + ks * 16 * 64, BN * 128, 1024));
+        wgmma_commit();
+    };
+
+    KvCursor cur, next, next2;
+    cur.start(ranges, work.rangeBegin, rEnd);
+    next = cur;
+    next.template advance<BN>(ranges, rEnd);
+    next2 = next;
+    next2.template advance<BN>(ranges, rEnd);
+
+    load_rows<BM, D, THREADS, QLayout>(sQ, q + work.headOffset, work.rowStart, work.rowStart + work.rowCount, tid);
+    load_rows<BN, D, THREADS, KvLayout>(sK, kh, cur.kb, cur.end, tid);
+    if (next.valid(rEnd)) load_rows<BN, D, THREADS, KvLayout>(sK + C::KV_ELEMS, kh, next.kb, next.end, tid);
+    load_rows<BN, D, THREADS, KvLayout>(sV, vh, cur.kb, cur.end, tid);
+    cp_async_commit();
+    publish_copies();
+    scores(sA, sK);
+    wgmma_wait<0>();
+    pin(sA);
+    State::mask(sA, cur.kb, cur.end, lane);
+
+    int j = 0;
+    auto step = [&](float (&now)[NT][4], float (&ahead)[NT][4]) -> bool {
+        publish_copies();  // K[j+1] and V[j] visible; both warpgroups are done reading block j-1's stages
+        if (next2.valid(rEnd)) load_rows<BN, D, THREADS, KvLayout>(sK + (j & 1) * C::KV_ELEMS, kh, next2.kb, next2.end, tid);
+        if (next.valid(rEnd)) load_rows<BN, D, THREADS, KvLayout>(sV + ((j + 1) & 1) * C::KV_ELEMS, vh, next.kb, next.end, tid);
+        cp_async_commit();
+        scores(ahead, sK + ((j + 1) & 1) * C::KV_ELEMS);  // past the last block this reads stale data, never used
+        st.softmax(now, scaleLog2);
+        accumulate(now, sV + (j & 1) * C::KV_ELEMS);
+        wgmma_wait<0>();
+        pin(ahead);
+        pin(st.acc);
+        if (!next.valid(rEnd)) return false;
+        State::mask(ahead, next.kb, next.end, lane);
+        next = next2;
+        next2.template advance<BN>(ranges, rEnd);
+        ++j;
+        return true;
+    };
+    for (;;) {
+        if (!step(sA, sB)) break;
+        if (!step(sB, sA)) break;
+    }
+    cp_async_wait<0>();
+
+    st.template store<T>(o + work.headOffset, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
+#else
+    __trap();  // sm_90a only: dispatch picks tile_attention.cu elsewhere
+#endif
+}
+
+// The same body as a template kernel, for the standalone checker's configuration sweeps.
+template <typename T, typename C>
+__global__ void __launch_bounds__(C::THREADS, 1)
+tile_attention_sm90_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks,
+                               const int* listOf, const int* rangeOffsets, const int2* ranges, int slots, int heads,
+                               int S, float scaleLog2) {
+    tile_attention_sm90_fwd<T, C>(q, k, v, o, lse, qblocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2);
+}
+
+}  // namespace tileattn
