@@ -10,7 +10,7 @@
 //   listOf       int [heads * slots]: the KV list of (head, slot). Heads with identical windows share lists.
 //   rangeOffsets int [lists + 1]: the ranges of list l are ranges[rangeOffsets[l] .. rangeOffsets[l+1]).
 //   ranges       int2 {start, end} of KV tokens, end > start; every list has at least one range.
-//   slots, heads, S; scaleLog2 = softmax scale * log2(e): scores are scaled in fp32 after QK^T, then exp2.
+//   slots, heads, S; scaleLog2 = softmax scale * log2(e) > 0: scores are scaled in fp32 after QK^T, then exp2.
 // Launch: grid (query blocks, heads, B), BM = 128 rows per block, 256 threads, dynamic shared memory
 // 768 * D bytes (96 KiB at D = 128: raise the function's limit above 48 KiB first).
 // Keys past a range's end are masked only in the last, partial KV block of that range.
@@ -196,9 +196,7 @@ tile_attention_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* lse, 
                                                                            S, scaleLog2);                      \
     }
 
-#ifndef TILEATTN_NO_ENTRY_POINTS
 TILEATTN_TILE_ATTENTION_ENTRY(tileattn_tile_attention_fwd_bf16_d64, __nv_bfloat16, 64)
 TILEATTN_TILE_ATTENTION_ENTRY(tileattn_tile_attention_fwd_bf16_d128, __nv_bfloat16, 128)
 TILEATTN_TILE_ATTENTION_ENTRY(tileattn_tile_attention_fwd_f16_d64, __half, 64)
 TILEATTN_TILE_ATTENTION_ENTRY(tileattn_tile_attention_fwd_f16_d128, __half, 128)
-#endif

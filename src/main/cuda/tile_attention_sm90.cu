@@ -6,9 +6,9 @@
 //     layout) and V from shared memory read transposed (MN-major, 128-byte swizzle).
 //   - K runs one block ahead of V: block j+1's scores are issued asynchronously before block j's softmax, so
 //     the tensor cores work while the exponentials run. All threads copy K/V with cp.async, two stages each.
-// Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory Sm90Config::SMEM bytes
-// (tileattn_tile_attention_sm90_smem_bytes gives it per head dim). Built for every target, but the body exists
-// only in sm_90a code; elsewhere the entry points trap, and callers pick tile_attention.cu by capability.
+// Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory 768 * D + 1024 bytes (Sm90Config with
+// BN = 64). Built for every target, but the body exists only in sm_90a code; elsewhere the entry points trap, and
+// callers pick tile_attention.cu by compute capability.
 #include "tileattn/tile_attention.cuh"
 #include "tileattn/wgmma.cuh"
 
@@ -169,7 +169,6 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         if (!step(sA, sB)) break;
         if (!step(sB, sA)) break;
     }
-    cp_async_wait<0>();
 
     st.template store<T>(o + work.headOffset, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
 #else
@@ -187,3 +186,19 @@ tile_attention_sm90_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* 
 }
 
 }  // namespace tileattn
+
+// BN = 64: with BN = 128 the two score tiles, the output and P no longer fit 255 registers at D = 128 (ptxas
+// spills 456 bytes), and BN = 64 measured faster at every benchmark shape (docs/benchmarks-sta.md).
+#define TILEATTN_TILE_ATTENTION_SM90_ENTRY(NAME, T, D)                                                         \
+    extern "C" __global__ void __launch_bounds__(256, 1)                                                       \
+    NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64>>(q, k, v, o, lse, qblocks, listOf,    \
+                                                                           rangeOffsets, ranges, slots, heads, \
+                                                                           S, scaleLog2);                      \
+    }
+
+TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d64, __nv_bfloat16, 64)
+TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d128, __nv_bfloat16, 128)
+TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d64, __half, 64)
+TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __half, 128)

@@ -232,10 +232,7 @@ static std::vector<Variant> allVariants() {
     v.push_back(makeVariant<PortableConfig, 64, false>("mma_n64"));
     int major = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-    if (major == 9) {
-        v.push_back(makeVariant<Sm90Config, 128, true>("wgmma_n128"));
-        v.push_back(makeVariant<Sm90Config, 64, true>("wgmma_n64"));
-    }
+    if (major == 9) v.push_back(makeVariant<Sm90Config, 64, true>("wgmma_n64"));
     return v;
 }
 

@@ -1,0 +1,189 @@
+package tileattn.kernels;
+
+import tileattn.cuda.CudaDevice;
+import tileattn.cuda.CudaStream;
+import tileattn.cuda.DType;
+import tileattn.cuda.DeviceBuffer;
+import tileattn.cuda.DeviceScope;
+import tileattn.cuda.DeviceTensor;
+import tileattn.cuda.Dim3;
+import tileattn.cuda.KernelArgs;
+import tileattn.layout.TokenLayout;
+import tileattn.mask.Window;
+
+/**
+ * Block-sparse attention forward on the GPU over tile-ordered [B, heads, S, d] tensors: STA, dense, or any
+ * {@link KvRangePlan}. bf16 or fp16 in and out, fp32 accumulation, d = 64 or 128, optional log-sum-exp output
+ * (fp32 [B, heads, S], natural log). Two kernels share one argument list: tile_attention_sm90.cu (wgmma) on
+ * compute capability 9.0, tile_attention.cu (mma.sync) elsewhere; {@link Path} can force either.
+ */
+public final class TileAttentionKernel {
+
+    /** Which kernel runs. */
+    public enum Path {
+        /** The Hopper kernel on compute capability 9.0, the portable one elsewhere. */
+        AUTO,
+        /** mma.sync kernel; runs on compute capability 8.0 and newer. */
+        PORTABLE,
+        /** wgmma kernel; its sm_90a code runs on compute capability 9.0 only. */
+        HOPPER
+    }
+
+    private static final String PORTABLE_FAMILY = "tile_attention";
+    private static final String HOPPER_FAMILY = "tile_attention_sm90";
+    private static final int THREADS = 256;
+    private static final int MAX_GRID_YZ = 65535;
+
+    private final KernelLibrary library;
+    private final Path path;
+
+    public TileAttentionKernel(KernelLibrary library) {
+        this(library, Path.AUTO);
+    }
+
+    public TileAttentionKernel(KernelLibrary library, Path path) {
+        this.library = library;
+        CudaDevice device = library.context().device();
+        boolean hopper = device.computeCapabilityNumber() == 90;
+        if (path == Path.HOPPER && !hopper) {
+            throw new IllegalArgumentException("the Hopper attention kernel needs compute capability 9.0; "
+                    + device.name() + " has " + device.computeCapability());
+        }
+        this.path = path == Path.AUTO ? (hopper ? Path.HOPPER : Path.PORTABLE) : path;
+    }
+
+    /** The kernel this instance launches (never AUTO). */
+    public Path path() {
+        return path;
+    }
+
+    /** A plan's tables in device memory, freed with the scope they were uploaded into. */
+    public record DevicePlan(KvRangePlan plan, DeviceBuffer queryBlocks, DeviceBuffer listOf, DeviceBuffer rangeOffsets,
+                             DeviceBuffer ranges) {
+    }
+
+    public static DevicePlan upload(KvRangePlan plan, DeviceScope scope) {
+        return new DevicePlan(plan, upload(scope, plan.queryBlockTable()), upload(scope, plan.listOfTable()),
+                upload(scope, plan.rangeOffsetTable()), upload(scope, plan.rangeTable()));
+    }
+
+    private static DeviceBuffer upload(DeviceScope scope, int[] table) {
+        DeviceBuffer buffer = scope.allocate(4L * table.length);
+        buffer.copyFromHost(table);
+        return buffer;
+    }
+
+    /**
+     * STA forward: {@code o = softmax(scale · q kᵀ, STA mask) v}, tokens in tile order. Uploads the plan into a
+     * temporary scope and so returns only once the kernel has finished; a caller that attends many times with one
+     * layout should {@link #upload} a {@link KvRangePlan#sta} once and call {@link #forward}.
+     *
+     * @param lse fp32 [B, heads, S] log-sum-exp per row, or null
+     */
+    public void sta(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse, TokenLayout layout,
+                    Window[] windowsPerHead, float scale, CudaStream stream) {
+        KvRangePlan plan = KvRangePlan.sta(layout, windowsPerHead);
+        try (DeviceScope scope = library.context().openScope()) {
+            forward(q, k, v, o, lse, upload(plan, scope), scale, stream);
+        }
+    }
+
+    /** Dense forward over any S; returns once the kernel has finished (see {@link #sta}). */
+    public void dense(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse, float scale,
+                      CudaStream stream) {
+        checkRank(q, "q");
+        KvRangePlan plan = KvRangePlan.dense(q.dim(2), q.dim(1));
+        try (DeviceScope scope = library.context().openScope()) {
+            forward(q, k, v, o, lse, upload(plan, scope), scale, stream);
+        }
+    }
+
+    /** Queues the forward pass on {@code stream}; the plan's buffers must outlive the kernel. */
+    public void forward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                        DevicePlan plan, float scale, CudaStream stream) {
+        DeviceTensor[] tensors = {q, k, v, o};
+        String[] names = {"q", "k", "v", "o"};
+        for (int i = 0; i < tensors.length; i++) {
+            checkRank(tensors[i], names[i]);
+            if (!tensors[i].sameShape(q)) {
+                throw new IllegalArgumentException("q is " + q.shapeString() + " but " + names[i] + " is "
+                        + tensors[i].shapeString() + "; q, k, v and o must have one shape");
+            }
+            if (tensors[i].dtype() != q.dtype()) {
+                throw new IllegalArgumentException("q is " + q.dtype() + " but " + names[i] + " is " + tensors[i].dtype()
+                        + "; q, k, v and o must have one element type");
+            }
+        }
+        if (q.dtype() != DType.BF16 && q.dtype() != DType.F16) {
+            throw new IllegalArgumentException("attention runs on BF16 or F16 tensors, got " + q.dtype());
+        }
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2), d = q.dim(3);
+        if (d != 64 && d != 128) {
+            throw new IllegalArgumentException("head dim must be 64 or 128, got " + d);
+        }
+        if (batch > MAX_GRID_YZ || heads > MAX_GRID_YZ) {
+            throw new IllegalArgumentException("B = " + batch + " and heads = " + heads + " must each be at most " + MAX_GRID_YZ);
+        }
+        KvRangePlan p = plan.plan();
+        if (p.sequenceLength() != seq || p.heads() != heads) {
+            throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
+                    + p.heads() + " heads and S = " + p.sequenceLength());
+        }
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, got " + scale);
+        }
+        if (lse != null) {
+            if (lse.dtype() != DType.F32 || lse.rank() != 3 || lse.dim(0) != batch || lse.dim(1) != heads || lse.dim(2) != seq) {
+                throw new IllegalArgumentException("lse must be F32 [" + batch + ", " + heads + ", " + seq + "], got "
+                        + lse.dtype() + " " + lse.shapeString());
+            }
+            checkDisjoint(lse, "lse", q, k, v, o);
+        }
+        for (int i = 0; i < 3; i++) {
+            if (tensors[i].buffer().address() % 16 != 0) {
+                throw new IllegalArgumentException(names[i] + " must be 16-byte aligned (the kernels copy rows in 16-byte "
+                        + "pieces), got " + tensors[i]);
+            }
+        }
+        if (o.buffer().address() % 4 != 0) {
+            throw new IllegalArgumentException("o must be 4-byte aligned, got " + o);
+        }
+        checkDisjoint(o, "o", q, k, v);
+        if (lse != null) {
+            Kernels.checkContext(library, stream, q, k, v, o, lse);
+        } else {
+            Kernels.checkContext(library, stream, q, k, v, o);
+        }
+
+        String entry = (path == Path.HOPPER ? "tileattn_tile_attention_sm90_fwd_" : "tileattn_tile_attention_fwd_")
+                + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+        // Dynamic shared memory of the two kernels (PortableConfig / Sm90Config with BN = 64): Q tile plus two stages
+        // of K and of V, and for wgmma 1 KiB to align its swizzled tiles.
+        int sharedBytes = path == Path.HOPPER ? 768 * d + 1024 : 768 * d;
+        KernelArgs args = KernelArgs.of()
+                .pointer(q).pointer(k).pointer(v).pointer(o)
+                .i64(lse == null ? 0 : lse.buffer().address())
+                .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets()).pointer(plan.ranges())
+                .i32(p.slots()).i32(heads).i32(seq)
+                .f32((float) (scale / Math.log(2)));
+        library.function(path == Path.HOPPER ? HOPPER_FAMILY : PORTABLE_FAMILY, entry)
+                .launch(new Dim3(p.blockCount(), heads, batch), Dim3.of(THREADS), sharedBytes, stream, args);
+    }
+
+    private static void checkRank(DeviceTensor t, String name) {
+        if (t == null) {
+            throw new IllegalArgumentException(name + " is missing");
+        }
+        if (t.rank() != 4) {
+            throw new IllegalArgumentException(name + " must be [B, heads, S, d], got " + t.shapeString());
+        }
+    }
+
+    private static void checkDisjoint(DeviceTensor out, String name, DeviceTensor... inputs) {
+        for (DeviceTensor in : inputs) {
+            if (out.buffer().overlaps(in.buffer())) {
+                throw new IllegalArgumentException(name + " overlaps an input tensor; the kernel cannot write in place");
+            }
+        }
+    }
+}
