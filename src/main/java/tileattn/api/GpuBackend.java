@@ -19,7 +19,7 @@ import tileattn.tensor.FloatTensor;
 
 /**
  * Dense and STA attention forward on a CUDA GPU ({@link TileAttentionKernel}: bf16 or fp16 operands, fp32
- * accumulation, d = 64 or 128). VSA has no GPU kernel yet: asking for it throws
+ * accumulation, d = 64 or 128). VSA and the training forward have no GPU path yet: asking for them throws
  * {@link UnsupportedOperationException} rather than computing on the CPU behind the caller's back.
  *
  * <p>Two ways in:
@@ -156,6 +156,26 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
     public FloatTensor vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid, int topK,
                            float scale) {
         throw new UnsupportedOperationException(VSA_UNSUPPORTED);
+    }
+
+    static final String TRAINING_UNSUPPORTED = "the training forward and backward have no GPU path in this version "
+            + "of tileattn; run them on the CPU (Attention.cpu().forwardForTraining)";
+
+    @Override
+    public TileOrderTape denseForTraining(FloatTensor q, FloatTensor k, FloatTensor v, float scale) {
+        throw new UnsupportedOperationException(TRAINING_UNSUPPORTED);
+    }
+
+    @Override
+    public TileOrderTape staForTraining(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout,
+                                        Window[] windowsPerHead, float scale) {
+        throw new UnsupportedOperationException(TRAINING_UNSUPPORTED);
+    }
+
+    @Override
+    public TileOrderTape vsaForTraining(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
+                                        int topK, float scale) {
+        throw new UnsupportedOperationException(TRAINING_UNSUPPORTED);
     }
 
     @FunctionalInterface

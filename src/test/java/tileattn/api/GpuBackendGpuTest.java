@@ -228,7 +228,7 @@ class GpuBackendGpuTest {
     }
 
     @Test
-    void vsaIsRefusedWithAClearMessage() {
+    void vsaAndTrainingAreRefusedWithAClearMessage() {
         Random rnd = new Random(44);
         TileGrid grid = new TileGrid(new Shape3(4, 8, 8), new Shape3(2, 4, 4));
         FloatTensor q = gaussian(rnd, 1, 1, 256, 64), k = gaussian(rnd, 1, 1, 256, 64), v = gaussian(rnd, 1, 1, 256, 64);
@@ -243,6 +243,10 @@ class GpuBackendGpuTest {
                     () -> backend.attend(d, d, d, AttentionSpec.Vsa.topK(grid, 2), context.defaultStream()));
             assertEquals(host.getMessage(), device.getMessage());
         }
+        UnsupportedOperationException training = assertThrows(UnsupportedOperationException.class,
+                () -> new Attention(backend).forwardForTraining(q, k, v, AttentionSpec.dense()));
+        assertTrue(training.getMessage().contains("no GPU path") && training.getMessage().contains("CPU"),
+                training.getMessage());
     }
 
     @Test
