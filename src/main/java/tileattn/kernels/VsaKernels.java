@@ -2,6 +2,7 @@ package tileattn.kernels;
 
 import tileattn.cuda.CudaStream;
 import tileattn.cuda.DType;
+import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.cuda.Dim3;
@@ -13,12 +14,18 @@ import tileattn.layout.TileGrid;
  * the coarse attention between tiles with its top-k selection, and the output's combination, and
  * {@link TileAttentionKernel}'s kernels for the fine attention over the selected tiles. The selection never
  * leaves the device: the coarse kernel writes the fine kernel's KV range lists itself, one list per (batch, head,
- * query tile), so a forward is a queue of four launches with no host round trip. bf16 or fp16 tensors, fp32
- * accumulation, d = 64 or 128; partial edge tiles are averaged over their real tokens.
+ * query tile), so a forward is a queue of four launches with no host round trip. The backward likewise builds the
+ * selection's transpose on the device and runs {@link TileAttentionBackwardKernel}'s kernels over it, then the
+ * coarse branch's backward, whose pooled gradients reach every real token of each tile. bf16 or fp16 tensors, fp32
+ * accumulation, d = 64 or 128; partial edge tiles are averaged over their real tokens. All memory lives in a
+ * {@link VsaWorkspace} allocated once per {@link VsaPlan}.
  */
 public final class VsaKernels {
 
     private static final String FAMILY = "vsa";
+    private static final String BWD_FAMILY = "tile_attention_bwd";
+    private static final int BWD_THREADS = 256;
+    private static final int SCAN_THREADS = 1024;
     private static final int ROW_THREADS = 128;
     private static final int COARSE_THREADS = 256;
     /** Query tiles per coarse block at most, and the tile rows the coarse kernels stage at a time (vsa.cu). */
@@ -143,6 +150,80 @@ public final class VsaKernels {
                 Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(ws.fine).pointer(ws.coarse)
                         .i64(gate == null ? 0 : gate.buffer().address()).pointer(out)
                         .pointer(plan.tileStarts()).i32(tiles).i32(plan.grid().videoTokens()));
+    }
+
+    /**
+     * Queues the backward of the last {@link #forward} with {@code ws} (a training workspace): the fine branch's
+     * dq, dk, dv over the forward's selection (held fixed; tile_attention_bwd.cu over lists built here on the
+     * device), the coarse branch's gradient through the pooling added to every real token of each tile, and
+     * {@code dgate = dOut ⊙ coarse} when the forward had a gate. q, k, v and gate must be the forward's.
+     *
+     * @param dgate written when {@code gate} is given; null otherwise
+     */
+    public void backward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor gate, DeviceTensor dOut,
+                         DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, DeviceTensor dgate, VsaWorkspace ws,
+                         float scale, CudaStream stream) {
+        checkTraining(ws);
+        checkTokens(ws, new DeviceTensor[]{q, k, v, dOut, dq, dk, dv}, new String[]{"q", "k", "v", "dOut", "dq", "dk", "dv"});
+        DeviceTensor[] grads = {dq, dk, dv, dgate};
+        String[] gradNames = {"dq", "dk", "dv", "dgate"};
+        DeviceTensor[] others = {q, k, v, gate, dOut, dq, dk, dv, dgate};
+        for (int i = 0; i < grads.length; i++) {
+            for (DeviceTensor other : others) {
+                if (grads[i] != null && other != null && other != grads[i] && grads[i].buffer().overlaps(other.buffer())) {
+                    throw new IllegalArgumentException(gradNames[i] + " overlaps another tensor of the call; each "
+                            + "gradient needs memory of its own");
+                }
+            }
+        }
+        Kernels.checkContext(library, stream, q, k, v, dOut, dq, dk, dv);
+        fineBackward(q, k, v, dOut, dq, dk, dv, ws, scale, stream);
+        coarseBackward(gate, dOut, dgate, ws, scale, stream);
+        addCoarseGradients(dq, dk, dv, ws, stream);
+    }
+
+    /**
+     * The fine branch's backward: the selection's transpose (per plane and KV tile, the runs of query tiles that
+     * chose it, as query token ranges), then tile_attention_bwd.cu's prep, dK/dV and dQ kernels with every
+     * (batch, head) pair a plane of its own, as the forward ran. Launch shapes and shared memory follow that
+     * file's header.
+     */
+    void fineBackward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor dOut, DeviceTensor dq,
+                      DeviceTensor dk, DeviceTensor dv, VsaWorkspace ws, float scale, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles(), planes = plan.planes(), d = ws.headDim(), seq = plan.grid().videoTokens();
+        int lists = planes * tiles;
+        int listBlocks = (int) ((32L * lists + COARSE_THREADS - 1) / COARSE_THREADS);
+        library.function(FAMILY, "tileattn_vsa_transpose_count").launch(Dim3.of(listBlocks), Dim3.of(COARSE_THREADS), 0,
+                stream, KernelArgs.of().pointer(ws.chosen).pointer(ws.keyRangeCounts).i32(lists).i32(tiles));
+        library.function(FAMILY, "tileattn_vsa_scan").launch(Dim3.of(1), Dim3.of(SCAN_THREADS), 0, stream,
+                KernelArgs.of().pointer(ws.keyRangeCounts).pointer(ws.keyRangeOffsets).i32(lists));
+        library.function(FAMILY, "tileattn_vsa_transpose_fill").launch(Dim3.of(listBlocks), Dim3.of(COARSE_THREADS), 0,
+                stream, KernelArgs.of().pointer(ws.chosen).pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
+                        .pointer(plan.tileStarts()).i32(lists).i32(tiles));
+
+        String suffix = suffix(ws);
+        long rows = (long) planes * seq;
+        DeviceBuffer delta = ws.fineScratch.slice(0, 4 * rows);
+        DeviceBuffer lse2 = ws.fineScratch.slice(4 * rows, 4 * rows);
+        float scaleLog2 = (float) (scale / Math.log(2));
+        long chunks = rows * (d / 8);
+        int prepBlocks = (int) Math.max(1, Math.min((chunks + BWD_THREADS - 1) / BWD_THREADS,
+                8L * library.context().device().multiprocessors()));
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_prep_" + suffix).launch(Dim3.of(prepBlocks),
+                Dim3.of(BWD_THREADS), 0, stream, KernelArgs.of().pointer(ws.fine).pointer(dOut).pointer(ws.fineLse)
+                        .pointer(delta).pointer(lse2).i64(rows));
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dkdv_" + suffix).launch(
+                new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(BWD_THREADS), 1024 * d + 1024, stream,
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
+                        .pointer(dk).pointer(dv).pointer(plan.keyBlocks()).pointer(plan.listOf())
+                        .pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
+                        .i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dq_" + suffix).launch(
+                new Dim3(plan.queryBlockCount(), planes, 1), Dim3.of(BWD_THREADS), 1024 * d, stream,
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta).pointer(dq)
+                        .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets())
+                        .pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
     }
 
     /**

@@ -10,7 +10,9 @@ import tileattn.layout.TileGrid;
  * starts, the fine kernel's query blocks (at most {@link #blockRows} rows, never crossing a tile) and its list
  * numbering. Every (batch, head) pair is a plane with lists of its own: the list of (plane, query tile) is
  * {@code plane · tiles + tile}, and it holds k KV ranges, one per selected tile, so its ranges start at
- * {@code list · k}. The ranges themselves depend on the data: the coarse kernel writes them every forward.
+ * {@code list · k}. The ranges themselves depend on the data: the coarse kernel writes them every forward. The
+ * backward's KV blocks (per KV tile, for dK/dV) are numbered the same way; their lists of query ranges are built on
+ * the device from the forward's selection.
  */
 public final class VsaPlan {
 
@@ -20,23 +22,28 @@ public final class VsaPlan {
     private final int topK;
     private final int blockRows;
     private final int queryBlockCount;
+    private final int keyBlockCount;
     private final DeviceBuffer tileStarts;
     private final DeviceBuffer queryBlocks;
     private final DeviceBuffer listOf;
     private final DeviceBuffer rangeOffsets;
+    private final DeviceBuffer keyBlocks;
 
     private VsaPlan(TileGrid grid, int batch, int heads, int topK, int blockRows, int queryBlockCount,
-                    DeviceBuffer tileStarts, DeviceBuffer queryBlocks, DeviceBuffer listOf, DeviceBuffer rangeOffsets) {
+                    int keyBlockCount, DeviceBuffer tileStarts, DeviceBuffer queryBlocks, DeviceBuffer listOf,
+                    DeviceBuffer rangeOffsets, DeviceBuffer keyBlocks) {
         this.grid = grid;
         this.batch = batch;
         this.heads = heads;
         this.topK = topK;
         this.blockRows = blockRows;
         this.queryBlockCount = queryBlockCount;
+        this.keyBlockCount = keyBlockCount;
         this.tileStarts = tileStarts;
         this.queryBlocks = queryBlocks;
         this.listOf = listOf;
         this.rangeOffsets = rangeOffsets;
+        this.keyBlocks = keyBlocks;
     }
 
     /**
@@ -64,8 +71,10 @@ public final class VsaPlan {
         Arrays.setAll(identity, i -> i);
         int[] offsets = new int[lists + 1];
         Arrays.setAll(offsets, i -> i * topK);
-        return new VsaPlan(grid, batch, heads, topK, blockRows, blocks.length / 4, upload(scope, starts),
-                upload(scope, blocks), upload(scope, identity), upload(scope, offsets));
+        int[] keyBlocks = queryBlockTable(starts, QueryRangePlan.BLOCK_ROWS);
+        return new VsaPlan(grid, batch, heads, topK, blockRows, blocks.length / 4, keyBlocks.length / 4,
+                upload(scope, starts), upload(scope, blocks), upload(scope, identity), upload(scope, offsets),
+                upload(scope, keyBlocks));
     }
 
     /** {rowStart, rowCount, tile, 0} per block; tiles with the most tokens first, so long blocks start early. */
@@ -158,6 +167,15 @@ public final class VsaPlan {
 
     DeviceBuffer rangeOffsets() {
         return rangeOffsets;
+    }
+
+    int keyBlockCount() {
+        return keyBlockCount;
+    }
+
+    /** The backward's KV blocks: at most {@link QueryRangePlan#BLOCK_ROWS} keys of one tile, in the format of the query blocks. */
+    DeviceBuffer keyBlocks() {
+        return keyBlocks;
     }
 
     @Override

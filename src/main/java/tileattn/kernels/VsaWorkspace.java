@@ -24,6 +24,7 @@ public final class VsaWorkspace {
     // training only (null otherwise)
     final DeviceBuffer chosen;
     final DeviceTensor dCoarse, probs, dScores, pooledDq, pooledDk, pooledDv;
+    final DeviceBuffer keyRangeCounts, keyRangeOffsets, keyRanges, fineScratch;
 
     private VsaWorkspace(VsaPlan plan, DType dtype, int headDim, boolean training, DeviceScope scope) {
         this.plan = plan;
@@ -49,9 +50,15 @@ public final class VsaWorkspace {
             pooledDq = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
             pooledDk = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
             pooledDv = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
+            long lists = (long) plan.planes() * tiles;
+            keyRangeCounts = scope.allocate(4 * lists);
+            keyRangeOffsets = scope.allocate(4 * (lists + 1));
+            keyRanges = scope.allocate(8 * rangeCount);  // each selected pair starts at most one run of query tiles
+            fineScratch = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(b, h, s));
         } else {
             chosen = null;
             dCoarse = probs = dScores = pooledDq = pooledDk = pooledDv = null;
+            keyRangeCounts = keyRangeOffsets = keyRanges = fineScratch = null;
         }
     }
 

@@ -11,6 +11,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
@@ -61,7 +63,8 @@ public final class VsaBenchmark {
     }
 
     private record Row(String video, int seq, String variant, double pool, double coarse, double fine, double combine,
-                       double forward, double coarseBackward, double pairs, double sampleError) {
+                       double forward, double fineBackward, double coarseBackward, double backward,
+                       double forwardBackward, double pairs, double sampleError) {
     }
 
     public static void main(String[] args) {
@@ -75,17 +78,20 @@ public final class VsaBenchmark {
             }
         }
         System.out.println();
-        System.out.println("VSA on the GPU, B=1, 12 heads, d=128, bf16, tile 4x4x4, 87.5% sparse; ms (median of " + REPS + ")");
-        System.out.printf(Locale.ROOT, "%-16s %-14s %7s %7s %7s %7s %8s %8s %8s %9s %9s%n", "video", "fine kernel",
-                "pool", "coarse", "fine", "combine", "forward", "TFLOP/s", "cbwd", "keys/q", "rel.err");
+        System.out.println("VSA on the GPU, B=1, 12 heads, d=128, bf16, tile 4x4x4, 87.5% sparse; ms, median of " + REPS);
+        System.out.printf(Locale.ROOT, "%-16s %-12s %6s %6s %6s %6s %7s %6s | %6s %6s %7s | %7s %6s | %7s %8s%n",
+                "video", "fine kernel", "pool", "coarse", "fine", "comb", "fwd", "TF/s", "f.bwd", "c.bwd", "bwd",
+                "fwd+bwd", "TF/s", "keys/q", "rel.err");
         for (Row r : rows) {
-            double tflops = 4.0 * r.pairs * D / r.forward / 1e9;
-            System.out.printf(Locale.ROOT, "%-16s %-14s %7.3f %7.3f %7.3f %7.3f %8.3f %8.1f %8.3f %9.1f %9.2e%n",
-                    r.video, r.variant, r.pool, r.coarse, r.fine, r.combine, r.forward, tflops, r.coarseBackward,
+            double flops = 4.0 * r.pairs * D;
+            System.out.printf(Locale.ROOT, "%-16s %-12s %6.3f %6.3f %6.3f %6.3f %7.3f %6.0f | %6.3f %6.3f %7.3f | %7.3f %6.0f | %7.0f %8.1e%n",
+                    r.video, r.variant, r.pool, r.coarse, r.fine, r.combine, r.forward, flops / r.forward / 1e9,
+                    r.fineBackward, r.coarseBackward, r.backward, r.forwardBackward, 3.5 * flops / r.forwardBackward / 1e9,
                     r.pairs / HEADS / r.seq, r.sampleError);
         }
-        System.out.println("(cbwd: the coarse branch's backward with dgate and the pooling gradient spread into dq, dk, dv;"
-                + " TFLOP/s = 4 * heads * sum of attended keys * d / forward)");
+        System.out.println("(f.bwd: the fine branch's backward with the selection's transpose; c.bwd: the coarse branch's with"
+                + " dgate and the pooling gradient spread into dq, dk, dv; TF/s: 4 * heads * sum of attended keys * d"
+                + " / time, fwd+bwd 3.5 times that)");
     }
 
     private static List<Row> measure(CudaContext context, KernelLibrary library, Shape3 video, Path outDir) {
@@ -126,6 +132,14 @@ public final class VsaBenchmark {
                     TileLists[] selection = ws.downloadSelection();
                     double pairs = attendedPairs(selection, grid);
                     double error = sampledError(q, k, v, gate, out.download(), selection[0], grid, topK, scale);
+                    String unwritten = "";
+                    if (rowsPerBlock == blockRows[0] && vsa == kernels.get(0)) {
+                        gq.buffer().fill((byte) 0xFF);
+                        gv.buffer().fill((byte) 0xFF);
+                        vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, stream);
+                        stream.synchronize();
+                        unwritten = ", non-finite dq/dv elements: " + nonFinite(gq.download()) + "/" + nonFinite(gv.download());
+                    }
                     if (rows.isEmpty()) {
                         writeSelection(outDir.resolve("vsa_selection_S" + seq + "_h" + HEADS + "_t" + tiles + "_k" + topK + ".bin"),
                                 selection, tiles, topK);
@@ -135,27 +149,51 @@ public final class VsaBenchmark {
                     double fine = medianMillis(scope, stream, s -> vsa.fine(dq, dk, dv, ws, scale, s));
                     double combine = medianMillis(scope, stream, s -> vsa.combine(dg, out, ws, s));
                     double forward = medianMillis(scope, stream, s -> vsa.forward(dq, dk, dv, dg, out, ws, scale, s));
+                    double fineBackward = medianMillis(scope, stream, s -> vsa.fineBackward(dq, dk, dv, dO, gq, gk, gv, ws, scale, s));
                     double coarseBackward = medianMillis(scope, stream, s -> {
                         vsa.coarseBackward(dg, dO, gg, ws, scale, s);
                         vsa.addCoarseGradients(gq, gk, gv, ws, s);
                     });
-                    System.out.printf(Locale.ROOT, "  %-14s forward %.3f ms (pool %.3f, coarse %.3f, fine %.3f, combine %.3f),"
-                                    + " coarse backward %.3f ms, sampled rows rel. error %.2e%n", variant, forward, pool, coarse,
-                            fine, combine, coarseBackward, error);
-                    rows.add(new Row(name, seq, variant, pool, coarse, fine, combine, forward, coarseBackward, pairs, error));
+                    double backward = medianMillis(scope, stream, s -> vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s));
+                    double forwardBackward = medianMillis(scope, stream, s -> {
+                        vsa.forward(dq, dk, dv, dg, out, ws, scale, s);
+                        vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s);
+                    });
+                    System.out.printf(Locale.ROOT, "  %-12s forward %.3f ms (pool %.3f, coarse %.3f, fine %.3f, combine %.3f),"
+                                    + " backward %.3f ms (fine %.3f, coarse %.3f), forward+backward %.3f ms,"
+                                    + " sampled rows rel. error %.2e%s%n", variant, forward, pool, coarse, fine, combine,
+                            backward, fineBackward, coarseBackward, forwardBackward, error, unwritten);
+                    rows.add(new Row(name, seq, variant, pool, coarse, fine, combine, forward, fineBackward, coarseBackward,
+                            backward, forwardBackward, pairs, error));
                 }
             }
         }
         return rows;
     }
 
+    /** Uniform values of unit variance rounded to bf16, drawn in parallel chunks (60 M values per tensor here). */
     private static FloatTensor random(Random rnd, int[] shape) {
         FloatTensor t = FloatTensor.zeros(shape);
         float[] data = t.data();
-        for (int i = 0; i < data.length; i++) {
-            data[i] = DType.BF16.decodeHalf(DType.BF16.encodeHalf((float) rnd.nextGaussian()));
-        }
+        long seed = rnd.nextLong();
+        int chunk = 1 << 20;
+        IntStream.range(0, (data.length + chunk - 1) / chunk).parallel().forEach(c -> {
+            SplittableRandom r = new SplittableRandom(seed + c);
+            for (int i = c * chunk; i < Math.min(data.length, (c + 1) * chunk); i++) {
+                data[i] = DType.BF16.decodeHalf(DType.BF16.encodeHalf((float) (Math.sqrt(3) * (2 * r.nextDouble() - 1))));
+            }
+        });
         return t;
+    }
+
+    private static long nonFinite(FloatTensor t) {
+        long n = 0;
+        for (float x : t.data()) {
+            if (!Float.isFinite(x)) {
+                n++;
+            }
+        }
+        return n;
     }
 
     /** Σ over planes and query rows of the keys attended (the real tokens of the selected tiles). */
@@ -246,7 +284,7 @@ public final class VsaBenchmark {
     }
 
     private static int[] selectedKeys(int[] kvTiles, int[] starts) {
-        return Arrays.stream(kvTiles).flatMap(t -> java.util.stream.IntStream.range(starts[t], starts[t + 1])).toArray();
+        return Arrays.stream(kvTiles).flatMap(t -> IntStream.range(starts[t], starts[t + 1])).toArray();
     }
 
     private static double[] row(FloatTensor x, int r) {

@@ -284,6 +284,57 @@ class VsaKernelsGpuTest {
         }
     }
 
+    @Test
+    void backwardMatchesCpuVsaBackward() {
+        List<Case> cases = List.of(
+                // partial tiles of 2..24 tokens, batch 2, gate
+                new Case(new Shape3(5, 6, 10), new Shape3(2, 3, 4), 2, 2, 64, DType.BF16, true, false, 5),
+                // 4x4x4 tiles with partial edges, d = 128, fp16, no gate, and k = all tiles
+                new Case(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 1, 2, 128, DType.F16, false, false, 7, 27),
+                // 210 tiles with exact ties; KV tiles that no query tile chose get only the coarse gradient
+                new Case(new Shape3(9, 11, 13), new Shape3(2, 2, 2), 1, 1, 64, DType.BF16, true, true, 1, 20));
+        for (Case c : cases) {
+            for (int topK : c.topKs) {
+                checkBackward(c, topK, new Random(91L * c.hashCode() + topK));
+            }
+        }
+    }
+
+    private static void checkBackward(Case c, int topK, Random rnd) {
+        TileGrid grid = c.grid();
+        int[] shape = c.shape();
+        float scale = CpuAttention.defaultScale(c.d);
+        Inputs in = draw(c, topK, rnd, scale);
+        FloatTensor dOut = rounded(rnd, c.dtype, 1, shape);
+        VsaForward state = CpuAttention.vsa(in.q, in.k, in.v, in.gate, grid, topK, scale);
+        Gradients expected = CpuAttentionBackward.vsa(state, in.q, in.k, in.v, in.gate, dOut, grid, scale);
+        for (Variant variant : VARIANTS) {
+            String what = variant + " " + c + " k=" + topK;
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                VsaPlan plan = variant.kernels.plan(grid, c.batch, c.heads, topK, variant.blockRows, scope);
+                VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, true, scope);
+                DeviceTensor q = DeviceTensor.upload(scope, in.q, c.dtype), k = DeviceTensor.upload(scope, in.k, c.dtype),
+                        v = DeviceTensor.upload(scope, in.v, c.dtype), dO = DeviceTensor.upload(scope, dOut, c.dtype);
+                DeviceTensor gate = in.gate == null ? null : DeviceTensor.upload(scope, in.gate, c.dtype);
+                DeviceTensor out = poisoned(scope, c.dtype, shape);
+                DeviceTensor dq = poisoned(scope, c.dtype, shape), dk = poisoned(scope, c.dtype, shape),
+                        dv = poisoned(scope, c.dtype, shape);
+                DeviceTensor dgate = in.gate == null ? null : poisoned(scope, c.dtype, shape);
+                variant.kernels.forward(q, k, v, gate, out, ws, scale, stream);
+                variant.kernels.backward(q, k, v, gate, dO, dq, dk, dv, dgate, ws, scale, stream);
+                stream.synchronize();
+                assertSelectionEquals(state.selection(), ws.downloadSelection(), grid.tileCount(), what);
+                assertClose(dq.download(), expected.dq(), TOLERANCE, what + " dq");
+                assertClose(dk.download(), expected.dk(), TOLERANCE, what + " dk");
+                assertClose(dv.download(), expected.dv(), TOLERANCE, what + " dv");
+                if (dgate != null) {
+                    assertClose(dgate.download(), expected.dgate(), TOLERANCE, what + " dgate");
+                }
+            }
+        }
+    }
+
     /** Each tile's pooled gradient divided by the tile's real tokens, at every token of the tile. */
     private static FloatTensor spread(FloatTensor pooled, TileGrid grid, int[] shape) {
         int planes = shape[0] * shape[1], seq = shape[2], d = shape[3], tiles = grid.tileCount();
