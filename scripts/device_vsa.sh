@@ -5,6 +5,7 @@
 #   memcheck  compute-sanitizer memcheck (leak check) over VsaKernelsGpuTest's backward test (every VSA kernel)
 #   bench     VsaBenchmark (Wan-2.1 1.3B 480p, unpadded and padded), writing batch 0's selection to $OUT
 #   peers     scripts/peers_vsa.py: SDPA cuDNN / flash dense and FlexAttention with that selection
+# BENCH_MODE=quick times only the default Hopper variant; PEERS_MODE=--flex-only skips the dense peers.
 # Logs go to $OUT; each phase prints a short summary.
 set -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,8 +32,8 @@ for phase in "$@"; do
     memcheck) JUNIT_PREFIX="compute-sanitizer --tool memcheck --leak-check full --error-exitcode 86" \
             junit memcheck.log 90 --select-method tileattn.kernels.VsaKernelsGpuTest#backwardMatchesCpuVsaBackward ;;
     bench) timeout 100 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx24g \
-            -cp "$cp_" tileattn.kernels.VsaBenchmark "$out" 2>&1 | tee "$out/bench.log" | grep -vE "^\s*$" ;;
-    peers) PYTHONUNBUFFERED=1 timeout 130 python3 "$here/peers_vsa.py" "$out" 2>&1 | tee "$out/peers.log" \
+            -cp "$cp_" tileattn.kernels.VsaBenchmark "$out" $BENCH_MODE 2>&1 | tee "$out/bench.log" | grep -vE "^\s*$" ;;
+    peers) PYTHONUNBUFFERED=1 timeout 130 python3 "$here/peers_vsa.py" "$out" $PEERS_MODE 2>&1 | tee "$out/peers.log" \
             | grep -E "PEER|flex|torch|Error|error" ;;
   esac
   echo "phase $phase: $((SECONDS - t0)) s"

@@ -6,9 +6,10 @@ sizes, and FlexAttention given a block mask equal to VSA's selection: the select
 is run (partial tiles would need a token-level mask_mod). Effective TFLOP/s: forward 4 * heads * S * keys * d,
 forward + backward 3.5 times that. Medians of CUDA-event timings.
 
-Usage: python3 scripts/peers_vsa.py SELECTION_DIR
+Usage: python3 scripts/peers_vsa.py SELECTION_DIR [--flex-only]
 """
 import glob
+from functools import partial
 import os
 import re
 import sys
@@ -75,12 +76,14 @@ def flex(path):
     none_num = torch.zeros(1, heads, tiles, dtype=torch.int32, device="cuda")
     none_idx = torch.zeros(1, heads, tiles, tiles, dtype=torch.int32, device="cuda")
     mask = BlockMask.from_kv_blocks(none_num, none_idx, full_num, full_idx, BLOCK_SIZE=TILE, seq_lengths=(S, S))
-    compiled = torch.compile(flex_attention, dynamic=False)
+    # The mask's 64-token blocks must be multiples of the kernels' tiles (the defaults are 128).
+    options = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_M1": 32, "BLOCK_N1": 64, "BLOCK_M2": 64, "BLOCK_N2": 32}
+    compiled = torch.compile(partial(flex_attention, kernel_options=options), dynamic=False)
     q, k, v, dout = inputs(S, 1)
 
     # The mask is VSA's selection: head 0's first and last query tiles against attention over their selected tiles.
+    out = compiled(q, k, v, block_mask=mask).detach()  # in grad mode, the graph the timed runs use
     with torch.no_grad():
-        out = compiled(q, k, v, block_mask=mask)
         err = 0.0
         for t in (0, tiles - 1):
             keys = torch.cat([torch.arange(j * TILE, (j + 1) * TILE, device="cuda") for j in sel[0, 0, t].tolist()])
@@ -103,7 +106,7 @@ def flex(path):
 def main():
     sel_dir = sys.argv[1] if len(sys.argv) > 1 else "."
     print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, {torch.cuda.get_device_name()}", flush=True)
-    for S in (32760, 39936):
+    for S in () if "--flex-only" in sys.argv else (32760, 39936):
         dense(SDPBackend.CUDNN_ATTENTION, "dense SDPA cuDNN", S)
         dense(SDPBackend.FLASH_ATTENTION, "dense SDPA flash", S)
     for path in sorted(glob.glob(os.path.join(sel_dir, "vsa_selection_S*_h*_t*_k*.bin"))):

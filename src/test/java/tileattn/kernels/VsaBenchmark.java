@@ -30,7 +30,8 @@ import tileattn.tensor.FloatTensor;
  * event-timed repetitions after warm-ups), checks sampled output rows against a float64 computation on the host,
  * and writes batch 0's selection for the FlexAttention peer (scripts/peers_vsa.py). Run on the device with the
  * bundle of scripts/device-build.sh:
- * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp test-classes:tileattn.jar tileattn.kernels.VsaBenchmark OUT_DIR}
+ * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp test-classes:tileattn.jar tileattn.kernels.VsaBenchmark OUT_DIR [quick]}
+ * ("quick": only the variant VsaKernels picks on Hopper, wgmma with 64-row blocks)
  */
 public final class VsaBenchmark {
 
@@ -69,12 +70,13 @@ public final class VsaBenchmark {
 
     public static void main(String[] args) {
         Path outDir = Path.of(args.length > 0 ? args[0] : System.getProperty("java.io.tmpdir"));
+        boolean quick = args.length > 1 && args[1].equals("quick");  // the default variant only: wgmma BM64 on Hopper
         List<Row> rows = new ArrayList<>();
         try (CudaContext context = CudaContext.primary(0)) {
             KernelLibrary library = KernelLibrary.of(context);
             System.out.println("device: " + context.device().name());
             for (Shape3 video : new Shape3[]{new Shape3(21, 30, 52), new Shape3(24, 32, 52)}) {
-                rows.addAll(measure(context, library, video, outDir));
+                rows.addAll(measure(context, library, video, outDir, quick));
             }
         }
         System.out.println();
@@ -94,7 +96,8 @@ public final class VsaBenchmark {
                 + " / time, fwd+bwd 3.5 times that)");
     }
 
-    private static List<Row> measure(CudaContext context, KernelLibrary library, Shape3 video, Path outDir) {
+    private static List<Row> measure(CudaContext context, KernelLibrary library, Shape3 video, Path outDir,
+                                     boolean quick) {
         TileGrid grid = new TileGrid(video, new Shape3(4, 4, 4));
         int tiles = grid.tileCount(), seq = grid.videoTokens();
         int topK = VsaKernels.topKFromSparsity(SPARSITY, tiles);
@@ -107,7 +110,9 @@ public final class VsaBenchmark {
                 dOut = random(rnd, shape);
 
         List<VsaKernels> kernels = new ArrayList<>();
-        kernels.add(new VsaKernels(library, TileAttentionKernel.Path.PORTABLE));
+        if (!quick || context.device().computeCapabilityNumber() != 90) {
+            kernels.add(new VsaKernels(library, TileAttentionKernel.Path.PORTABLE));
+        }
         if (context.device().computeCapabilityNumber() == 90) {
             kernels.add(new VsaKernels(library, TileAttentionKernel.Path.HOPPER));
         }
@@ -121,7 +126,8 @@ public final class VsaBenchmark {
             DeviceTensor gq = scope.allocateTensor(DType.BF16, shape), gk = scope.allocateTensor(DType.BF16, shape),
                     gv = scope.allocateTensor(DType.BF16, shape), gg = scope.allocateTensor(DType.BF16, shape);
             for (VsaKernels vsa : kernels) {
-                int[] blockRows = vsa.path() == TileAttentionKernel.Path.HOPPER ? new int[]{64, 128} : new int[]{128};
+                int[] blockRows = vsa.path() != TileAttentionKernel.Path.HOPPER ? new int[]{128}
+                        : quick ? new int[]{64} : new int[]{64, 128};
                 for (int rowsPerBlock : blockRows) {
                     String variant = (vsa.path() == TileAttentionKernel.Path.HOPPER ? "wgmma" : "mma.sync") + " BM" + rowsPerBlock;
                     VsaPlan plan = vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, scope);
