@@ -2,7 +2,7 @@
 # Device-machine driver for the attention backward (copied to .device/bwd/ with the checker binary, the peer
 # scripts and the Java bundle of scripts/device-build.sh in .device/bwd/tileattn). Phases, in the order given:
 #   gpu       the card's name and clocks
-#   check     shape fuzz of tile_attention_bwd_check (variants "separate" and "atomic") against float64 gradients
+#   check     shape fuzz of tile_attention_bwd_check (variant "separate", the shipped configuration) against float64 gradients
 #   sanitize  compute-sanitizer memcheck (leak check) and racecheck on three small cases
 #   bench     benchmark shapes, every variant (bwd, dkdv alone, dq alone, forward), sampled rows checked
 #   java      TileAttentionBackwardKernelGpuTest through the JUnit console; jmemcheck: the same under memcheck
@@ -28,11 +28,11 @@ for phase in "$@"; do
   t0=$SECONDS
   case $phase in
     gpu) nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.limit,temperature.gpu --format=csv,noheader ;;
-    check) timeout 150 "$here/check" check separate atomic > "$out/check.log" 2>&1; echo "check rc=$?"
+    check) timeout 150 "$here/check" check separate > "$out/check.log" 2>&1; echo "check rc=$?"
            grep -E "FAIL|ALL OK|SOME" "$out/check.log"; grep -oE "relL2 dq [0-9.e+-]+ dk [0-9.e+-]+ dv [0-9.e+-]+" "$out/check.log" | sort -k3 -g | tail -1 ;;
     sanitize)
-      timeout 120 compute-sanitizer --tool memcheck --leak-check full "$here/check" sanitize separate atomic > "$out/memcheck.log" 2>&1; echo "memcheck rc=$?"; tail -2 "$out/memcheck.log"
-      timeout 120 compute-sanitizer --tool racecheck "$here/check" sanitize separate atomic > "$out/racecheck.log" 2>&1; echo "racecheck rc=$?"; tail -2 "$out/racecheck.log" ;;
+      timeout 120 compute-sanitizer --tool memcheck --leak-check full "$here/check" sanitize separate > "$out/memcheck.log" 2>&1; echo "memcheck rc=$?"; tail -2 "$out/memcheck.log"
+      timeout 120 compute-sanitizer --tool racecheck "$here/check" sanitize separate > "$out/racecheck.log" 2>&1; echo "racecheck rc=$?"; tail -2 "$out/racecheck.log" ;;
     bench) timeout 240 "$here/check" bench $BENCH_VARIANTS 2>&1 | tee "$out/bench.log" ;;
     java) java_tests 150 > "$out/java.log" 2>&1; echo "java rc=$?"; grep -E "tests (successful|failed)|backward .*relative|✘" "$out/java.log" | head -30 ;;
     jmemcheck) java_tests 200 compute-sanitizer --tool memcheck --error-exitcode 86 > "$out/java-memcheck.log" 2>&1; echo "java memcheck rc=$?"

@@ -10,7 +10,8 @@
 //             (the transpose of the forward's lists), and writes dk and dv of its keys.
 //   3. dq:    one thread block per query block of at most 128 rows, over the forward's KV ranges; writes dq.
 //   dK/dV and dQ each recompute the scores, so no thread block ever adds into another's output: no atomics,
-//   the result does not depend on scheduling.
+//   the result does not depend on scheduling. This costs three more matrix products per block pair than adding
+//   dq from the dK/dV kernel with fp32 atomics, and was still 9-10% faster on an H100 (docs/benchmarks-bwd.md).
 //
 // ABI (all tensors contiguous, device pointers):
 //   q, k, v, o, dO, dq, dk, dv  [B, heads, S, D] of T (bf16 or fp16). Gradients come out in T, rounded once
@@ -91,23 +92,18 @@ __device__ __forceinline__ void store_rows(T* base, const float (&acc)[DT][4], f
 }
 
 // ---- 2. dK, dV ----
-// ATOMIC_DQ_ also accumulates dq into an fp32 buffer with atomic adds (the other way to get dq, kept for the
-// standalone checker's comparison; the shipped entry points use the separate dq kernel).
-template <int D_, int BQ_, bool ATOMIC_DQ_ = false>
+template <int D_, int BQ_>
 struct BwdKvConfig {
     static constexpr int D = D_;
     static constexpr int BQ = BQ_;
-    static constexpr bool ATOMIC_DQ = ATOMIC_DQ_;
     static constexpr int NWARPS = 8;
     static constexpr int THREADS = NWARPS * 32;
     static constexpr int BKV = NWARPS * 16;
     static constexpr int KV_ELEMS = BKV * D;
     static constexpr int Q_ELEMS = BQ * D;
-    static constexpr int DS_ELEMS = ATOMIC_DQ ? BKV * BQ : 0;
-    // K, V; two stages of Q and dO; with atomics two stages of dS^T; two stages of lse2 and delta.
-    static constexpr int SMEM = (2 * KV_ELEMS + 4 * Q_ELEMS + 2 * DS_ELEMS) * 2 + 4 * BQ * 4;
+    // K, V; two stages of Q and dO; two stages of lse2 and delta.
+    static constexpr int SMEM = (2 * KV_ELEMS + 4 * Q_ELEMS) * 2 + 4 * BQ * 4;
     static_assert(2 * BQ <= THREADS, "one thread per row loads lse2 and delta");
-    static_assert(!ATOMIC_DQ || BQ % 64 == 0, "dS^T rows are swizzled in groups of 64 queries");
 };
 
 // One thread block owns BKV keys; warp w owns keys 16w .. 16w+15 and their dk, dv rows in registers, so the four
@@ -119,8 +115,7 @@ template <typename T, typename C>
 __device__ __forceinline__ void
 tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                         const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
-                        T* __restrict__ dk, T* __restrict__ dv, float* __restrict__ dqAccum,
-                        const int4* __restrict__ kvBlocks, const int* __restrict__ listOf,
+                        T* __restrict__ dk, T* __restrict__ dv, const int4* __restrict__ kvBlocks, const int* __restrict__ listOf,
                         const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
                         int S, float scaleLog2, float scale) {
     constexpr int D = C::D, BQ = C::BQ, THREADS = C::THREADS, BKV = C::BKV;
@@ -133,9 +128,8 @@ tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const 
     T* sV = sK + C::KV_ELEMS;
     T* sQ = sV + C::KV_ELEMS;       // [2][BQ*D]
     T* sdO = sQ + 2 * C::Q_ELEMS;   // [2][BQ*D]
-    T* sDsT = sdO + 2 * C::Q_ELEMS;  // [2][BKV*BQ] with ATOMIC_DQ
-    float* sL = reinterpret_cast<float*>(sDsT + 2 * C::DS_ELEMS);  // [2][BQ]
-    float* sDelta = sL + 2 * BQ;                                  // [2][BQ]
+    float* sL = reinterpret_cast<float*>(sdO + 2 * C::Q_ELEMS);  // [2][BQ]
+    float* sDelta = sL + 2 * BQ;                                 // [2][BQ]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, warpRow = warp * 16;
     const int4 kb = kvBlocks[blockIdx.x];
@@ -268,62 +262,6 @@ tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const 
             }
         }
 
-        if constexpr (C::ATOMIC_DQ) {
-            // dS^T to shared memory as [key][query], then dQ[BQ x D] = dS K split over warps in 32 x (D / WD) tiles
-            using DsLayout = RowSwizzle<BQ>;
-            T* sDss = sDsT + (j & 1) * C::DS_ELEMS;
-#pragma unroll
-            for (int nt = 0; nt < NQ; ++nt)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    *reinterpret_cast<uint32_t*>(sDss + DsLayout::offset(warpRow + (lane >> 2) + 8 * h, nt) + 2 * (lane & 3)) =
-                        pack2<T>(ds[nt][2 * h], ds[nt][2 * h + 1]);
-            __syncthreads();
-            constexpr int WQ = BQ / 32, WD = C::NWARPS / WQ, DW = D / WD;
-            static_assert(DW % 16 == 0, "each warp's dq columns come in pairs of n8 tiles");
-            const int wq = warp % WQ, wd = warp / WQ;
-            float acc[2][DW / 8][4];
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < DW / 8; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < BKV / 16; ++kk) {
-                uint32_t a[2][4];
-#pragma unroll
-                for (int mt = 0; mt < 2; ++mt)
-                    ldmatrix_x4_trans(a[mt], smem_addr(sDss + DsLayout::offset(kk * 16 + (lane & 7) + ((lane >> 4) & 1) * 8,
-                                                                               ((wq * 32 + mt * 16) >> 3) + ((lane >> 3) & 1))));
-#pragma unroll
-                for (int dp = 0; dp < DW / 16; ++dp) {
-                    uint32_t b[4];
-                    ldmatrix_x4_trans(b, smem_addr(sK + Layout::offset(kk * 16 + (mi & 1) * 8 + (lane & 7),
-                                                                       (wd * DW) / 8 + dp * 2 + (mi >> 1))));
-#pragma unroll
-                    for (int mt = 0; mt < 2; ++mt) {
-                        MmaSync<T>::run(acc[mt][2 * dp], a[mt], b[0], b[1]);
-                        MmaSync<T>::run(acc[mt][2 * dp + 1], a[mt], b[2], b[3]);
-                    }
-                }
-            }
-            float* dqh = dqAccum + headOffset;
-#pragma unroll
-            for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int row = cur.kb + wq * 32 + mt * 16 + (lane >> 2) + 8 * h;
-                    if (row < cur.end) {
-                        float* dst = dqh + static_cast<size_t>(row) * D + wd * DW + 2 * (lane & 3);
-#pragma unroll
-                        for (int nt = 0; nt < DW / 8; ++nt) {
-                            atomicAdd(dst + nt * 8, acc[mt][nt][2 * h]);
-                            atomicAdd(dst + nt * 8 + 1, acc[mt][nt][2 * h + 1]);
-                        }
-                    }
-                }
-        }
         cur = next;
     }
 
@@ -464,12 +402,6 @@ tile_attention_bwd_dq(const T* __restrict__ q, const T* __restrict__ k, const T*
     store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
 }
 
-// fp32 dq accumulator (ATOMIC_DQ) to T, times scale.
-template <typename T>
-__global__ void bwd_dq_convert(const float* __restrict__ acc, T* __restrict__ dq, long long n, float scale) {
-    for (long long i = global_thread_index(); i < n; i += global_thread_count()) dq[i] = static_cast<T>(acc[i] * scale);
-}
-
 // Template kernels for the standalone checker's configuration sweeps.
 template <typename T, int D>
 __global__ void __launch_bounds__(256) tile_attention_bwd_prep_kernel(const T* o, const T* dO, const float* lse,
@@ -480,11 +412,10 @@ __global__ void __launch_bounds__(256) tile_attention_bwd_prep_kernel(const T* o
 template <typename T, typename C>
 __global__ void __launch_bounds__(C::THREADS, 1)
 tile_attention_bwd_dkdv_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta,
-                               T* dk, T* dv, float* dqAccum, const int4* kvBlocks, const int* listOf,
-                               const int* rangeOffsets, const int2* ranges, int slots, int heads, int S,
-                               float scaleLog2, float scale) {
-    tile_attention_bwd_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, dqAccum, kvBlocks, listOf, rangeOffsets, ranges,
-                                  slots, heads, S, scaleLog2, scale);
+                               T* dk, T* dv, const int4* kvBlocks, const int* listOf, const int* rangeOffsets,
+                               const int2* ranges, int slots, int heads, int S, float scaleLog2, float scale) {
+    tile_attention_bwd_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, kvBlocks, listOf, rangeOffsets, ranges, slots,
+                                  heads, S, scaleLog2, scale);
 }
 
 template <typename T, typename C>
@@ -510,9 +441,9 @@ tile_attention_bwd_dq_kernel(const T* q, const T* k, const T* v, const T* dO, co
                                               const int* listOf, const int* rangeOffsets, const int2* ranges,    \
                                               int slots, int heads, int S, float scaleLog2, float scale) {       \
         tileattn::tile_attention_bwd_dkdv<T, tileattn::BwdKvConfig<D, 64>>(q, k, v, dO, lse2, delta, dk, dv,    \
-                                                                           nullptr, kvBlocks, listOf,            \
-                                                                           rangeOffsets, ranges, slots, heads,   \
-                                                                           S, scaleLog2, scale);                 \
+                                                                           kvBlocks, listOf, rangeOffsets,       \
+                                                                           ranges, slots, heads, S, scaleLog2,   \
+                                                                           scale);                               \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(256, 1)                                                         \
     tileattn_tile_attention_bwd_dq_##SUFFIX(const T* q, const T* k, const T* v, const T* dO, const float* lse2,   \

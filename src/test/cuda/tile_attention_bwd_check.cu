@@ -215,7 +215,7 @@ __global__ void countNonFinite(const T* p, size_t n, unsigned long long* count) 
 // ---- backward variants ----
 struct Buffers {
     void *q, *k, *v, *o, *dO, *dq, *dk, *dv;
-    float *lse, *delta, *lse2, *dqAccum;
+    float *lse, *delta, *lse2;
     int4 *qb, *kb;
     int *qlo, *qro, *klo, *kro;
     int2 *qrg, *krg;
@@ -224,7 +224,6 @@ struct Buffers {
 
 struct Variant {
     std::string name;
-    bool atomic;
     // (buffers, B, heads, S, D, fp16, scale, stream, which): which = 0 all, 1 prep only, 2 dkdv only, 3 dq only
     std::function<void(const Buffers&, int, int, int, int, bool, float, cudaStream_t, int)> run;
 };
@@ -243,44 +242,38 @@ static void runBackward(const Buffers& b, int B, int heads, int S, float scale, 
     if (which == 0 || which == 1)
         tile_attention_bwd_prep_kernel<T, D><<<264 * 4, 256, 0, st>>>(static_cast<const T*>(b.o), static_cast<const T*>(b.dO),
                                                                      b.lse, b.delta, b.lse2, rows);
-    if (KC::ATOMIC_DQ && (which == 0 || which == 2))
-        CUDA_CHECK(cudaMemsetAsync(b.dqAccum, 0, static_cast<size_t>(rows) * D * 4, st));
     if (which == 0 || which == 2)
         tile_attention_bwd_dkdv_kernel<T, KC><<<dim3(b.kblocks, heads, B), KC::THREADS, KC::SMEM, st>>>(
             static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v), static_cast<const T*>(b.dO),
-            b.lse2, b.delta, static_cast<T*>(b.dk), static_cast<T*>(b.dv), b.dqAccum, b.kb, b.klo, b.kro, b.krg, b.kslots,
+            b.lse2, b.delta, static_cast<T*>(b.dk), static_cast<T*>(b.dv), b.kb, b.klo, b.kro, b.krg, b.kslots, heads, S,
+            scaleLog2, scale);
+    if (which == 0 || which == 3)
+        tile_attention_bwd_dq_kernel<T, QC><<<dim3(b.qblocks, heads, B), QC::THREADS, QC::SMEM, st>>>(
+            static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v),
+            static_cast<const T*>(b.dO), b.lse2, b.delta, static_cast<T*>(b.dq), b.qb, b.qlo, b.qro, b.qrg, b.qslots,
             heads, S, scaleLog2, scale);
-    if (which == 0 || which == 3) {
-        if (KC::ATOMIC_DQ)
-            bwd_dq_convert<T><<<264 * 4, 256, 0, st>>>(b.dqAccum, static_cast<T*>(b.dq), rows * D, scale);
-        else
-            tile_attention_bwd_dq_kernel<T, QC><<<dim3(b.qblocks, heads, B), QC::THREADS, QC::SMEM, st>>>(
-                static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v),
-                static_cast<const T*>(b.dO), b.lse2, b.delta, static_cast<T*>(b.dq), b.qb, b.qlo, b.qro, b.qrg, b.qslots,
-                heads, S, scaleLog2, scale);
-    }
 }
 
-template <int BQ, bool ATOMIC>
+template <int BQ>
 static Variant makeVariant(const char* name) {
     Variant v;
     v.name = name;
-    v.atomic = ATOMIC;
     v.run = [](const Buffers& b, int B, int heads, int S, int D, bool fp16, float scale, cudaStream_t st, int which) {
         if (D == 64) {
-            if (fp16) runBackward<__half, BwdKvConfig<64, BQ, ATOMIC>, BwdQConfig<64, 64>>(b, B, heads, S, scale, st, which);
-            else runBackward<__nv_bfloat16, BwdKvConfig<64, BQ, ATOMIC>, BwdQConfig<64, 64>>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackward<__half, BwdKvConfig<64, BQ>, BwdQConfig<64, 64>>(b, B, heads, S, scale, st, which);
+            else runBackward<__nv_bfloat16, BwdKvConfig<64, BQ>, BwdQConfig<64, 64>>(b, B, heads, S, scale, st, which);
         } else {
-            if (fp16) runBackward<__half, BwdKvConfig<128, BQ, ATOMIC>, BwdQConfig<128, 64>>(b, B, heads, S, scale, st, which);
-            else runBackward<__nv_bfloat16, BwdKvConfig<128, BQ, ATOMIC>, BwdQConfig<128, 64>>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackward<__half, BwdKvConfig<128, BQ>, BwdQConfig<128, 64>>(b, B, heads, S, scale, st, which);
+            else runBackward<__nv_bfloat16, BwdKvConfig<128, BQ>, BwdQConfig<128, 64>>(b, B, heads, S, scale, st, which);
         }
     };
     return v;
 }
 
 static std::vector<Variant> allVariants() {
-    // "separate" is what the fatbin's entry points use: BwdKvConfig<D, 64> and BwdQConfig<D, 64>.
-    return {makeVariant<64, false>("separate"), makeVariant<32, false>("sep_bq32"), makeVariant<64, true>("atomic")};
+    // "separate" is what the fatbin's entry points use: BwdKvConfig<D, 64> and BwdQConfig<D, 64>. An fp32-atomic dq
+    // added from the dK/dV kernel was compared here and dropped (docs/benchmarks-bwd.md).
+    return {makeVariant<64>("separate"), makeVariant<32>("sep_bq32")};
 }
 
 // ---- one case ----
@@ -352,7 +345,6 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
     Buffers b{};
     for (void** p : {&b.q, &b.k, &b.v, &b.o, &b.dO, &b.dq, &b.dk, &b.dv}) CUDA_CHECK(cudaMalloc(p, n * 2));
     for (float** p : {&b.lse, &b.delta, &b.lse2}) CUDA_CHECK(cudaMalloc(p, rows * 4));
-    if (var.atomic) CUDA_CHECK(cudaMalloc(&b.dqAccum, n * 4));
     auto upload = [](auto& dst, const auto& vec) {
         CUDA_CHECK(cudaMalloc(&dst, vec.size() * sizeof(vec[0])));
         CUDA_CHECK(cudaMemcpy(dst, vec.data(), vec.size() * sizeof(vec[0]), cudaMemcpyHostToDevice));
@@ -568,7 +560,7 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
         res.tflops = 2.5 * 4.0 * qp.attendedPairs * D * B / (res.ms * 1e-3) / 1e12;
     }
     for (void* p : {b.q, b.k, b.v, b.o, b.dO, b.dq, b.dk, b.dv}) cudaFree(p);
-    for (float* p : {b.lse, b.delta, b.lse2, b.dqAccum}) cudaFree(p);
+    for (float* p : {b.lse, b.delta, b.lse2}) cudaFree(p);
     for (void* p : {(void*)b.qb, (void*)b.qlo, (void*)b.qro, (void*)b.qrg, (void*)b.kb, (void*)b.klo, (void*)b.kro, (void*)b.krg, (void*)bad}) cudaFree(p);
     CUDA_CHECK(cudaGetLastError());
     return res;

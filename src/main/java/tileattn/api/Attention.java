@@ -1,6 +1,7 @@
 package tileattn.api;
 
 import java.util.Objects;
+import java.util.function.UnaryOperator;
 import tileattn.cpu.CpuAttention;
 import tileattn.cpu.TokenPermutation;
 import tileattn.layout.TileGrid;
@@ -18,6 +19,9 @@ import tileattn.tensor.FloatTensor;
  * <pre>{@code
  * TokenLayout layout = TokenLayout.of(new Shape3(30, 48, 80), new Shape3(6, 8, 8), 256);
  * FloatTensor out = Attention.cpu().attend(q, k, v, AttentionSpec.Sta.of(layout, new Window(3, 3, 3)));
+ *
+ * AttentionTape tape = Attention.cpu().forwardForTraining(q, k, v, spec);   // training: keep what backward needs
+ * AttentionGradients grads = tape.backward(dOut);                           // dq, dk, dv (and dgate), raster order
  * }</pre>
  */
 public final class Attention {
@@ -43,6 +47,48 @@ public final class Attention {
     }
 
     public FloatTensor attend(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec, float scale) {
+        Checked c = check(q, k, v, spec, scale);
+        FloatTensor out = switch (c.spec) {
+            case AttentionSpec.Dense dense -> backend.dense(c.q, c.k, c.v, scale);
+            case AttentionSpec.Sta sta -> backend.sta(c.q, c.k, c.v, sta.layout(), c.windows, scale);
+            case AttentionSpec.Vsa vsa -> backend.vsa(c.q, c.k, c.v, c.gate, vsa.grid(), vsa.topK(), scale);
+        };
+        return c.toRaster.apply(out);
+    }
+
+    /** The training forward with the default scale 1/sqrt(d). */
+    public AttentionTape forwardForTraining(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec) {
+        InputChecks.shapes(q, k, v);
+        return forwardForTraining(q, k, v, spec, CpuAttention.defaultScale(q.dim(3)));
+    }
+
+    /**
+     * The forward pass of {@link #attend}, validated the same way, keeping what the backward needs (the inputs in
+     * tile order, the output, the log-sum-exp or VSA's state). The tape holds its own copies of q, k, v and the gate:
+     * changing the caller's tensors afterwards does not change the gradients.
+     */
+    public AttentionTape forwardForTraining(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec,
+                                            float scale) {
+        Checked c = check(q, k, v, spec, scale);
+        TileOrderTape tape = switch (c.spec) {
+            // Dense attention is not reordered, so these are still the caller's tensors.
+            case AttentionSpec.Dense dense -> backend.denseForTraining(copy(c.q), copy(c.k), copy(c.v), scale);
+            case AttentionSpec.Sta sta -> backend.staForTraining(c.q, c.k, c.v, sta.layout(), c.windows, scale);
+            case AttentionSpec.Vsa vsa -> backend.vsaForTraining(c.q, c.k, c.v, c.gate, vsa.grid(), vsa.topK(), scale);
+        };
+        return new AttentionTape(tape, c.toTileOrder, c.toRaster, q.shape(), c.gate != null);
+    }
+
+    /**
+     * Validated inputs in the backend's token order, with the reorderings between that order and raster order.
+     * {@code gate} is null unless a VSA spec has one; {@code windows} is null unless the spec is STA.
+     */
+    private record Checked(AttentionSpec spec, FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate,
+                           Window[] windows, UnaryOperator<FloatTensor> toTileOrder,
+                           UnaryOperator<FloatTensor> toRaster) {
+    }
+
+    private static Checked check(FloatTensor q, FloatTensor k, FloatTensor v, AttentionSpec spec, float scale) {
         InputChecks.shapes(q, k, v);
         InputChecks.scale(scale);
         if (spec == null) {
@@ -52,7 +98,7 @@ public final class Attention {
         return switch (spec) {
             case AttentionSpec.Dense dense -> {
                 checkFinite(q, k, v);
-                yield backend.dense(q, k, v, scale);
+                yield new Checked(spec, q, k, v, null, null, UnaryOperator.identity(), UnaryOperator.identity());
             }
             case AttentionSpec.Sta sta -> {
                 TokenLayout layout = sta.layout();
@@ -60,10 +106,9 @@ public final class Attention {
                 Window[] windows = sta.windowsFor(heads);
                 InputChecks.windows(windows, layout.grid());
                 checkFinite(q, k, v);
-                FloatTensor out = backend.sta(TokenPermutation.toTileOrder(q, layout),
-                        TokenPermutation.toTileOrder(k, layout), TokenPermutation.toTileOrder(v, layout), layout,
-                        windows, scale);
-                yield TokenPermutation.toRaster(out, layout);
+                UnaryOperator<FloatTensor> toTiles = t -> TokenPermutation.toTileOrder(t, layout);
+                yield new Checked(spec, toTiles.apply(q), toTiles.apply(k), toTiles.apply(v), null, windows, toTiles,
+                        t -> TokenPermutation.toRaster(t, layout));
             }
             case AttentionSpec.Vsa vsa -> {
                 TileGrid grid = vsa.grid();
@@ -73,13 +118,16 @@ public final class Attention {
                 if (vsa.gate() != null) {
                     InputChecks.finite(vsa.gate(), "gate");
                 }
-                FloatTensor gate = vsa.gate() == null ? null : TokenPermutation.toTileOrder(vsa.gate(), grid);
-                FloatTensor out = backend.vsa(TokenPermutation.toTileOrder(q, grid),
-                        TokenPermutation.toTileOrder(k, grid), TokenPermutation.toTileOrder(v, grid), gate, grid,
-                        vsa.topK(), scale);
-                yield TokenPermutation.toRaster(out, grid);
+                UnaryOperator<FloatTensor> toTiles = t -> TokenPermutation.toTileOrder(t, grid);
+                FloatTensor gate = vsa.gate() == null ? null : toTiles.apply(vsa.gate());
+                yield new Checked(spec, toTiles.apply(q), toTiles.apply(k), toTiles.apply(v), gate, null, toTiles,
+                        t -> TokenPermutation.toRaster(t, grid));
             }
         };
+    }
+
+    private static FloatTensor copy(FloatTensor t) {
+        return new FloatTensor(t.shape(), t.data().clone());
     }
 
     private static void checkFinite(FloatTensor q, FloatTensor k, FloatTensor v) {

@@ -2,6 +2,7 @@ package tileattn.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -13,7 +14,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import tileattn.api.Attention;
+import tileattn.api.AttentionGradients;
 import tileattn.api.AttentionSpec;
+import tileattn.api.AttentionTape;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
@@ -31,8 +34,13 @@ import tileattn.tensor.SafetensorsWriter;
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
             "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16)."},
-        footer = {"", "--windows FILE.json holds one window per head, in tiles: {\"windows\": [[3,3,3],[5,6,10]]}.",
-            "--video and --text-length default to the input's metadata keys 'video' (\"T,H,W\") and 'text_length'."})
+        footer = {"",
+            "--windows FILE.json holds one window per head, in tiles:",
+            "{\"windows\": [[3,3,3],[5,6,10]]}; or a strategy from 'tileattn search' (its tile",
+            "is then the default) or in the STA authors' \"step_layer_head\" format, where",
+            "--step and --layer pick the attention call (needed where it has several).",
+            "--video and --text-length default to the input's metadata keys 'video'",
+            "(\"T,H,W\") and 'text_length'."})
 final class AttendCommand implements Callable<Integer> {
 
     static final Shape3 STA_TILE = new Shape3(6, 8, 8);
@@ -47,7 +55,8 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Holds q, k, v and optionally gate.")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors", description = "Receives 'out'.")
+    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+            description = "Receives 'out' (and dq, dk, dv, dgate with --grad-output).")
     Path output;
 
     @Option(names = "--video", paramLabel = "T,H,W", converter = Shape3Converter.class,
@@ -74,6 +83,14 @@ final class AttendCommand implements Callable<Integer> {
             description = "Text tokens after the video (default: the input's 'text_length' metadata, else 0).")
     Integer textLength;
 
+    @Option(names = "--step", paramLabel = "S",
+            description = "With a strategy file: the denoising step whose windows to use (from 0).")
+    Integer step;
+
+    @Option(names = "--layer", paramLabel = "L",
+            description = "With a strategy file: the layer whose windows to use (from 0).")
+    Integer layer;
+
     @ArgGroup(exclusive = true)
     TopKChoice topK;
 
@@ -89,6 +106,11 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--scale", paramLabel = "x", description = "Softmax scale (default 1/sqrt(d)).")
     Float scale;
 
+    @Option(names = "--grad-output", paramLabel = "DOUT.safetensors",
+            description = "Holds 'dout', the gradient of a loss w.r.t. the output (the output's shape, raster order): "
+                    + "also runs the backward and writes dq, dk, dv (and dgate when vsa has a gate) to --output.")
+    Path gradOutput;
+
     @Override
     public Integer call() {
         checkOptionsFit();
@@ -103,6 +125,7 @@ final class AttendCommand implements Callable<Integer> {
             outType = in.info("q").dtype();
             inputMeta = in.metadata();
         }
+        FloatTensor dOut = gradOutput == null ? null : readGradOutput(q);
         Shape3 videoShape = video != null ? video : metadataVideo(inputMeta);
         int text = textLength != null ? textLength : metadataTextLength(inputMeta);
         PrintWriter out = spec.commandLine().getOut();
@@ -125,9 +148,16 @@ final class AttendCommand implements Callable<Integer> {
             }
             case sta -> {
                 Shape3 videoNeeded = require(videoShape);
-                TokenLayout layout = TokenLayout.of(videoNeeded, tile != null ? tile : STA_TILE, text);
-                AttentionSpec.Sta sta = windows.window != null ? AttentionSpec.Sta.of(layout, windows.window)
-                        : AttentionSpec.Sta.perHead(layout, WindowsFile.read(windows.file).toArray(Window[]::new));
+                TokenLayout layout;
+                AttentionSpec.Sta sta;
+                if (windows.window != null) {
+                    layout = TokenLayout.of(videoNeeded, tile != null ? tile : STA_TILE, text);
+                    sta = AttentionSpec.Sta.of(layout, windows.window);
+                } else {
+                    WindowsFile.Choice choice = WindowsFile.read(windows.file, videoNeeded, tile, text, step, layer);
+                    layout = choice.layout();
+                    sta = AttentionSpec.Sta.perHead(layout, choice.perHead());
+                }
                 attention = sta;
                 detail = "sta, tiles " + layout.grid().tile() + ", " + describeWindows(sta, layout.grid());
                 putLayout(outMeta, videoNeeded, text);
@@ -149,17 +179,52 @@ final class AttendCommand implements Callable<Integer> {
             default -> throw new IllegalStateException("unhandled method " + method);
         }
         Attention engine = Attention.cpu();
-        Measure.Timed<FloatTensor> result = Measure.time(() -> scale == null ? engine.attend(q, k, v, attention)
-                : engine.attend(q, k, v, attention, scale));
-        SafetensorsWriter.write(output, List.of(new NamedTensor("out", result.value(), outType)), outMeta);
-        out.printf("wrote out %s %s to %s (%s; %.1f ms)%n", result.value().shapeString(), outType, output, detail,
-                result.millis());
+        if (dOut == null) {
+            Measure.Timed<FloatTensor> result = Measure.time(() -> scale == null ? engine.attend(q, k, v, attention)
+                    : engine.attend(q, k, v, attention, scale));
+            SafetensorsWriter.write(output, List.of(new NamedTensor("out", result.value(), outType)), outMeta);
+            out.printf("wrote out %s %s to %s (%s; %.1f ms)%n", result.value().shapeString(), outType, output, detail,
+                    result.millis());
+        } else {
+            Measure.Timed<AttentionTape> forward = Measure.time(() -> scale == null
+                    ? engine.forwardForTraining(q, k, v, attention)
+                    : engine.forwardForTraining(q, k, v, attention, scale));
+            Measure.Timed<AttentionGradients> backward = Measure.time(() -> forward.value().backward(dOut));
+            AttentionGradients g = backward.value();
+            List<NamedTensor> tensors = new ArrayList<>(List.of(
+                    new NamedTensor("out", forward.value().output(), outType), new NamedTensor("dq", g.dq(), outType),
+                    new NamedTensor("dk", g.dk(), outType), new NamedTensor("dv", g.dv(), outType)));
+            if (g.dgate() != null) {
+                tensors.add(new NamedTensor("dgate", g.dgate(), outType));
+            }
+            SafetensorsWriter.write(output, tensors, outMeta);
+            out.printf("wrote %s %s %s to %s (%s; forward %.1f ms, backward %.1f ms)%n",
+                    String.join(", ", tensors.stream().map(NamedTensor::name).toList()), q.shapeString(), outType,
+                    output, detail, forward.millis(), backward.millis());
+        }
         out.flush();
         return 0;
     }
 
+    /** Reads 'dout' and checks its shape before the forward runs, so a mismatch costs no attention. */
+    private FloatTensor readGradOutput(FloatTensor q) {
+        FloatTensor dOut;
+        try (SafetensorsFile grad = SafetensorsFile.open(gradOutput)) {
+            dOut = grad.read("dout");
+        }
+        if (!dOut.sameShape(q)) {
+            throw new IllegalArgumentException(gradOutput + ": tensor 'dout' has shape " + dOut.shapeString()
+                    + " but the output has q's shape " + q.shapeString());
+        }
+        return dOut;
+    }
+
     /** Options that belong to another method are mistakes worth reporting rather than ignoring. */
     private void checkOptionsFit() {
+        if ((step != null || layer != null) && (windows == null || windows.file == null)) {
+            throw new ParameterException(spec.commandLine(), "--step and --layer pick windows from a strategy file given "
+                    + "with --windows");
+        }
         if (windows != null && method != Method.sta) {
             throw new ParameterException(spec.commandLine(), "--window/--windows apply to --method sta only");
         }
