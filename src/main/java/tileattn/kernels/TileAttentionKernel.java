@@ -101,6 +101,42 @@ public final class TileAttentionKernel {
     /** Queues the forward pass on {@code stream}; the plan's buffers must outlive the kernel. */
     public void forward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
                         DevicePlan plan, float scale, CudaStream stream) {
+        checkTensors(q, k, v, o, lse, scale, stream);
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2);
+        KvRangePlan p = plan.plan();
+        if (p.sequenceLength() != seq || p.heads() != heads) {
+            throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
+                    + p.heads() + " heads and S = " + p.sequenceLength());
+        }
+        launch(q, k, v, o, lse, plan.queryBlocks(), p.blockCount(), KvRangePlan.BLOCK_ROWS, plan.listOf(),
+                plan.rangeOffsets(), plan.ranges(), p.slots(), heads, new Dim3(p.blockCount(), heads, batch), scale,
+                stream);
+    }
+
+    /**
+     * Queues the forward over work tables already in device memory in which every (batch, head) pair is a plane of
+     * its own: the KV list of (plane = batch · heads + head, slot) is {@code listOf[plane · slots + slot]}. VSA
+     * writes such lists on the device, one per plane. Query blocks hold at most {@code blockRows} rows: 128, or 64
+     * on the Hopper path.
+     */
+    void forwardPlanes(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                       DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
+                       DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
+        checkTensors(q, k, v, o, lse, scale, stream);
+        if (blockRows != KvRangePlan.BLOCK_ROWS && !(blockRows == 64 && path == Path.HOPPER)) {
+            throw new IllegalArgumentException("query blocks of " + blockRows + " rows: the " + path
+                    + " kernel takes " + KvRangePlan.BLOCK_ROWS + (path == Path.HOPPER ? " or 64" : ""));
+        }
+        int planes = Math.multiplyExact(q.dim(0), q.dim(1));
+        if (planes > MAX_GRID_YZ) {
+            throw new IllegalArgumentException("B x heads = " + planes + " must be at most " + MAX_GRID_YZ);
+        }
+        launch(q, k, v, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets, ranges, slots, planes,
+                new Dim3(blockCount, planes, 1), scale, stream);
+    }
+
+    private void checkTensors(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                              float scale, CudaStream stream) {
         DeviceTensor[] tensors = {q, k, v, o};
         String[] names = {"q", "k", "v", "o"};
         for (int i = 0; i < tensors.length; i++) {
@@ -123,11 +159,6 @@ public final class TileAttentionKernel {
         }
         if (batch > MAX_GRID_YZ || heads > MAX_GRID_YZ) {
             throw new IllegalArgumentException("B = " + batch + " and heads = " + heads + " must each be at most " + MAX_GRID_YZ);
-        }
-        KvRangePlan p = plan.plan();
-        if (p.sequenceLength() != seq || p.heads() != heads) {
-            throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
-                    + p.heads() + " heads and S = " + p.sequenceLength());
         }
         if (!(scale > 0) || !Float.isFinite(scale)) {
             throw new IllegalArgumentException("scale must be positive and finite, got " + scale);
@@ -154,20 +185,27 @@ public final class TileAttentionKernel {
         } else {
             Kernels.checkContext(library, stream, q, k, v, o);
         }
+    }
 
-        String entry = (path == Path.HOPPER ? "tileattn_tile_attention_sm90_fwd_" : "tileattn_tile_attention_fwd_")
-                + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
-        // Dynamic shared memory of the two kernels (PortableConfig / Sm90Config with BN = 64): Q tile plus two stages
-        // of K and of V, and for wgmma 1 KiB to align its swizzled tiles.
-        int sharedBytes = path == Path.HOPPER ? 768 * d + 1024 : 768 * d;
+    private void launch(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                        DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
+                        DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, int heads, Dim3 grid, float scale,
+                        CudaStream stream) {
+        int d = q.dim(3);
+        boolean bm64 = blockRows == 64;
+        String entry = (path == Path.HOPPER ? "tileattn_tile_attention_sm90_fwd_" + (bm64 ? "bm64_" : "")
+                : "tileattn_tile_attention_fwd_") + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+        // Dynamic shared memory (PortableConfig / Sm90Config with BN = 64): the Q tile plus two stages of K and of V,
+        // and for wgmma 1 KiB to align its swizzled tiles.
+        int sharedBytes = path == Path.HOPPER ? (bm64 ? 640 : 768) * d + 1024 : 768 * d;
         KernelArgs args = KernelArgs.of()
                 .pointer(q).pointer(k).pointer(v).pointer(o)
                 .i64(lse == null ? 0 : lse.buffer().address())
-                .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets()).pointer(plan.ranges())
-                .i32(p.slots()).i32(heads).i32(seq)
+                .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
+                .i32(slots).i32(heads).i32(q.dim(2))
                 .f32((float) (scale / Math.log(2)));
         library.function(path == Path.HOPPER ? HOPPER_FAMILY : PORTABLE_FAMILY, entry)
-                .launch(new Dim3(p.blockCount(), heads, batch), Dim3.of(THREADS), sharedBytes, stream, args);
+                .launch(grid, Dim3.of(bm64 ? THREADS / 2 : THREADS), sharedBytes, stream, args);
     }
 
     private static void checkRank(DeviceTensor t, String name) {
