@@ -1,6 +1,6 @@
 package tileattn.api;
 
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceTensor;
 
 /** The checks {@link GpuBackend} runs on device tensors before any launch; each failure names the tensor at fault. */

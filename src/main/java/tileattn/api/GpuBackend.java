@@ -5,7 +5,7 @@ import tileattn.cpu.CpuAttention;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaStream;
 import tileattn.cuda.CudaUnavailableException;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.kernels.GpuSupport;

@@ -234,8 +234,8 @@ final class AttendCommand implements Callable<Integer> {
     }
 
     /** fp16 files compute in fp16; bf16 and fp32 ones in bf16, whose range fp32 values fit. */
-    static tileattn.cuda.DType gpuType(DType fileType) {
-        return fileType == DType.F16 ? tileattn.cuda.DType.F16 : tileattn.cuda.DType.BF16;
+    static DType gpuType(DType fileType) {
+        return fileType == DType.F16 ? DType.F16 : DType.BF16;
     }
 
     private Measure.Timed<FloatTensor> compute(Attention engine, FloatTensor q, FloatTensor k, FloatTensor v,

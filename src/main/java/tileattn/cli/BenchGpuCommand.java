@@ -26,7 +26,7 @@ import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaDevice;
 import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.kernels.GpuSupport;

@@ -8,7 +8,7 @@ import tileattn.api.GpuBackend;
 import tileattn.cpu.CpuAttention;
 import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.example.LocalityExample;

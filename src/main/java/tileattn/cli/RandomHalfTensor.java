@@ -4,7 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.stream.LongStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 
 /**
  * A [B, heads, S, d] tensor of bf16 or fp16 values in native host memory, filled with uniform random values in

@@ -2,7 +2,7 @@ package tileattn.kernels;
 
 import tileattn.cuda.CudaDevice;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;

@@ -1,7 +1,7 @@
 package tileattn.kernels;
 
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;

@@ -1,6 +1,6 @@
 package tileattn.kernels;
 
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;

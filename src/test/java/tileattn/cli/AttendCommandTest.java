@@ -234,9 +234,9 @@ class AttendCommandTest {
         assertTrue(vsaOnGpu.contains("--device gpu: VSA has no GPU kernel yet"), vsaOnGpu);
         String smallD = attendOn(in, "--method", "dense", "--device", "gpu").assertOneLineError();
         assertTrue(smallD.contains("--device gpu: the GPU kernels take head dim 64 or 128, the input has d=4"), smallD);
-        assertEquals(tileattn.cuda.DType.F16, AttendCommand.gpuType(DType.F16));
-        assertEquals(tileattn.cuda.DType.BF16, AttendCommand.gpuType(DType.F32));
-        assertEquals(tileattn.cuda.DType.BF16, AttendCommand.gpuType(DType.BF16));
+        assertEquals(DType.F16, AttendCommand.gpuType(DType.F16));
+        assertEquals(DType.BF16, AttendCommand.gpuType(DType.F32));
+        assertEquals(DType.BF16, AttendCommand.gpuType(DType.BF16));
     }
 
     @Test

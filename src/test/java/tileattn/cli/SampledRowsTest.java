@@ -7,7 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import tileattn.cpu.CpuAttention;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.layout.Shape3;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;

@@ -18,7 +18,7 @@ import tileattn.cpu.ReferenceGradients;
 import tileattn.cpu.TokenPermutation;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
