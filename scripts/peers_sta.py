@@ -5,8 +5,10 @@ token-level STA mask over tile-ordered tokens (tile-of-token lookup tensors, so 
 Prints one line per case: milliseconds (median of CUDA-event timings) and effective TFLOP/s, where the FLOPs are
 4 * heads * (sum over queries of attended keys) * d.
 
-Usage: python3 scripts/peers_sta.py [--quick] [--short]
-  --short: only SDPA cuDNN (dense) and FlexAttention at window 3x3x3, no self-check (the Hopper issue's peers)
+Usage: python3 scripts/peers_sta.py [--quick] [--short] [--tsv FILE]
+  --short     only SDPA cuDNN (dense) and FlexAttention at window 3x3x3, no self-check (the Hopper issue's peers)
+  --tsv FILE  also write the rows as tab-separated values (case, peer, ms, tflops); the case ids are those of
+              `tileattn bench gpu` (e.g. hunyuan-sta-3x3x3, wan-dense), so scripts/device-bench.sh can join them.
 """
 import math
 import sys
@@ -134,39 +136,59 @@ def self_check():
     print(f"self-check FlexAttention mask_mod vs materialised mask: relL2 {rel:.2e} {'ok' if rel < 1e-2 else 'FAIL'}", flush=True)
 
 
+def case_id(model, lay, window):
+    """The case id `tileattn bench gpu` uses: model-dense, model-sta-full (window = grid), model-sta-TxHxW[-textL]."""
+    if window is None:
+        return f"{model}-dense"
+    name = "full" if list(window) == lay.n else "x".join(map(str, window))
+    return f"{model}-sta-{name}" + (f"-text{lay.text}" if lay.text else "")
+
+
 def main():
     quick = "--quick" in sys.argv
     short = "--short" in sys.argv
+    tsv = sys.argv[sys.argv.index("--tsv") + 1] if "--tsv" in sys.argv else None
     if not short:
         self_check()
-    hunyuan = ((30, 48, 80), 24, [(3, 3, 3)] if short else [(3, 3, 3), (3, 6, 10), (5, 6, 10)])
-    wan = ((21, 30, 52), 12, [(3, 3, 3)] if short else [(3, 3, 3), (4, 4, 7)])
-    dense_peers = [("SDPA cuDNN", SDPBackend.CUDNN_ATTENTION)]
-    if not short:
-        dense_peers.insert(0, ("SDPA flash", SDPBackend.FLASH_ATTENTION))
+    # (model, video, heads, text, windows): SDPA runs dense for text 0; FlexAttention runs every window
+    shapes = [("hunyuan", (30, 48, 80), 24, 0, [(3, 3, 3), (3, 6, 10), (5, 6, 10)]),
+              ("hunyuan", (30, 48, 80), 24, 256, [(3, 3, 3)]),
+              ("wan", (21, 30, 52), 12, 0, [(3, 3, 3), (4, 4, 7)])]
+    dense_peers = [("SDPA flash", SDPBackend.FLASH_ATTENTION), ("SDPA cuDNN", SDPBackend.CUDNN_ATTENTION)]
+    if short:
+        shapes = [(m, video, heads, text, [(3, 3, 3)]) for m, video, heads, text, _ in shapes if text == 0]
+        dense_peers = dense_peers[1:]
     rows = []
-    for video, heads, windows in (hunyuan, wan):
-        lay = Layout(video, (6, 8, 8), 0)
+    for model, video, heads, text, windows in shapes:
+        lay = Layout(video, (6, 8, 8), text)
         d = 128
         q, k, v = inputs(heads, lay.S, d, 1)
         dense_flops = 4.0 * heads * lay.S * lay.S * d
-        for name, backend in dense_peers:
-            with sdpa_kernel(backend):
-                ms = time_ms(lambda: F.scaled_dot_product_attention(q, k, v), 3 if quick else 5)
-            rows.append((f"{video} dense", name, ms, dense_flops / ms / 1e9))
-            print(*rows[-1], flush=True)
+        if text == 0:
+            for name, backend in dense_peers:
+                with sdpa_kernel(backend):
+                    ms = time_ms(lambda: F.scaled_dot_product_attention(q, k, v), 3 if quick else 5)
+                rows.append((case_id(model, lay, None), name, ms, dense_flops / ms / 1e9))
+                print(*rows[-1], flush=True)
         for window in windows:
             bm = create_block_mask(lay.mask_mod(window, "cuda"), None, None, lay.S, lay.S, device="cuda", BLOCK_SIZE=128,
                                    _compile=True)
             flops = 4.0 * heads * lay.attended(window) * d
             ms = time_ms(lambda: flex(q, k, v, block_mask=bm), 3 if quick else (10 if flops < 1e14 else 5))
-            rows.append((f"{video} STA {window}", "FlexAttention", ms, flops / ms / 1e9))
+            rows.append((case_id(model, lay, window), "FlexAttention", ms, flops / ms / 1e9))
             print(*rows[-1], flush=True)
         del q, k, v
         torch.cuda.empty_cache()
     print(f"\n{'case':<34} {'peer':<14} {'ms':>9} {'TFLOP/s':>8}")
     for case, peer, ms, tf in rows:
         print(f"{case:<34} {peer:<14} {ms:9.2f} {tf:8.1f}")
+    if tsv:
+        with open(tsv, "w") as f:
+            f.write("case\tpeer\tms\ttflops\n")
+            for case, peer, ms, tf in rows:
+                f.write(f"{case}\t{peer}\t{ms:.4f}\t{tf:.2f}\n")
+            f.write(f"# torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
+                    f"{torch.cuda.get_device_name(0)}\n")
 
 
 if __name__ == "__main__":

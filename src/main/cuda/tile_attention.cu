@@ -14,6 +14,7 @@
 // Launch: grid (query blocks, heads, B), BM = 128 rows per block, 256 threads, dynamic shared memory
 // 768 * D bytes (96 KiB at D = 128: raise the function's limit above 48 KiB first).
 // Keys past a range's end are masked only in the last, partial KV block of that range.
+#include "tileattn/mma_sync.cuh"
 #include "tileattn/tile_attention.cuh"
 
 namespace tileattn {
@@ -28,43 +29,6 @@ struct PortableConfig {
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;
     static constexpr int SMEM = (Q_ELEMS + 4 * KV_ELEMS) * 2;  // Q + two stages of K and of V
-};
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-template <typename T> struct MmaSync;
-
-template <> struct MmaSync<__nv_bfloat16> {
-    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-
-template <> struct MmaSync<__half> {
-    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-
-// Rows of D elements in 16-byte chunks; chunk c of row r sits at c ^ (r & 7), so the eight rows that one
-// ldmatrix phase reads fall in eight different bank groups.
-template <int D>
-struct RowSwizzle {
-    static __device__ __forceinline__ int offset(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 };
 
 // One thread block: 8 warps of 16 query rows each; Q fragments stay in registers for the whole block.

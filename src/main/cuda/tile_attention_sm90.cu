@@ -7,19 +7,22 @@
 //   - K runs one block ahead of V: block j+1's scores are issued asynchronously before block j's softmax, so
 //     the tensor cores work while the exponentials run. All threads copy K/V with cp.async, two stages each.
 // Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory 768 * D + 1024 bytes (Sm90Config with
-// BN = 64). Built for every target, but the body exists only in sm_90a code; elsewhere the entry points trap, and
+// BN = 64); the _bm64_ entries take query blocks of at most 64 rows, 128 threads and 640 * D + 1024 bytes.
+// Built for every target, but the body exists only in sm_90a code; elsewhere the entry points trap, and
 // callers pick tile_attention.cu by compute capability.
 #include "tileattn/tile_attention.cuh"
 #include "tileattn/wgmma.cuh"
 
 namespace tileattn {
 
-template <int D_, int BN_>
+// BM = 64 (one warpgroup) serves tiles of at most 64 tokens, such as VSA's 4x4x4: a 128-row block would leave
+// half its rows empty, since query blocks never cross a tile.
+template <int D_, int BN_, int BM_ = 128>
 struct Sm90Config {
     static constexpr int D = D_;
     static constexpr int BN = BN_;
-    static constexpr int THREADS = 256;
-    static constexpr int BM = 128;
+    static constexpr int BM = BM_;
+    static constexpr int THREADS = 2 * BM;  // one warpgroup per 64 rows
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;
     static constexpr int SMEM = (Q_ELEMS + 4 * KV_ELEMS) * 2 + 1024;  // + slack to align the tiles to 1 KiB
@@ -159,3 +162,18 @@ TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d64, __
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d128, __nv_bfloat16, 128)
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d64, __half, 64)
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __half, 128)
+
+// 64-row blocks: 128 threads, dynamic shared memory 640 * D + 1024 bytes, two blocks per SM.
+#define TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(NAME, T, D)                                                    \
+    extern "C" __global__ void __launch_bounds__(128, 2)                                                       \
+    NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64>>(q, k, v, o, lse, qblocks, listOf, \
+                                                                               rangeOffsets, ranges, slots,     \
+                                                                               heads, S, scaleLog2);            \
+    }
+
+TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf16_d64, __nv_bfloat16, 64)
+TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf16_d128, __nv_bfloat16, 128)
+TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_f16_d64, __half, 64)
+TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_f16_d128, __half, 128)

@@ -1,5 +1,6 @@
 package tileattn.api;
 
+import tileattn.cpu.TokenPermutation;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
@@ -7,7 +8,11 @@ import tileattn.tensor.FloatTensor;
 
 /**
  * Where attention is computed. {@link Attention} validates the inputs and reorders tokens; a backend receives
- * checked tensors [B, heads, S, d] in tile order and computes. The CPU is the one backend today.
+ * checked tensors [B, heads, S, d] in tile order and computes. Backends: {@link CpuBackend} and
+ * {@link GpuBackend}.
+ *
+ * <p>The {@code ...ForTraining} methods run the same forward and return a {@link TileOrderTape} that can run the
+ * backward. A tape may keep the tensors it was given: the caller hands over tensors nobody else modifies.
  */
 public interface AttentionBackend {
 
@@ -19,7 +24,27 @@ public interface AttentionBackend {
     FloatTensor sta(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout, Window[] windowsPerHead,
                     float scale);
 
+    /**
+     * STA on raster-order tensors. The default reorders the tokens on the host around {@link #sta}; a backend that
+     * reorders faster where its data lives (the GPU, on the device) overrides it.
+     */
+    default FloatTensor staRaster(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout,
+                                  Window[] windowsPerHead, float scale) {
+        FloatTensor out = sta(TokenPermutation.toTileOrder(q, layout), TokenPermutation.toTileOrder(k, layout),
+                TokenPermutation.toTileOrder(v, layout), layout, windowsPerHead, scale);
+        return TokenPermutation.toRaster(out, layout);
+    }
+
     /** @param gate tile order, or null for a gate of ones */
     FloatTensor vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid, int topK,
                     float scale);
+
+    TileOrderTape denseForTraining(FloatTensor q, FloatTensor k, FloatTensor v, float scale);
+
+    TileOrderTape staForTraining(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout,
+                                 Window[] windowsPerHead, float scale);
+
+    /** @param gate tile order, or null for a gate of ones (the tape then gives no {@code dgate}) */
+    TileOrderTape vsaForTraining(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
+                                 int topK, float scale);
 }

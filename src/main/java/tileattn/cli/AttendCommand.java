@@ -2,18 +2,24 @@ package tileattn.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import tileattn.api.Attention;
+import tileattn.api.AttentionGradients;
 import tileattn.api.AttentionSpec;
+import tileattn.api.AttentionTape;
+import tileattn.api.GpuBackend;
+import tileattn.kernels.TileAttentionKernel;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
@@ -30,7 +36,9 @@ import tileattn.tensor.SafetensorsWriter;
         description = {
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
-            "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16)."},
+            "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16).",
+            "On the GPU (dense and STA) F16 inputs compute in fp16 and F32 or BF16 inputs in bf16, accumulating in",
+            "fp32; VSA and --grad-output run on the CPU (no GPU path yet)."},
         footer = {"",
             "--windows FILE.json holds one window per head, in tiles:",
             "{\"windows\": [[3,3,3],[5,6,10]]}; or a strategy from 'tileattn search' (its tile",
@@ -52,7 +60,8 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Holds q, k, v and optionally gate.")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors", description = "Receives 'out'.")
+    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+            description = "Receives 'out' (and dq, dk, dv, dgate with --grad-output).")
     Path output;
 
     @Option(names = "--video", paramLabel = "T,H,W", converter = Shape3Converter.class,
@@ -102,9 +111,20 @@ final class AttendCommand implements Callable<Integer> {
     @Option(names = "--scale", paramLabel = "x", description = "Softmax scale (default 1/sqrt(d)).")
     Float scale;
 
+    @Option(names = "--grad-output", paramLabel = "DOUT.safetensors",
+            description = "Holds 'dout', the gradient of a loss w.r.t. the output (the output's shape, raster order): "
+                    + "also runs the backward and writes dq, dk, dv (and dgate when vsa has a gate) to --output.")
+    Path gradOutput;
+
+    @Mixin
+    DeviceOption device;
+
     @Override
     public Integer call() {
         checkOptionsFit();
+        DeviceOption.Backend backend = method == Method.vsa ? device.resolveCpuOnly("VSA has no GPU kernel yet")
+                : gradOutput != null ? device.resolveCpuOnly("--grad-output (the backward) has no GPU path yet")
+                : null;
         FloatTensor q, k, v, gate;
         DType outType;
         Map<String, String> inputMeta;
@@ -115,6 +135,12 @@ final class AttendCommand implements Callable<Integer> {
             gate = in.contains("gate") ? in.read("gate") : null;
             outType = in.info("q").dtype();
             inputMeta = in.metadata();
+        }
+        FloatTensor dOut = gradOutput == null ? null : readGradOutput(q);
+        if (backend == null) {
+            int d = q.rank() == 4 ? q.dim(3) : -1;
+            backend = q.rank() != 4 || d == 64 || d == 128 ? device.resolve()
+                    : device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, the input has d=" + d);
         }
         Shape3 videoShape = video != null ? video : metadataVideo(inputMeta);
         int text = textLength != null ? textLength : metadataTextLength(inputMeta);
@@ -169,13 +195,66 @@ final class AttendCommand implements Callable<Integer> {
             default -> throw new IllegalStateException("unhandled method " + method);
         }
         Attention engine = Attention.cpu();
-        Measure.Timed<FloatTensor> result = Measure.time(() -> scale == null ? engine.attend(q, k, v, attention)
-                : engine.attend(q, k, v, attention, scale));
-        SafetensorsWriter.write(output, List.of(new NamedTensor("out", result.value(), outType)), outMeta);
-        out.printf("wrote out %s %s to %s (%s; %.1f ms)%n", result.value().shapeString(), outType, output, detail,
-                result.millis());
+        if (dOut == null) {
+            Measure.Timed<FloatTensor> result;
+            String ranOn;
+            if (backend == DeviceOption.Backend.GPU) {
+                try (GpuBackend gpu = GpuBackend.open(gpuType(outType), TileAttentionKernel.Path.AUTO)) {
+                    result = compute(new Attention(gpu), q, k, v, attention);
+                    ranOn = "GPU: " + gpu.describe() + ", time includes transfers";
+                }
+            } else {
+                result = compute(engine, q, k, v, attention);
+                ranOn = device.note();
+            }
+            SafetensorsWriter.write(output, List.of(new NamedTensor("out", result.value(), outType)), outMeta);
+            out.printf("wrote out %s %s to %s (%s; %.1f ms)%n", result.value().shapeString(), outType, output, detail,
+                    result.millis());
+            out.println("device: " + ranOn);
+        } else {
+            Measure.Timed<AttentionTape> forward = Measure.time(() -> scale == null
+                    ? engine.forwardForTraining(q, k, v, attention)
+                    : engine.forwardForTraining(q, k, v, attention, scale));
+            Measure.Timed<AttentionGradients> backward = Measure.time(() -> forward.value().backward(dOut));
+            AttentionGradients g = backward.value();
+            List<NamedTensor> tensors = new ArrayList<>(List.of(
+                    new NamedTensor("out", forward.value().output(), outType), new NamedTensor("dq", g.dq(), outType),
+                    new NamedTensor("dk", g.dk(), outType), new NamedTensor("dv", g.dv(), outType)));
+            if (g.dgate() != null) {
+                tensors.add(new NamedTensor("dgate", g.dgate(), outType));
+            }
+            SafetensorsWriter.write(output, tensors, outMeta);
+            out.printf("wrote %s %s %s to %s (%s; forward %.1f ms, backward %.1f ms)%n",
+                    String.join(", ", tensors.stream().map(NamedTensor::name).toList()), q.shapeString(), outType,
+                    output, detail, forward.millis(), backward.millis());
+            out.println("device: " + device.note());
+        }
         out.flush();
         return 0;
+    }
+
+    /** fp16 files compute in fp16; bf16 and fp32 ones in bf16, whose range fp32 values fit. */
+    static DType gpuType(DType fileType) {
+        return fileType == DType.F16 ? DType.F16 : DType.BF16;
+    }
+
+    private Measure.Timed<FloatTensor> compute(Attention engine, FloatTensor q, FloatTensor k, FloatTensor v,
+                                               AttentionSpec attention) {
+        return Measure.time(() -> scale == null ? engine.attend(q, k, v, attention)
+                : engine.attend(q, k, v, attention, scale));
+    }
+
+    /** Reads 'dout' and checks its shape before the forward runs, so a mismatch costs no attention. */
+    private FloatTensor readGradOutput(FloatTensor q) {
+        FloatTensor dOut;
+        try (SafetensorsFile grad = SafetensorsFile.open(gradOutput)) {
+            dOut = grad.read("dout");
+        }
+        if (!dOut.sameShape(q)) {
+            throw new IllegalArgumentException(gradOutput + ": tensor 'dout' has shape " + dOut.shapeString()
+                    + " but the output has q's shape " + q.shapeString());
+        }
+        return dOut;
     }
 
     /** Options that belong to another method are mistakes worth reporting rather than ignoring. */

@@ -31,11 +31,12 @@ import tileattn.tensor.SafetensorsWriter;
 
 /** CPU benchmark: Java dense attention against numpy on the same inputs, then STA at several sparsities. */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        subcommands = BenchGpuCommand.class,
         description = {
             "Times Java dense attention against numpy, and STA at several sparsities, on the CPU.",
             "numpy computes softmax(QK^T)V with BLAS matmuls per head (run by python3) on the same inputs in the",
             "same run. Reports median milliseconds, GFLOP/s = 4*heads*S*(attended keys per query)*d / time, and",
-            "ratios."})
+            "ratios. 'bench gpu' times the GPU kernels instead (see bench gpu --help)."})
 final class BenchCommand implements Callable<Integer> {
 
     @Spec

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -25,7 +26,9 @@ import tileattn.tensor.FloatTensor;
             "Runs dense, STA and VSA attention on a built-in example and compares them.",
             "Sliding Tile Attention runs with several windows and Video Sparse Attention with several top-k on an",
             "example whose q and k are smooth random fields over the video, so attention is local as in a trained",
-            "video DiT. Prints time, sparsity and relative L2 error against dense attention."},
+            "video DiT. Prints time, sparsity and relative L2 error against dense attention.",
+            "With a usable GPU (--device auto, the default) dense and STA run on it in bf16, on a larger example, and",
+            "their time is the kernel's alone; VSA runs on the CPU (no GPU kernel yet)."},
         footer = {"", "Sparsity: the fraction of video query-key pairs skipped (STA, real tokens counted) or of KV",
             "tiles skipped by the fine attention (VSA). VSA runs with gate 0, i.e. its fine attention alone, as with",
             "the zero-initialised gate of an untrained Wan block; a gate of ones would add the coarse output on top."})
@@ -34,22 +37,26 @@ final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--video", paramLabel = "T,H,W", converter = Shape3Converter.class, defaultValue = "12,24,24",
-            description = "Video shape in tokens (default ${DEFAULT-VALUE}).")
+    static final Shape3 CPU_VIDEO = new Shape3(12, 24, 24);
+    static final Shape3 GPU_VIDEO = new Shape3(12, 48, 64);
+
+    @Option(names = "--video", paramLabel = "T,H,W", converter = Shape3Converter.class,
+            description = "Video shape in tokens (default 12,24,24 on the CPU, 12,48,64 on the GPU).")
     Shape3 video;
 
-    @Option(names = "--heads", defaultValue = "3", description = "Attention heads (default ${DEFAULT-VALUE}).")
-    int heads;
+    @Option(names = "--heads", description = "Attention heads (default 3 on the CPU, 4 on the GPU).")
+    Integer heads;
 
-    @Option(names = "--head-dim", defaultValue = "64", description = "Head dimension d (default ${DEFAULT-VALUE}).")
-    int headDim;
+    @Option(names = "--head-dim", description = "Head dimension d (default 64 on the CPU, 128 on the GPU; the GPU "
+            + "takes 64 or 128).")
+    Integer headDim;
 
     @Option(names = "--text-length", defaultValue = "0", paramLabel = "L",
             description = "Text tokens after the video, for dense and STA (default ${DEFAULT-VALUE}).")
     int textLength;
 
-    @Option(names = "--sta-tile", paramLabel = "t,h,w", converter = Shape3Converter.class, defaultValue = "4,6,6",
-            description = "STA tile in tokens (default ${DEFAULT-VALUE}).")
+    @Option(names = "--sta-tile", paramLabel = "t,h,w", converter = Shape3Converter.class,
+            description = "STA tile in tokens (default 4,6,6 on the CPU, 6,8,8 on the GPU).")
     Shape3 staTile;
 
     @Option(names = "--window", paramLabel = "a,b,c", converter = WindowConverter.class,
@@ -68,52 +75,81 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the example (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Mixin
+    DeviceOption device;
+
     @Override
     public Integer call() {
-        if (heads < 1 || headDim < 1 || textLength < 0) {
+        DeviceOption.Backend backend = headDim != null && headDim != 64 && headDim != 128
+                ? device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, not " + headDim)
+                : device.resolve();
+        boolean gpu = backend == DeviceOption.Backend.GPU;
+        Shape3 videoShape = video != null ? video : gpu ? GPU_VIDEO : CPU_VIDEO;
+        int headCount = heads != null ? heads : gpu ? 4 : 3;
+        int d = headDim != null ? headDim : gpu ? 128 : 64;
+        Shape3 tile = staTile != null ? staTile : gpu ? new Shape3(6, 8, 8) : new Shape3(4, 6, 6);
+        if (headCount < 1 || d < 1 || textLength < 0) {
             throw new ParameterException(spec.commandLine(), "--heads and --head-dim must be >= 1 and --text-length >= 0");
         }
         PrintWriter out = spec.commandLine().getOut();
-        TokenLayout staLayout = TokenLayout.of(video, staTile, textLength);
-        TileGrid vsaGrid = new TileGrid(video, vsaTile);
+        TokenLayout staLayout = TokenLayout.of(videoShape, tile, textLength);
+        TileGrid vsaGrid = new TileGrid(videoShape, vsaTile);
         List<Window> staWindows = windows != null ? windows
                 : DefaultWindows.capped(staLayout.grid(), new int[]{3, 3, 3}, new int[]{1, 3, 3}, new int[]{1, 1, 1});
         List<Integer> vsaTopKs = topKs != null ? topKs : defaultTopKs(vsaGrid.tileCount());
 
-        out.printf("example: video %s + %d text tokens = %d tokens, %d heads, d=%d, seed %d (smooth random fields:"
-                + " attention is local)%n", video, textLength, staLayout.sequenceLength(), heads, headDim, seed);
-        out.printf("STA: %s; VSA: %s%n", staLayout.grid(), vsaGrid);
+        try (GpuDemoRunner gpuRunner = gpu ? new GpuDemoRunner() : null) {
+            if (gpu) {
+                out.printf("device: GPU (%s) for dense and STA, kernel time by CUDA events (median of %d); VSA on the"
+                        + " CPU (no GPU kernel yet)%n", gpuRunner.describe(), GpuDemoRunner.TIMED);
+            } else {
+                out.println("device: " + device.note());
+            }
+            out.printf("example: video %s + %d text tokens = %d tokens, %d heads, d=%d, seed %d (smooth random fields:"
+                    + " attention is local)%s%n", videoShape, textLength, staLayout.sequenceLength(), headCount, d, seed,
+                    gpu && video == null ? "; the larger GPU default, --video to change" : "");
+            out.printf("STA: %s; VSA: %s%n", staLayout.grid(), vsaGrid);
+            out.flush();
+            table(out, gpuRunner, videoShape, headCount, d, staLayout, vsaGrid, staWindows, vsaTopKs);
+        }
+        if (textLength != 0) {
+            out.println("VSA rows use the same example without text tokens (VSA has none) and compare with dense on it.");
+        }
         out.flush();
-        LocalityExample withText = LocalityExample.generate(video, textLength, 1, heads, headDim, seed);
+        return 0;
+    }
+
+    private void table(PrintWriter out, GpuDemoRunner gpuRunner, Shape3 videoShape, int headCount, int d,
+                       TokenLayout staLayout, TileGrid vsaGrid, List<Window> staWindows, List<Integer> vsaTopKs) {
+        LocalityExample withText = LocalityExample.generate(videoShape, textLength, 1, headCount, d, seed);
         LocalityExample videoOnly = textLength == 0 ? withText
-                : LocalityExample.generate(video, 0, 1, heads, headDim, seed);
+                : LocalityExample.generate(videoShape, 0, 1, headCount, d, seed);
         // A zero gate drops the coarse branch, as an untrained (zero-initialised) gate does in Wan; with a gate of
         // ones the coarse output would be added on top of a fine output that already approximates dense attention.
         FloatTensor zeroGate = FloatTensor.zeros(videoOnly.q().shape());
         Attention attention = Attention.cpu();
-        warmUp(attention, headDim);
+        warmUp(attention, d);
+        String denseDevice = gpuRunner != null ? "gpu" : "cpu";
 
-        TextTable table = new TextTable("method", "setting", "time ms", "sparsity", "rel L2 err vs dense");
+        TextTable table = new TextTable("method", "setting", "device", "time ms", "sparsity", "rel L2 err vs dense");
         int steps = 2 + staWindows.size() + vsaTopKs.size();
         try (ProgressBar progress = new ProgressBar(steps)) {
             progress.label("dense");
-            Measure.Timed<FloatTensor> dense = Measure.time(() -> attention.attend(withText.q(), withText.k(),
-                    withText.v(), AttentionSpec.dense()));
+            Measure.Timed<FloatTensor> dense = run(gpuRunner, attention, withText, AttentionSpec.dense());
             progress.step();
-            table.add("dense", "all " + staLayout.sequenceLength() + " keys", ms(dense.millis()), "0.0%", "0");
+            table.add("dense", "all " + staLayout.sequenceLength() + " keys", denseDevice, ms(dense.millis()), "0.0%",
+                    "0");
             for (Window w : staWindows) {
                 progress.label("sta " + w);
-                AttentionSpec.Sta sta = AttentionSpec.Sta.of(staLayout, w);
-                Measure.Timed<FloatTensor> r = Measure.time(() -> attention.attend(withText.q(), withText.k(),
-                        withText.v(), sta));
+                Measure.Timed<FloatTensor> r = run(gpuRunner, attention, withText, AttentionSpec.Sta.of(staLayout, w));
                 progress.step();
-                table.add("sta", "window " + w + " tiles", ms(r.millis()),
+                table.add("sta", "window " + w + " tiles", denseDevice, ms(r.millis()),
                         percent(StaMask.sparsity(staLayout.grid(), w)), error(r.value(), dense.value()));
             }
             FloatTensor denseVideo = dense.value();
             if (textLength != 0) {
                 progress.label("dense (video only, for VSA)");
-                denseVideo = attention.attend(videoOnly.q(), videoOnly.k(), videoOnly.v(), AttentionSpec.dense());
+                denseVideo = run(gpuRunner, attention, videoOnly, AttentionSpec.dense()).value();
             }
             progress.step();
             for (int k : vsaTopKs) {
@@ -122,16 +158,20 @@ final class DemoCommand implements Callable<Integer> {
                 Measure.Timed<FloatTensor> r = Measure.time(() -> attention.attend(videoOnly.q(), videoOnly.k(),
                         videoOnly.v(), vsa));
                 progress.step();
-                table.add("vsa", "top-" + k + " of " + vsaGrid.tileCount() + " tiles, gate 0", ms(r.millis()),
+                table.add("vsa", "top-" + k + " of " + vsaGrid.tileCount() + " tiles, gate 0", "cpu", ms(r.millis()),
                         percent(1 - (double) k / vsaGrid.tileCount()), error(r.value(), denseVideo));
             }
         }
         table.print(out);
-        if (textLength != 0) {
-            out.println("VSA rows use the same example without text tokens (VSA has none) and compare with dense on it.");
+    }
+
+    /** Dense or STA on the GPU when there is one, else timed on the CPU. */
+    private static Measure.Timed<FloatTensor> run(GpuDemoRunner gpuRunner, Attention cpu, LocalityExample ex,
+                                                  AttentionSpec spec) {
+        if (gpuRunner != null) {
+            return gpuRunner.run(ex, spec);
         }
-        out.flush();
-        return 0;
+        return Measure.time(() -> cpu.attend(ex.q(), ex.k(), ex.v(), spec));
     }
 
     static List<Integer> defaultTopKs(int tiles) {
@@ -164,7 +204,7 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private static String ms(double millis) {
-        return String.format("%.1f", millis);
+        return String.format(millis < 10 ? "%.2f" : "%.1f", millis);
     }
 
     private static String percent(double fraction) {

@@ -53,6 +53,22 @@ public final class DeviceOption {
         return Backend.CPU;
     }
 
+    /**
+     * The backend for work that has no GPU path ({@code reason} says so, e.g. "VSA has no GPU kernel yet"):
+     * {@code auto} and {@code cpu} give the CPU and note why; {@code gpu} is a usage error naming the reason.
+     */
+    public Backend resolveCpuOnly(String reason) {
+        if (choice == Choice.gpu) {
+            String message = "--device gpu: " + reason + "; use --device cpu or auto";
+            if (mixee != null) {
+                throw new ParameterException(mixee.commandLine(), message);
+            }
+            throw new IllegalStateException(message);
+        }
+        note = choice == Choice.cpu ? "CPU (as asked with --device cpu)" : "CPU (" + reason + ")";
+        return Backend.CPU;
+    }
+
     /** After {@link #resolve()}: a short sentence for logs saying what was chosen and why. */
     public String note() {
         return note;

@@ -9,7 +9,7 @@ import picocli.CommandLine.ScopeType;
 @Command(name = "tileattn", mixinStandardHelpOptions = true, version = "tileattn 0.1.0",
         description = "Sliding Tile Attention and Video Sparse Attention for video diffusion transformers.",
         subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, AttendCommand.class, BenchCommand.class,
-            InfoCommand.class, SearchCommand.class})
+            InfoCommand.class, SearchCommand.class, DitCommand.class})
 public final class TileattnCommand implements Runnable {
 
     @Option(names = "--verbose", scope = ScopeType.INHERIT,

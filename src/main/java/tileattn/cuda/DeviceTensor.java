@@ -1,5 +1,7 @@
 package tileattn.cuda;
 
+import tileattn.tensor.DType;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;

@@ -2,7 +2,7 @@ package tileattn.kernels;
 
 import tileattn.cuda.CudaFunction;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.cuda.Dim3;

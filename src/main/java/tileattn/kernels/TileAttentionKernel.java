@@ -2,7 +2,7 @@ package tileattn.kernels;
 
 import tileattn.cuda.CudaDevice;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
@@ -111,6 +111,42 @@ public final class TileAttentionKernel {
     /** Queues the forward pass on {@code stream}; the plan's buffers must outlive the kernel. */
     public void forward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
                         DevicePlan plan, float scale, CudaStream stream) {
+        checkTensors(q, k, v, o, lse, scale, stream);
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2);
+        KvRangePlan p = plan.plan();
+        if (p.sequenceLength() != seq || p.heads() != heads) {
+            throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
+                    + p.heads() + " heads and S = " + p.sequenceLength());
+        }
+        launch(q, k, v, o, lse, plan.queryBlocks(), p.blockCount(), KvRangePlan.BLOCK_ROWS, plan.listOf(),
+                plan.rangeOffsets(), plan.ranges(), p.slots(), heads, new Dim3(p.blockCount(), heads, batch), scale,
+                stream);
+    }
+
+    /**
+     * Queues the forward over work tables already in device memory in which every (batch, head) pair is a plane of
+     * its own: the KV list of (plane = batch · heads + head, slot) is {@code listOf[plane · slots + slot]}. VSA
+     * writes such lists on the device, one per plane. Query blocks hold at most {@code blockRows} rows: 128, or 64
+     * on the Hopper path.
+     */
+    void forwardPlanes(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                       DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
+                       DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
+        checkTensors(q, k, v, o, lse, scale, stream);
+        if (blockRows != KvRangePlan.BLOCK_ROWS && !(blockRows == 64 && path == Path.HOPPER)) {
+            throw new IllegalArgumentException("query blocks of " + blockRows + " rows: the " + path
+                    + " kernel takes " + KvRangePlan.BLOCK_ROWS + (path == Path.HOPPER ? " or 64" : ""));
+        }
+        int planes = Math.multiplyExact(q.dim(0), q.dim(1));
+        if (planes > MAX_GRID_YZ) {
+            throw new IllegalArgumentException("B x heads = " + planes + " must be at most " + MAX_GRID_YZ);
+        }
+        launch(q, k, v, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets, ranges, slots, planes,
+                new Dim3(blockCount, planes, 1), scale, stream);
+    }
+
+    private void checkTensors(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                              float scale, CudaStream stream) {
         DeviceTensor[] tensors = {q, k, v, o};
         String[] names = {"q", "k", "v", "o"};
         for (int i = 0; i < tensors.length; i++) {
@@ -133,11 +169,6 @@ public final class TileAttentionKernel {
         }
         if (batch > MAX_GRID_YZ || heads > MAX_GRID_YZ) {
             throw new IllegalArgumentException("B = " + batch + " and heads = " + heads + " must each be at most " + MAX_GRID_YZ);
-        }
-        KvRangePlan p = plan.plan();
-        if (p.sequenceLength() != seq || p.heads() != heads) {
-            throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
-                    + p.heads() + " heads and S = " + p.sequenceLength());
         }
         if (!(scale > 0) || !Float.isFinite(scale)) {
             throw new IllegalArgumentException("scale must be positive and finite, got " + scale);
@@ -164,32 +195,42 @@ public final class TileAttentionKernel {
         } else {
             Kernels.checkContext(library, stream, q, k, v, o);
         }
+    }
 
+    private void launch(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                        DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
+                        DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, int heads, Dim3 grid, float scale,
+                        CudaStream stream) {
+        int d = q.dim(3);
+        boolean bm64 = blockRows == 64;
         String family = switch (path) {
             case PORTABLE -> PORTABLE_FAMILY;
             case HOPPER -> HOPPER_FAMILY;
             case HOPPER_WARP_SPECIALIZED -> WARP_SPECIALIZED_FAMILY;
             case AUTO -> throw new IllegalStateException("AUTO is resolved in the constructor");
         };
-        String entry = "tileattn_" + family + "_fwd_" + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+        String entry = "tileattn_" + family + "_fwd_" + (bm64 ? "bm64_" : "") + (q.dtype() == DType.BF16 ? "bf16" : "f16")
+                + "_d" + d;
         // Threads and dynamic shared memory of each kernel's entry points. Portable (PortableConfig, BN = 64): Q tile
-        // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): the same plus 1 KiB to align its swizzled
-        // tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack, Q (128 rows), two
-        // stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes at d = 128.
-        int threads = path == Path.HOPPER_WARP_SPECIALIZED ? 384 : 256;
+        // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): the same (Q of 64 rows for bm64) plus 1 KiB to
+        // align its swizzled tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack,
+        // Q (128 rows), two stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes at d = 128.
+        int threads = switch (path) {
+            case HOPPER_WARP_SPECIALIZED -> 384;
+            default -> bm64 ? 128 : 256;
+        };
         int sharedBytes = switch (path) {
             case PORTABLE -> 768 * d;
-            case HOPPER -> 768 * d + 1024;
+            case HOPPER -> (bm64 ? 640 : 768) * d + 1024;
             default -> 1024 + (128 + 2 * 2 * 192) * d * 2 + 9 * 8;
         };
         KernelArgs args = KernelArgs.of()
                 .pointer(q).pointer(k).pointer(v).pointer(o)
                 .i64(lse == null ? 0 : lse.buffer().address())
-                .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets()).pointer(plan.ranges())
-                .i32(p.slots()).i32(heads).i32(seq)
+                .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
+                .i32(slots).i32(heads).i32(q.dim(2))
                 .f32((float) (scale / Math.log(2)));
-        library.function(family, entry)
-                .launch(new Dim3(p.blockCount(), heads, batch), Dim3.of(threads), sharedBytes, stream, args);
+        library.function(family, entry).launch(grid, Dim3.of(threads), sharedBytes, stream, args);
     }
 
     private static void checkRank(DeviceTensor t, String name) {

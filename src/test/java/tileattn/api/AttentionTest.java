@@ -102,6 +102,20 @@ class AttentionTest {
                                    float scale) {
                 return q;
             }
+
+            public TileOrderTape denseForTraining(FloatTensor q, FloatTensor k, FloatTensor v, float scale) {
+                throw new UnsupportedOperationException("this test runs forward passes only");
+            }
+
+            public TileOrderTape staForTraining(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout l, Window[] w,
+                                                float scale) {
+                throw new UnsupportedOperationException("this test runs forward passes only");
+            }
+
+            public TileOrderTape vsaForTraining(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor g,
+                                                TileGrid grid, int topK, float scale) {
+                throw new UnsupportedOperationException("this test runs forward passes only");
+            }
         };
         FloatTensor out = new Attention(echo).attend(q, k, v, AttentionSpec.Sta.of(layout, new Window(1, 1, 1)));
         assertArrayEquals(q.data(), out.data());

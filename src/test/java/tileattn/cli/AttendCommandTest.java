@@ -213,6 +213,43 @@ class AttendCommandTest {
     }
 
     @Test
+    void theDeviceOptionSaysWhereAttentionRan() {
+        Path in = dir.resolve("in.safetensors");
+        writeInput(in, DType.F32, new int[]{1, 2, 60, 4}, false, Map.of("video", "3,4,5"), 7);
+        CliRun cpu = attendOn(in, "--method", "dense", "--device", "cpu");
+        assertEquals(0, cpu.exitCode(), cpu.err());
+        assertTrue(cpu.out().contains("device: CPU (as asked with --device cpu)"), cpu.out());
+
+        // d = 4 has no GPU kernel, so auto computes on the CPU wherever it runs, and says why
+        CliRun auto = attendOn(in, "--method", "sta", "--tile", "1,2,5", "--window", "1,1,1");
+        assertEquals(0, auto.exitCode(), auto.err());
+        assertTrue(auto.out().contains("device: CPU (") && auto.out().contains("head dim"), auto.out());
+
+        CliRun vsa = attendOn(in, "--method", "vsa", "--tile", "3,2,5", "--topk", "1");
+        assertEquals(0, vsa.exitCode(), vsa.err());
+        assertTrue(vsa.out().contains("device: CPU (VSA has no GPU kernel yet)"), vsa.out());
+
+        String vsaOnGpu = attendOn(in, "--method", "vsa", "--tile", "3,2,5", "--topk", "1", "--device", "gpu")
+                .assertOneLineError();
+        assertTrue(vsaOnGpu.contains("--device gpu: VSA has no GPU kernel yet"), vsaOnGpu);
+        String smallD = attendOn(in, "--method", "dense", "--device", "gpu").assertOneLineError();
+        assertTrue(smallD.contains("--device gpu: the GPU kernels take head dim 64 or 128, the input has d=4"), smallD);
+        assertEquals(DType.F16, AttendCommand.gpuType(DType.F16));
+        assertEquals(DType.BF16, AttendCommand.gpuType(DType.F32));
+        assertEquals(DType.BF16, AttendCommand.gpuType(DType.BF16));
+    }
+
+    @Test
+    void deviceGpuWithoutAUsableGpuNamesTheReason() {
+        String why = tileattn.kernels.GpuSupport.whyUnusable().orElse(null);
+        org.junit.jupiter.api.Assumptions.assumeTrue(why != null, "a usable GPU is present");
+        Path in = dir.resolve("in.safetensors");
+        writeInput(in, DType.BF16, new int[]{1, 1, 60, 64}, false, Map.of(), 8);
+        String line = attendOn(in, "--method", "dense", "--device", "gpu").assertOneLineError();
+        assertTrue(line.contains("--device gpu: no usable GPU: " + why), line);
+    }
+
+    @Test
     void verbosePrintsTheStackTrace() {
         CliRun run = CliRun.of("attend", "--verbose", "--method", "dense", "--input",
                 dir.resolve("none.safetensors").toString(), "--output", dir.resolve("o.safetensors").toString());

@@ -50,6 +50,18 @@ class DemoCommandTest {
     }
 
     @Test
+    void theDemoSaysWhichDeviceRan() {
+        CliRun run = CliRun.of("demo", "--device", "cpu", "--video", "2,8,8", "--heads", "1", "--head-dim", "8",
+                "--sta-tile", "2,4,4", "--window", "1,1,1", "--vsa-tile", "2,4,4", "--topk", "2");
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.out().startsWith("device: CPU (as asked with --device cpu)"), run.out());
+        assertTrue(run.out().lines().filter(l -> l.startsWith("sta") || l.startsWith("vsa") || l.startsWith("dense"))
+                .allMatch(l -> l.contains(" cpu ")), run.out());
+        String d16 = CliRun.of("demo", "--device", "gpu", "--head-dim", "16").assertOneLineError();
+        assertTrue(d16.contains("--device gpu: the GPU kernels take head dim 64 or 128, not 16"), d16);
+    }
+
+    @Test
     void badDemoOptions() {
         assertTrue(CliRun.of("demo", "--heads", "0").assertOneLineError().contains("--heads"));
         assertTrue(CliRun.of("demo", "--video", "4,8,8", "--sta-tile", "2,4,4", "--window", "3,1,1")

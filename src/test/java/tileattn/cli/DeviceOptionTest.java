@@ -26,6 +26,19 @@ class DeviceOptionTest {
         }
     }
 
+    @Command(name = "vsa-like")
+    static final class CpuOnlyCommand implements Callable<Integer> {
+        @Mixin
+        DeviceOption device;
+        DeviceOption.Backend resolved;
+
+        @Override
+        public Integer call() {
+            resolved = device.resolveCpuOnly("VSA has no GPU kernel yet");
+            return 0;
+        }
+    }
+
     private record Outcome(int code, DeviceOption.Backend backend, String err, String note) {
     }
 
@@ -36,6 +49,34 @@ class DeviceOptionTest {
         cli.setErr(new PrintWriter(err));
         int code = cli.execute(args);
         return new Outcome(code, command.resolved, err.toString(), command.device.note());
+    }
+
+    private static Outcome runCpuOnly(String... args) {
+        CpuOnlyCommand command = new CpuOnlyCommand();
+        StringWriter err = new StringWriter();
+        CommandLine cli = new CommandLine(command);
+        cli.setErr(new PrintWriter(err));
+        int code = cli.execute(args);
+        return new Outcome(code, command.resolved, err.toString(), command.device.note());
+    }
+
+    @Test
+    void workWithoutAGpuPathRunsOnTheCpuUnderAutoAndSaysWhy() {
+        Outcome auto = runCpuOnly();
+        assertEquals(0, auto.code());
+        assertEquals(DeviceOption.Backend.CPU, auto.backend());
+        assertEquals("CPU (VSA has no GPU kernel yet)", auto.note());
+        Outcome cpu = runCpuOnly("--device", "cpu");
+        assertEquals(DeviceOption.Backend.CPU, cpu.backend());
+        assertEquals("CPU (as asked with --device cpu)", cpu.note());
+    }
+
+    @Test
+    void workWithoutAGpuPathIsAUsageErrorUnderDeviceGpu() {
+        Outcome o = runCpuOnly("--device", "gpu");
+        assertEquals(CommandLine.ExitCode.USAGE, o.code());
+        assertNull(o.backend());
+        assertTrue(o.err().contains("--device gpu: VSA has no GPU kernel yet; use --device cpu or auto"), o.err());
     }
 
     @Test

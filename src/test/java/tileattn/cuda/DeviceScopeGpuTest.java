@@ -1,5 +1,7 @@
 package tileattn.cuda;
 
+import tileattn.tensor.DType;
+
 import static org.junit.jupiter.api.Assertions.*;
 
 import org.junit.jupiter.api.AfterAll;

@@ -6,7 +6,7 @@ import java.util.Random;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.layout.Shape3;

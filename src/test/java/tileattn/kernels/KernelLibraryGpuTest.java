@@ -13,7 +13,7 @@ import tileattn.cuda.CudaException;
 import tileattn.cuda.CudaFunction;
 import tileattn.cuda.CudaModule;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.cuda.Dim3;

@@ -16,7 +16,7 @@ import tileattn.cpu.ReferenceAttention;
 import tileattn.cpu.TokenPermutation;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaStream;
-import tileattn.cuda.DType;
+import tileattn.tensor.DType;
 import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.cuda.GpuTests;

@@ -1,6 +1,7 @@
 package tileattn.search;
 
 import tileattn.api.AttentionBackend;
+import tileattn.api.TileOrderTape;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.StaMask;
@@ -28,6 +29,23 @@ final class LiteralBackend implements AttentionBackend {
     @Override
     public FloatTensor vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid, int topK, float scale) {
         throw new UnsupportedOperationException("the window search measures dense and STA attention only");
+    }
+
+    @Override
+    public TileOrderTape denseForTraining(FloatTensor q, FloatTensor k, FloatTensor v, float scale) {
+        throw new UnsupportedOperationException("the window search runs forward passes only");
+    }
+
+    @Override
+    public TileOrderTape staForTraining(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout,
+                                        Window[] windowsPerHead, float scale) {
+        throw new UnsupportedOperationException("the window search runs forward passes only");
+    }
+
+    @Override
+    public TileOrderTape vsaForTraining(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
+                                        int topK, float scale) {
+        throw new UnsupportedOperationException("the window search runs forward passes only");
     }
 
     private static FloatTensor attend(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout, Window[] windows, float scale) {

@@ -1,4 +1,4 @@
-package tileattn.cuda;
+package tileattn.tensor;
 
 import static org.junit.jupiter.api.Assertions.*;
 

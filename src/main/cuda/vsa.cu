@@ -1,0 +1,692 @@
+// Video Sparse Attention (VSA) around the block-sparse attention kernels, over tile-ordered tokens, no text.
+// Forward: pool (mean of q, k, v over each tile's real tokens) -> coarse (softmax attention between pooled tiles,
+// its log-sum-exp, the top-k KV tiles of every query tile and the fine kernel's KV range lists, written here on
+// the device) -> fine attention (tile_attention*.cu over those lists) -> combine (out = coarse x gate + fine).
+// Backward: coarse_grad_in (dgate, and the coarse output's gradient summed over each tile) -> coarse_bwd_rows
+// (dq of the pooled queries; P and dS kept) -> coarse_bwd_cols (dk, dv of the pooled keys and values) -> spread
+// (each pooled gradient divided by the tile's real token count, added to every token of the tile); the fine
+// branch's backward (tile_attention_bwd.cu) reads the transposed selection that transpose_count / scan /
+// transpose_fill build from the forward's `chosen` bytes.
+//
+// ABI (contiguous, device pointers). A plane is one (batch, head): tensors [B, heads, ...] are [P = B*heads, ...].
+//   tokens      q, k, v, gate, fine, out, dOut, dgate, dq, dk, dv: [P, S, D] of T (bf16 or fp16).
+//   tile rows   pooled q/k/v, coarse (= softmax(pq pk^T scale) pv), dCoarse, pooled gradients: [P, tiles, D] fp32.
+//   coarseLse   [P, tiles] fp32, natural log. probs, dScores: [P, tiles, tiles] fp32 scratch of the backward.
+//   tileStarts  int [tiles + 1]: first token of each tile, and S.
+//   selection   int [P, tiles, topK]: the top-k KV tiles of each query tile, ascending; ties go to the lower index.
+//   ranges      int2 [P * tiles * topK]: {tileStarts[kv], tileStarts[kv + 1]} of each selected tile, the KV lists
+//               of the fine kernel with list l = plane * tiles + queryTile at rangeOffsets[l] = l * topK.
+//   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd, which sets the selected pairs; or
+//               null when no backward follows.
+// Launches: pool grid (tiles, P, 3) x 128; combine, coarse_grad_in, spread grid (tiles, P[, 3]) x 128;
+// coarse_fwd grid (ceil(tiles / qt), P) x 256 with dynamic shared memory coarse_fwd_smem(D, qt, tiles);
+// coarse_bwd_rows grid (ceil(tiles / 16), P) x 256, coarse_bwd_cols grid (ceil(tiles / 16), P) x 256, both with
+// the dynamic shared memory their entry comments give; transpose_count / transpose_fill one warp per (plane, kv
+// tile), 256 threads per block; scan one block of 1024 threads.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "tileattn/common.cuh"
+
+namespace tileattn {
+namespace vsa {
+
+constexpr unsigned kFull = 0xffffffffu;
+constexpr int kRowThreads = 128;   // token kernels: 16-byte chunks of rows, several rows in flight
+constexpr int kThreads = 256;      // coarse kernels
+constexpr int kQt = 16;            // query tiles per coarse block (at most)
+constexpr int kChunk = 32;         // tile rows staged in shared memory at a time
+
+template <typename T> struct Half;
+template <> struct Half<__nv_bfloat16> {
+    using Two = __nv_bfloat162;
+    static __device__ __forceinline__ float2 unpack(Two x) { return __bfloat1622float2(x); }
+    static __device__ __forceinline__ Two pack(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+template <> struct Half<__half> {
+    using Two = __half2;
+    static __device__ __forceinline__ float2 unpack(Two x) { return __half22float2(x); }
+    static __device__ __forceinline__ Two pack(float a, float b) { return __floats2half2_rn(a, b); }
+};
+
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&f)[8]) {
+    const uint4 u = *reinterpret_cast<const uint4*>(p);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        typename Half<T>::Two two;
+        memcpy(&two, &w[i], 4);
+        const float2 x = Half<T>::unpack(two);
+        f[2 * i] = x.x;
+        f[2 * i + 1] = x.y;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void store8(T* p, const float (&f)[8]) {
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const typename Half<T>::Two two = Half<T>::pack(f[2 * i], f[2 * i + 1]);
+        memcpy(&w[i], &two, 4);
+    }
+    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+__device__ __forceinline__ void load8f(const float* p, float (&f)[8]) {
+    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int m = 16; m >= 1; m >>= 1) x += __shfl_xor_sync(kFull, x, m);
+    return x;
+}
+
+__device__ __forceinline__ int warp_sum(int x) {
+#pragma unroll
+    for (int m = 16; m >= 1; m >>= 1) x += __shfl_xor_sync(kFull, x, m);
+    return x;
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+    for (int m = 16; m >= 1; m >>= 1) x = fmaxf(x, __shfl_xor_sync(kFull, x, m));
+    return x;
+}
+
+__device__ __forceinline__ unsigned lanes_below() {
+    unsigned m;
+    asm("mov.u32 %0, %%lanemask_lt;" : "=r"(m));
+    return m;
+}
+
+// Unsigned keys in the order of the floats (-0 just below +0, NaN above +inf), the CPU's TopKTiles order.
+__device__ __forceinline__ unsigned order_key(float f) {
+    const unsigned b = __float_as_uint(f);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// ---------------------------------------------------------------- token-side kernels (one tile per block)
+
+// Sums of 8-column chunks over rows of one tile: thread (group g, chunk c) takes rows start+g, start+g+GROUPS, ...
+// The groups' partial sums meet in shared memory; threads below D then hold one column's total each.
+template <int D>
+struct TileColumns {
+    static constexpr int CH = D / 8;
+    static constexpr int GROUPS = kRowThreads / CH;
+    float (*part)[D];
+    int c, g;
+    __device__ __forceinline__ TileColumns(float (*part_)[D]) : part(part_), c(threadIdx.x % CH), g(threadIdx.x / CH) {}
+    __device__ __forceinline__ void stash(const float (&acc)[8]) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) part[g][c * 8 + e] = acc[e];
+    }
+    // Column col's total over the groups (call after a barrier).
+    __device__ __forceinline__ float total(int col) const {
+        float s = 0.f;
+#pragma unroll
+        for (int i = 0; i < GROUPS; ++i) s += part[i][col];
+        return s;
+    }
+};
+
+template <typename T, int D>
+__device__ __forceinline__ void pool(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                     float* __restrict__ pq, float* __restrict__ pk, float* __restrict__ pv,
+                                     const int* __restrict__ tileStarts, int tiles, int S) {
+    __shared__ float part[TileColumns<D>::GROUPS][D];
+    TileColumns<D> cols(part);
+    const T* x = blockIdx.z == 0 ? q : blockIdx.z == 1 ? k : v;
+    float* pooled = blockIdx.z == 0 ? pq : blockIdx.z == 1 ? pk : pv;
+    const int tile = blockIdx.x;
+    const size_t plane = blockIdx.y;
+    const int start = tileStarts[tile], end = tileStarts[tile + 1];
+    const T* base = x + plane * S * D + cols.c * 8;
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int r = start + cols.g; r < end; r += TileColumns<D>::GROUPS) {
+        float f[8];
+        load8(base + static_cast<size_t>(r) * D, f);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[e] += f[e];
+    }
+    cols.stash(acc);
+    __syncthreads();
+    // A division, not a multiplication by the reciprocal: the mean is then the correctly rounded one whenever the
+    // sum is exact, as the CPU's is.
+    const float count = static_cast<float>(end - start);
+    for (int col = threadIdx.x; col < D; col += kRowThreads)
+        pooled[(plane * tiles + tile) * D + col] = cols.total(col) / count;
+}
+
+// out = coarse (of the token's tile) x gate + fine; no gate means a gate of 1.
+template <typename T, int D>
+__device__ __forceinline__ void combine(const T* __restrict__ fine, const float* __restrict__ coarse,
+                                        const T* __restrict__ gate, T* __restrict__ out,
+                                        const int* __restrict__ tileStarts, int tiles, int S) {
+    constexpr int CH = D / 8, GROUPS = kRowThreads / CH;
+    const int c = threadIdx.x % CH, g = threadIdx.x / CH;
+    const int tile = blockIdx.x;
+    const size_t plane = blockIdx.y;
+    float cv[8];
+    load8f(coarse + (plane * tiles + tile) * D + c * 8, cv);
+    for (int r = tileStarts[tile] + g; r < tileStarts[tile + 1]; r += GROUPS) {
+        const size_t at = (plane * S + r) * D + c * 8;
+        float f[8], o[8];
+        load8(fine + at, f);
+        if (gate != nullptr) {
+            float gv[8];
+            load8(gate + at, gv);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) o[e] = fmaf(cv[e], gv[e], f[e]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) o[e] = cv[e] + f[e];
+        }
+        store8(out + at, o);
+    }
+}
+
+// dgate = dOut x coarse (when there is a gate); dCoarse[tile] = sum over the tile's tokens of dOut x gate.
+template <typename T, int D>
+__device__ __forceinline__ void coarse_grad_in(const T* __restrict__ dOut, const T* __restrict__ gate,
+                                               const float* __restrict__ coarse, T* __restrict__ dGate,
+                                               float* __restrict__ dCoarse, const int* __restrict__ tileStarts,
+                                               int tiles, int S) {
+    __shared__ float part[TileColumns<D>::GROUPS][D];
+    TileColumns<D> cols(part);
+    const int tile = blockIdx.x;
+    const size_t plane = blockIdx.y;
+    float cv[8];
+    load8f(coarse + (plane * tiles + tile) * D + cols.c * 8, cv);
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int r = tileStarts[tile] + cols.g; r < tileStarts[tile + 1]; r += TileColumns<D>::GROUPS) {
+        const size_t at = (plane * S + r) * D + cols.c * 8;
+        float dO[8];
+        load8(dOut + at, dO);
+        if (gate != nullptr) {
+            float gv[8], dg[8];
+            load8(gate + at, gv);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                acc[e] = fmaf(dO[e], gv[e], acc[e]);
+                dg[e] = dO[e] * cv[e];
+            }
+            store8(dGate + at, dg);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[e] += dO[e];
+        }
+    }
+    cols.stash(acc);
+    __syncthreads();
+    for (int col = threadIdx.x; col < D; col += kRowThreads)
+        dCoarse[(plane * tiles + tile) * D + col] = cols.total(col);
+}
+
+// grad[token] += pooledGrad[tile] / (real tokens of the tile), in place; blockIdx.z picks dq, dk or dv.
+template <typename T, int D>
+__device__ __forceinline__ void spread(T* __restrict__ dq, T* __restrict__ dk, T* __restrict__ dv,
+                                       const float* __restrict__ pdq, const float* __restrict__ pdk,
+                                       const float* __restrict__ pdv, const int* __restrict__ tileStarts, int tiles,
+                                       int S) {
+    constexpr int CH = D / 8, GROUPS = kRowThreads / CH;
+    T* grad = blockIdx.z == 0 ? dq : blockIdx.z == 1 ? dk : dv;
+    const float* pooled = blockIdx.z == 0 ? pdq : blockIdx.z == 1 ? pdk : pdv;
+    const int c = threadIdx.x % CH, g = threadIdx.x / CH;
+    const int tile = blockIdx.x;
+    const size_t plane = blockIdx.y;
+    const int start = tileStarts[tile], end = tileStarts[tile + 1];
+    const float inv = 1.f / static_cast<float>(end - start);
+    float pv[8];
+    load8f(pooled + (plane * tiles + tile) * D + c * 8, pv);
+    for (int r = start + g; r < end; r += GROUPS) {
+        const size_t at = (plane * S + r) * D + c * 8;
+        float x[8];
+        load8(grad + at, x);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) x[e] = fmaf(pv[e], inv, x[e]);
+        store8(grad + at, x);
+    }
+}
+
+// ---------------------------------------------------------------- coarse attention between pooled tiles (fp32)
+
+// Tile rows [row0, row0 + n) of a [*, D] fp32 matrix into shared rows of stride D + 4 (16-byte aligned, and the
+// 8 rows one quarter-warp reads with 16-byte loads land in 8 different bank groups).
+template <int D>
+__device__ __forceinline__ void stage_rows(float* dst, const float* src, int row0, int n) {
+    constexpr int C4 = D / 4;
+    for (int i = threadIdx.x; i < n * C4; i += blockDim.x) {
+        const int r = i / C4, c = i % C4;
+        reinterpret_cast<float4*>(dst + r * (D + 4))[c] = reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + r) * D)[c];
+    }
+}
+
+template <int D>
+__device__ __forceinline__ float dot_rows(const float* a, const float* b) {
+    const float4* x = reinterpret_cast<const float4*>(a);
+    const float4* y = reinterpret_cast<const float4*>(b);
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma unroll 8
+    for (int c = 0; c < D / 4; ++c) {
+        const float4 u = x[c], w = y[c];
+        s0 = fmaf(u.x, w.x, s0);
+        s1 = fmaf(u.y, w.y, s1);
+        s2 = fmaf(u.z, w.z, s2);
+        s3 = fmaf(u.w, w.w, s3);
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+// Top-k of one row of n scores by one warp: the k-th largest key is found bit by bit (the largest key with at
+// least k keys at or above it), then one pass in index order takes every key above it and the first keys equal
+// to it, so ties go to the lower index and the output is ascending.
+__device__ __forceinline__ void warp_top_k(const float* s, int n, int topK, int* sel, int2* ranges,
+                                           const int* tileStarts, unsigned char* chosenOfPlane, int queryTile,
+                                           int tiles, int lane) {
+    unsigned threshold = 0;
+    for (int bit = 31; bit >= 0; --bit) {
+        const unsigned candidate = threshold | (1u << bit);
+        int count = 0;
+        for (int j = lane; j < n; j += 32) count += order_key(s[j]) >= candidate;
+        if (warp_sum(count) >= topK) threshold = candidate;
+    }
+    int above = 0;
+    for (int j = lane; j < n; j += 32) above += order_key(s[j]) > threshold;
+    const int equalsWanted = topK - warp_sum(above);
+    int written = 0, equalsSeen = 0;
+    for (int base = 0; base < n; base += 32) {
+        const int j = base + lane;
+        const unsigned key = j < n ? order_key(s[j]) : 0u;
+        const bool equal = j < n && key == threshold;
+        const unsigned equalMask = __ballot_sync(kFull, equal);
+        const bool take = (j < n && key > threshold) ||
+                          (equal && equalsSeen + __popc(equalMask & lanes_below()) < equalsWanted);
+        const unsigned takeMask = __ballot_sync(kFull, take);
+        if (take) {
+            const int pos = written + __popc(takeMask & lanes_below());
+            sel[pos] = j;
+            ranges[pos] = make_int2(tileStarts[j], tileStarts[j + 1]);
+            if (chosenOfPlane != nullptr) chosenOfPlane[static_cast<size_t>(j) * tiles + queryTile] = 1;
+        }
+        written += __popc(takeMask);
+        equalsSeen += __popc(equalMask);
+    }
+}
+
+// Shared memory of coarse_fwd: Q rows, one staged chunk of K or V rows, and the block's score rows.
+__host__ __device__ constexpr size_t coarse_fwd_smem(int d, int qt, int tiles) {
+    return sizeof(float) * (static_cast<size_t>(kQt + kChunk) * (d + 4) + static_cast<size_t>(qt) * tiles);
+}
+
+template <int D>
+__device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const float* __restrict__ pk,
+                                           const float* __restrict__ pv, float* __restrict__ coarse,
+                                           float* __restrict__ coarseLse, int* __restrict__ selection,
+                                           int2* __restrict__ ranges, unsigned char* __restrict__ chosen,
+                                           const int* __restrict__ tileStarts, int tiles, int topK, int qt,
+                                           float scale) {
+    constexpr int LD = D + 4, ACC = kQt * D / kThreads;
+    extern __shared__ float4 smem4[];
+    float* sQ = reinterpret_cast<float*>(smem4);  // [kQt][LD]
+    float* sKV = sQ + kQt * LD;                   // [kChunk][LD]
+    float* sS = sKV + kChunk * LD;                // [qt][tiles]: scaled scores, then exp(score - max)
+    __shared__ float rowSum[kQt];
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const size_t plane = blockIdx.y;
+    const int q0 = blockIdx.x * qt, rows = min(qt, tiles - q0);
+    const float* planeK = pk + plane * tiles * D;
+    const float* planeV = pv + plane * tiles * D;
+
+    stage_rows<D>(sQ, pq + plane * tiles * D, q0, rows);
+    for (int c0 = 0; c0 < tiles; c0 += kChunk) {
+        const int n = min(kChunk, tiles - c0);
+        __syncthreads();
+        stage_rows<D>(sKV, planeK, c0, n);
+        __syncthreads();
+        for (int p = tid; p < rows * kChunk; p += kThreads) {
+            const int qi = p / kChunk, kj = p % kChunk;
+            if (kj < n) sS[qi * tiles + c0 + kj] = dot_rows<D>(sQ + qi * LD, sKV + kj * LD) * scale;
+        }
+    }
+    __syncthreads();
+
+    for (int qi = warp; qi < rows; qi += kThreads / 32) {
+        float* s = sS + qi * tiles;
+        const int row = static_cast<int>(plane) * tiles + q0 + qi;
+        warp_top_k(s, tiles, topK, selection + static_cast<size_t>(row) * topK, ranges + static_cast<size_t>(row) * topK,
+                   tileStarts, chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, q0 + qi, tiles, lane);
+        float mx = -INFINITY;
+        for (int j = lane; j < tiles; j += 32) mx = fmaxf(mx, s[j]);
+        mx = warp_max(mx);
+        __syncwarp();
+        float sum = 0.f;
+        for (int j = lane; j < tiles; j += 32) {
+            const float e = expf(s[j] - mx);
+            s[j] = e;
+            sum += e;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+            rowSum[qi] = sum;
+            coarseLse[row] = mx + logf(sum);
+        }
+    }
+
+    float acc[ACC];
+#pragma unroll
+    for (int m = 0; m < ACC; ++m) acc[m] = 0.f;
+    for (int c0 = 0; c0 < tiles; c0 += kChunk) {
+        const int n = min(kChunk, tiles - c0);
+        __syncthreads();
+        stage_rows<D>(sKV, planeV, c0, n);
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < ACC; ++m) {
+            const int o = tid + m * kThreads, qi = o / D, d = o % D;
+            if (qi < rows) {
+                const float* p = sS + qi * tiles + c0;
+                float a = acc[m];
+                for (int j = 0; j < n; ++j) a = fmaf(p[j], sKV[j * LD + d], a);
+                acc[m] = a;
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < ACC; ++m) {
+        const int o = tid + m * kThreads, qi = o / D, d = o % D;
+        if (qi < rows) coarse[(plane * tiles + q0 + qi) * D + d] = acc[m] / rowSum[qi];
+    }
+}
+
+// Backward of the coarse attention, per block of kQt query tiles: with P = exp(S - lse) and
+// dS = P (dCoarse V^T - delta), delta = rowsum(dCoarse x coarse), the pooled-query gradient is scale dS K. P and dS
+// go to global scratch for the column pass. Shared memory: coarse_bwd_rows_smem(D).
+__host__ __device__ constexpr size_t coarse_bwd_rows_smem(int d) {
+    return sizeof(float) * (static_cast<size_t>(2 * kQt + 2 * kChunk) * (d + 4) + kQt * (kChunk + 1) + 2 * kQt);
+}
+
+template <int D>
+__device__ __forceinline__ void coarse_bwd_rows(const float* __restrict__ pq, const float* __restrict__ pk,
+                                                const float* __restrict__ pv, const float* __restrict__ coarse,
+                                                const float* __restrict__ coarseLse, const float* __restrict__ dCoarse,
+                                                float* __restrict__ probs, float* __restrict__ dScores,
+                                                float* __restrict__ dpq, int tiles, float scale) {
+    constexpr int LD = D + 4, ACC = kQt * D / kThreads, SDS = kChunk + 1;
+    extern __shared__ float4 smem4[];
+    float* sQ = reinterpret_cast<float*>(smem4);  // [kQt][LD]
+    float* sDC = sQ + kQt * LD;                   // [kQt][LD]
+    float* sK = sDC + kQt * LD;                   // [kChunk][LD]
+    float* sV = sK + kChunk * LD;                 // [kChunk][LD]
+    float* sDS = sV + kChunk * LD;                // [kQt][SDS]
+    float* sLse = sDS + kQt * SDS;                // [kQt]
+    float* sDelta = sLse + kQt;                   // [kQt]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const size_t plane = blockIdx.y;
+    const int q0 = blockIdx.x * kQt, rows = min(kQt, tiles - q0);
+    const size_t rowBase = plane * tiles + q0;
+
+    stage_rows<D>(sQ, pq + plane * tiles * D, q0, rows);
+    stage_rows<D>(sDC, dCoarse + plane * tiles * D, q0, rows);
+    for (int qi = warp; qi < rows; qi += kThreads / 32) {
+        float s = 0.f;
+        for (int d = lane; d < D; d += 32) s = fmaf(dCoarse[(rowBase + qi) * D + d], coarse[(rowBase + qi) * D + d], s);
+        s = warp_sum(s);
+        if (lane == 0) {
+            sDelta[qi] = s;
+            sLse[qi] = coarseLse[rowBase + qi];
+        }
+    }
+
+    float acc[ACC];
+#pragma unroll
+    for (int m = 0; m < ACC; ++m) acc[m] = 0.f;
+    for (int c0 = 0; c0 < tiles; c0 += kChunk) {
+        const int n = min(kChunk, tiles - c0);
+        __syncthreads();
+        stage_rows<D>(sK, pk + plane * tiles * D, c0, n);
+        stage_rows<D>(sV, pv + plane * tiles * D, c0, n);
+        __syncthreads();
+        for (int p = tid; p < kQt * kChunk; p += kThreads) {
+            const int qi = p / kChunk, kj = p % kChunk;
+            float ds = 0.f;
+            if (qi < rows && kj < n) {
+                const float pr = expf(dot_rows<D>(sQ + qi * LD, sK + kj * LD) * scale - sLse[qi]);
+                ds = pr * (dot_rows<D>(sDC + qi * LD, sV + kj * LD) - sDelta[qi]);
+                const size_t at = (rowBase + qi) * tiles + c0 + kj;
+                probs[at] = pr;
+                dScores[at] = ds;
+            }
+            sDS[qi * SDS + kj] = ds;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < ACC; ++m) {
+            const int o = tid + m * kThreads, qi = o / D, d = o % D;
+            float a = acc[m];
+            for (int j = 0; j < n; ++j) a = fmaf(sDS[qi * SDS + j], sK[j * LD + d], a);
+            acc[m] = a;
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < ACC; ++m) {
+        const int o = tid + m * kThreads, qi = o / D, d = o % D;
+        if (qi < rows) dpq[(rowBase + qi) * D + d] = acc[m] * scale;
+    }
+}
+
+// Column pass, per block of kQt key tiles: dV_pooled = P^T dCoarse, dK_pooled = scale dS^T Q_pooled.
+// Shared memory: coarse_bwd_cols_smem(D).
+__host__ __device__ constexpr size_t coarse_bwd_cols_smem(int d) {
+    return sizeof(float) * (static_cast<size_t>(2 * kChunk) * (d + 4) + 2 * kChunk * kQt);
+}
+
+template <int D>
+__device__ __forceinline__ void coarse_bwd_cols(const float* __restrict__ pq, const float* __restrict__ dCoarse,
+                                                const float* __restrict__ probs, const float* __restrict__ dScores,
+                                                float* __restrict__ dpk, float* __restrict__ dpv, int tiles,
+                                                float scale) {
+    constexpr int LD = D + 4, ACC = kQt * D / kThreads;
+    extern __shared__ float4 smem4[];
+    float* sQ = reinterpret_cast<float*>(smem4);  // [kChunk][LD]
+    float* sDC = sQ + kChunk * LD;                // [kChunk][LD]
+    float* sP = sDC + kChunk * LD;                // [kChunk][kQt]
+    float* sDS = sP + kChunk * kQt;               // [kChunk][kQt]
+
+    const int tid = threadIdx.x;
+    const size_t plane = blockIdx.y;
+    const int k0 = blockIdx.x * kQt, cols = min(kQt, tiles - k0);
+
+    float accV[ACC], accK[ACC];
+#pragma unroll
+    for (int m = 0; m < ACC; ++m) accV[m] = accK[m] = 0.f;
+    for (int i0 = 0; i0 < tiles; i0 += kChunk) {
+        const int n = min(kChunk, tiles - i0);
+        __syncthreads();
+        stage_rows<D>(sQ, pq + plane * tiles * D, i0, n);
+        stage_rows<D>(sDC, dCoarse + plane * tiles * D, i0, n);
+        for (int p = tid; p < kChunk * kQt; p += kThreads) {
+            const int ii = p / kQt, kj = p % kQt;
+            const bool real = ii < n && kj < cols;
+            const size_t at = (plane * tiles + i0 + ii) * tiles + k0 + kj;
+            sP[p] = real ? probs[at] : 0.f;
+            sDS[p] = real ? dScores[at] : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < ACC; ++m) {
+            const int o = tid + m * kThreads, kj = o / D, d = o % D;
+            float av = accV[m], ak = accK[m];
+            for (int ii = 0; ii < n; ++ii) {
+                av = fmaf(sP[ii * kQt + kj], sDC[ii * LD + d], av);
+                ak = fmaf(sDS[ii * kQt + kj], sQ[ii * LD + d], ak);
+            }
+            accV[m] = av;
+            accK[m] = ak;
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < ACC; ++m) {
+        const int o = tid + m * kThreads, kj = o / D, d = o % D;
+        if (kj < cols) {
+            const size_t at = (plane * tiles + k0 + kj) * D + d;
+            dpk[at] = accK[m] * scale;
+            dpv[at] = accV[m];
+        }
+    }
+}
+
+// ---------------------------------------------------------------- transposed selection (fine backward)
+
+// Runs of consecutive query tiles that chose KV tile kv of a plane: one warp walks chosen[plane][kv][0..tiles).
+// A run starts at q when q is chosen and q - 1 is not, and ends after q when q + 1 is not.
+struct Runs {
+    const unsigned char* row;
+    int tiles;
+    __device__ __forceinline__ bool at(int q) const { return q >= 0 && q < tiles && row[q] != 0; }
+};
+
+// counts[plane * tiles + kv] = number of runs (one warp per list).
+__device__ __forceinline__ void transpose_count(const unsigned char* __restrict__ chosen, int* __restrict__ counts,
+                                                int lists, int tiles) {
+    const int lane = threadIdx.x & 31;
+    const long long list = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    if (list >= lists) return;
+    const Runs runs{chosen + list * tiles, tiles};
+    int n = 0;
+    for (int q = lane; q < tiles; q += 32) n += runs.at(q) && !runs.at(q - 1);
+    n = warp_sum(n);
+    if (lane == 0) counts[list] = n;
+}
+
+// Exclusive prefix sums of counts into offsets[0 .. n], one block of 1024 threads walking the array in chunks.
+__device__ __forceinline__ void scan(const int* __restrict__ counts, int* __restrict__ offsets, int n) {
+    __shared__ int warpTotals[32];
+    __shared__ int carry;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (tid == 0) carry = 0;
+    __syncthreads();
+    for (int base = 0; base < n; base += 1024) {
+        const int i = base + tid;
+        const int x = i < n ? counts[i] : 0;
+        int incl = x;
+#pragma unroll
+        for (int m = 1; m < 32; m <<= 1) {
+            const int y = __shfl_up_sync(kFull, incl, m);
+            if (lane >= m) incl += y;
+        }
+        if (lane == 31) warpTotals[warp] = incl;
+        __syncthreads();
+        if (warp == 0) {
+            int t = warpTotals[lane];
+#pragma unroll
+            for (int m = 1; m < 32; m <<= 1) {
+                const int y = __shfl_up_sync(kFull, t, m);
+                if (lane >= m) t += y;
+            }
+            warpTotals[lane] = t;  // inclusive totals of warps 0..lane
+        }
+        __syncthreads();
+        const int before = carry + (warp > 0 ? warpTotals[warp - 1] : 0) + incl - x;
+        if (i < n) offsets[i] = before;
+        __syncthreads();
+        if (tid == 1023) carry = before + x;
+        __syncthreads();
+    }
+    if (tid == 0) offsets[n] = carry;
+}
+
+// ranges[offsets[list] + r] = {first token of run r, end token of run r}, runs in ascending order.
+__device__ __forceinline__ void transpose_fill(const unsigned char* __restrict__ chosen,
+                                               const int* __restrict__ offsets, int2* __restrict__ ranges,
+                                               const int* __restrict__ tileStarts, int lists, int tiles) {
+    const int lane = threadIdx.x & 31;
+    const long long list = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    if (list >= lists) return;
+    const Runs runs{chosen + list * tiles, tiles};
+    int2* out = ranges + offsets[list];
+    int starts = 0, ends = 0;
+    for (int base = 0; base < tiles; base += 32) {
+        const int q = base + lane;
+        const bool start = runs.at(q) && !runs.at(q - 1);
+        const bool end = runs.at(q) && !runs.at(q + 1);
+        const unsigned startMask = __ballot_sync(kFull, start), endMask = __ballot_sync(kFull, end);
+        if (start) out[starts + __popc(startMask & lanes_below())].x = tileStarts[q];
+        if (end) out[ends + __popc(endMask & lanes_below())].y = tileStarts[q + 1];
+        starts += __popc(startMask);
+        ends += __popc(endMask);
+    }
+}
+
+}  // namespace vsa
+}  // namespace tileattn
+
+#define TILEATTN_VSA_TOKEN_ENTRIES(TN, T, D)                                                                     \
+    extern "C" __global__ void __launch_bounds__(128) tileattn_vsa_pool_##TN##_d##D(                            \
+        const T* q, const T* k, const T* v, float* pq, float* pk, float* pv, const int* tileStarts, int tiles,   \
+        int S) {                                                                                                 \
+        tileattn::vsa::pool<T, D>(q, k, v, pq, pk, pv, tileStarts, tiles, S);                                    \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(128) tileattn_vsa_combine_##TN##_d##D(                         \
+        const T* fine, const float* coarse, const T* gate, T* out, const int* tileStarts, int tiles, int S) {    \
+        tileattn::vsa::combine<T, D>(fine, coarse, gate, out, tileStarts, tiles, S);                             \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(128) tileattn_vsa_coarse_grad_in_##TN##_d##D(                  \
+        const T* dOut, const T* gate, const float* coarse, T* dGate, float* dCoarse, const int* tileStarts,      \
+        int tiles, int S) {                                                                                      \
+        tileattn::vsa::coarse_grad_in<T, D>(dOut, gate, coarse, dGate, dCoarse, tileStarts, tiles, S);           \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(128) tileattn_vsa_spread_##TN##_d##D(                          \
+        T* dq, T* dk, T* dv, const float* pdq, const float* pdk, const float* pdv, const int* tileStarts,        \
+        int tiles, int S) {                                                                                      \
+        tileattn::vsa::spread<T, D>(dq, dk, dv, pdq, pdk, pdv, tileStarts, tiles, S);                            \
+    }
+
+TILEATTN_VSA_TOKEN_ENTRIES(bf16, __nv_bfloat16, 64)
+TILEATTN_VSA_TOKEN_ENTRIES(bf16, __nv_bfloat16, 128)
+TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 64)
+TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 128)
+
+#define TILEATTN_VSA_COARSE_ENTRIES(D)                                                                           \
+    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_fwd_d##D(                             \
+        const float* pq, const float* pk, const float* pv, float* coarse, float* coarseLse, int* selection,      \
+        int2* ranges, unsigned char* chosen, const int* tileStarts, int tiles, int topK, int qt, float scale) {  \
+        tileattn::vsa::coarse_fwd<D>(pq, pk, pv, coarse, coarseLse, selection, ranges, chosen, tileStarts,       \
+                                     tiles, topK, qt, scale);                                                    \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_rows_d##D(                        \
+        const float* pq, const float* pk, const float* pv, const float* coarse, const float* coarseLse,          \
+        const float* dCoarse, float* probs, float* dScores, float* dpq, int tiles, float scale) {                 \
+        tileattn::vsa::coarse_bwd_rows<D>(pq, pk, pv, coarse, coarseLse, dCoarse, probs, dScores, dpq, tiles,    \
+                                          scale);                                                                \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_cols_d##D(                        \
+        const float* pq, const float* dCoarse, const float* probs, const float* dScores, float* dpk, float* dpv, \
+        int tiles, float scale) {                                                                                \
+        tileattn::vsa::coarse_bwd_cols<D>(pq, dCoarse, probs, dScores, dpk, dpv, tiles, scale);                  \
+    }
+
+TILEATTN_VSA_COARSE_ENTRIES(64)
+TILEATTN_VSA_COARSE_ENTRIES(128)
+
+extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_transpose_count(const unsigned char* chosen,
+                                                                                int* counts, int lists, int tiles) {
+    tileattn::vsa::transpose_count(chosen, counts, lists, tiles);
+}
+
+extern "C" __global__ void __launch_bounds__(1024) tileattn_vsa_scan(const int* counts, int* offsets, int n) {
+    tileattn::vsa::scan(counts, offsets, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_transpose_fill(const unsigned char* chosen,
+                                                                               const int* offsets, int2* ranges,
+                                                                               const int* tileStarts, int lists,
+                                                                               int tiles) {
+    tileattn::vsa::transpose_fill(chosen, offsets, ranges, tileStarts, lists, tiles);
+}

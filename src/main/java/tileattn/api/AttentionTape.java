@@ -1,0 +1,66 @@
+package tileattn.api;
+
+import java.util.Arrays;
+import java.util.function.UnaryOperator;
+import tileattn.tensor.FloatTensor;
+
+/**
+ * A forward pass run for training, from {@link Attention#forwardForTraining}: its output and what the backend kept
+ * to run the backward (the inputs in tile order, the output, its log-sum-exp or VSA's selection and pooled tensors),
+ * so {@link #backward} never recomputes the forward. Everything it returns is in raster order, like the inputs.
+ *
+ * <p>{@link #backward} may be called any number of times, e.g. for several losses on one output; each call gives
+ * the same gradients for the same {@code dOut}. The tape holds the forward's memory until it is dropped.
+ */
+public final class AttentionTape {
+
+    private final TileOrderTape tape;
+    private final UnaryOperator<FloatTensor> toTileOrder;
+    private final UnaryOperator<FloatTensor> toRaster;
+    private final int[] outputShape;
+    private final boolean gated;
+    private final FloatTensor output;
+
+    AttentionTape(TileOrderTape tape, UnaryOperator<FloatTensor> toTileOrder, UnaryOperator<FloatTensor> toRaster,
+                  int[] outputShape, boolean gated) {
+        this.tape = tape;
+        this.toTileOrder = toTileOrder;
+        this.toRaster = toRaster;
+        this.outputShape = outputShape.clone();
+        this.gated = gated;
+        this.output = toRaster.apply(tape.out());
+    }
+
+    /** The attention output [batch, heads, S, d] in raster order, as {@link Attention#attend} returns it. */
+    public FloatTensor output() {
+        return output;
+    }
+
+    /** Whether the forward was VSA with a gate, so {@link #backward} also returns {@code dgate}. */
+    public boolean hasGate() {
+        return gated;
+    }
+
+    /**
+     * Gradients of q, k, v (and of the gate when {@link #hasGate()}) for the gradient {@code dOut} of a loss with
+     * respect to {@link #output()}. {@code dOut} must have the output's shape, raster order, and be finite: NaN or
+     * infinity is rejected like in the forward, naming the first bad index.
+     */
+    public AttentionGradients backward(FloatTensor dOut) {
+        if (dOut == null) {
+            throw new IllegalArgumentException("dOut is null");
+        }
+        if (!Arrays.equals(dOut.shape(), outputShape)) {
+            throw new IllegalArgumentException("dOut must have the output's shape "
+                    + Arrays.toString(outputShape) + ", got " + dOut.shapeString());
+        }
+        InputChecks.finite(dOut, "dOut");
+        AttentionGradients g = tape.backward(toTileOrder.apply(dOut));
+        if (gated != (g.dgate() != null)) {
+            throw new IllegalStateException("backend " + (gated ? "gave no gate gradient for a gated VSA call"
+                    : "gave a gate gradient for a call without a gate"));
+        }
+        return new AttentionGradients(toRaster.apply(g.dq()), toRaster.apply(g.dk()), toRaster.apply(g.dv()),
+                gated ? toRaster.apply(g.dgate()) : null);
+    }
+}

@@ -1,0 +1,224 @@
+package tileattn.kernels;
+
+import tileattn.cuda.CudaStream;
+import tileattn.tensor.DType;
+import tileattn.cuda.DeviceBuffer;
+import tileattn.cuda.DeviceScope;
+import tileattn.cuda.DeviceTensor;
+import tileattn.cuda.Dim3;
+import tileattn.cuda.KernelArgs;
+import tileattn.layout.TokenLayout;
+import tileattn.mask.Window;
+
+/**
+ * Backward of the block-sparse attention forward ({@link TileAttentionKernel}) on the GPU, tile_attention_bwd.cu:
+ * STA, dense, or any pair of plans. From the forward's inputs, its output {@code o} and log-sum-exp, and the
+ * output gradient {@code dO}, it writes {@code dq, dk, dv}, all [B, heads, S, d] in tile order. bf16 or fp16 in
+ * and out (the gradients take the inputs' type, rounded once from fp32 accumulators), d = 64 or 128; tiles outside
+ * a window are skipped as in the forward. Every output element is written by exactly one thread block, so
+ * results do not depend on scheduling. Portable mma.sync kernels: compute capability 8.0 and newer; at d = 128
+ * they need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts).
+ */
+public final class TileAttentionBackwardKernel {
+
+    private static final String FAMILY = "tile_attention_bwd";
+    private static final int THREADS = 256;
+    private static final int MAX_GRID_YZ = 65535;
+    /** The prep kernel's grid-stride loop: enough blocks to fill every SM several times over, no more. */
+    private static final int PREP_BLOCKS_PER_SM = 8;
+
+    private final KernelLibrary library;
+
+    public TileAttentionBackwardKernel(KernelLibrary library) {
+        this.library = library;
+    }
+
+    /** Both plans' tables in device memory, freed with the scope they were uploaded into. */
+    public record DevicePlan(TileAttentionKernel.DevicePlan queries, QueryRangePlan keys, DeviceBuffer keyBlocks,
+                             DeviceBuffer keyListOf, DeviceBuffer keyRangeOffsets, DeviceBuffer keyRanges) {
+    }
+
+    /**
+     * Uploads the forward's plan (query blocks and their KV ranges, for dq) and its transpose (KV blocks and the
+     * query ranges that read them, for dk and dv); both must describe the same heads and sequence.
+     */
+    public static DevicePlan upload(KvRangePlan queries, QueryRangePlan keys, DeviceScope scope) {
+        if (queries.heads() != keys.heads() || queries.sequenceLength() != keys.sequenceLength()) {
+            throw new IllegalArgumentException("the query plan is for " + queries.heads() + " heads and S = "
+                    + queries.sequenceLength() + " but the key plan for " + keys.heads() + " heads and S = "
+                    + keys.sequenceLength());
+        }
+        return new DevicePlan(TileAttentionKernel.upload(queries, scope), keys, upload(scope, keys.keyBlockTable()),
+                upload(scope, keys.listOfTable()), upload(scope, keys.rangeOffsetTable()), upload(scope, keys.rangeTable()));
+    }
+
+    private static DeviceBuffer upload(DeviceScope scope, int[] table) {
+        DeviceBuffer buffer = scope.allocate(4L * table.length);
+        buffer.copyFromHost(table);
+        return buffer;
+    }
+
+    /** Bytes of scratch {@link #backward} needs: two fp32 values per row (delta = rowsum(dO ⊙ o), lse in log2). */
+    public static long workspaceBytes(int batch, int heads, int sequenceLength) {
+        return Math.multiplyExact(8L * batch, Math.multiplyExact((long) heads, sequenceLength));
+    }
+
+    /**
+     * STA backward, tokens in tile order. Builds and uploads both plans and the workspace into a temporary scope,
+     * so it returns only once the kernels have finished; a training loop that runs many steps with one layout
+     * should {@link #upload} the plans once and call {@link #backward}.
+     */
+    public void sta(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse, DeviceTensor dO,
+                    DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, TokenLayout layout, Window[] windowsPerHead,
+                    float scale, CudaStream stream) {
+        KvRangePlan queries = KvRangePlan.sta(layout, windowsPerHead);
+        QueryRangePlan keys = QueryRangePlan.sta(layout, windowsPerHead);
+        run(q, k, v, o, lse, dO, dq, dk, dv, queries, keys, scale, stream);
+    }
+
+    /** Dense backward over any S; returns once the kernels have finished (see {@link #sta}). */
+    public void dense(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse, DeviceTensor dO,
+                      DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, float scale, CudaStream stream) {
+        checkRank(q, "q");
+        int seq = q.dim(2), heads = q.dim(1);
+        run(q, k, v, o, lse, dO, dq, dk, dv, KvRangePlan.dense(seq, heads), QueryRangePlan.dense(seq, heads), scale, stream);
+    }
+
+    private void run(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse, DeviceTensor dO,
+                     DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, KvRangePlan queries, QueryRangePlan keys,
+                     float scale, CudaStream stream) {
+        checkRank(q, "q");
+        try (DeviceScope scope = library.context().openScope()) {
+            DeviceBuffer workspace = scope.allocate(workspaceBytes(q.dim(0), q.dim(1), q.dim(2)));
+            backward(q, k, v, o, lse, dO, dq, dk, dv, upload(queries, keys, scope), workspace, scale, stream);
+            stream.synchronize();
+        }
+    }
+
+    /**
+     * Queues the backward on {@code stream}: prep (delta and lse in log2 into {@code workspace}), then dk/dv, then
+     * dq. The plan's buffers and the workspace must outlive the kernels.
+     *
+     * @param lse       the forward's fp32 [B, heads, S] natural-log log-sum-exp
+     * @param workspace at least {@link #workspaceBytes} bytes, 4-byte aligned, overlapping no tensor
+     */
+    public void backward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
+                         DeviceTensor dO, DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, DevicePlan plan,
+                         DeviceBuffer workspace, float scale, CudaStream stream) {
+        DeviceTensor[] tensors = {q, k, v, o, dO, dq, dk, dv};
+        String[] names = {"q", "k", "v", "o", "dO", "dq", "dk", "dv"};
+        for (int i = 0; i < tensors.length; i++) {
+            checkRank(tensors[i], names[i]);
+            if (!tensors[i].sameShape(q)) {
+                throw new IllegalArgumentException("q is " + q.shapeString() + " but " + names[i] + " is "
+                        + tensors[i].shapeString() + "; q, k, v, o, dO and the gradients must have one shape");
+            }
+            if (tensors[i].dtype() != q.dtype()) {
+                throw new IllegalArgumentException("q is " + q.dtype() + " but " + names[i] + " is " + tensors[i].dtype()
+                        + "; q, k, v, o, dO and the gradients must have one element type");
+            }
+        }
+        if (q.dtype() != DType.BF16 && q.dtype() != DType.F16) {
+            throw new IllegalArgumentException("attention runs on BF16 or F16 tensors, got " + q.dtype());
+        }
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2), d = q.dim(3);
+        if (d != 64 && d != 128) {
+            throw new IllegalArgumentException("head dim must be 64 or 128, got " + d);
+        }
+        if (batch > MAX_GRID_YZ || heads > MAX_GRID_YZ) {
+            throw new IllegalArgumentException("B = " + batch + " and heads = " + heads + " must each be at most " + MAX_GRID_YZ);
+        }
+        KvRangePlan queries = plan.queries().plan();
+        if (queries.sequenceLength() != seq || queries.heads() != heads) {
+            throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
+                    + queries.heads() + " heads and S = " + queries.sequenceLength());
+        }
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, got " + scale);
+        }
+        if (lse == null || lse.dtype() != DType.F32 || lse.rank() != 3 || lse.dim(0) != batch || lse.dim(1) != heads
+                || lse.dim(2) != seq) {
+            throw new IllegalArgumentException("lse must be the forward's F32 [" + batch + ", " + heads + ", " + seq
+                    + "], got " + (lse == null ? "none" : lse.dtype() + " " + lse.shapeString()));
+        }
+        long need = workspaceBytes(batch, heads, seq);
+        if (workspace == null || workspace.bytes() < need) {
+            throw new IllegalArgumentException("the workspace must hold " + need + " bytes, got "
+                    + (workspace == null ? "none" : workspace.bytes()));
+        }
+        if (workspace.address() % 4 != 0) {
+            throw new IllegalArgumentException("the workspace must be 4-byte aligned, got " + workspace);
+        }
+        for (int i = 0; i < 5; i++) {
+            if (tensors[i].buffer().address() % 16 != 0) {
+                throw new IllegalArgumentException(names[i] + " must be 16-byte aligned (the kernels read rows in "
+                        + "16-byte pieces), got " + tensors[i]);
+            }
+        }
+        for (int i = 5; i < 8; i++) {
+            if (tensors[i].buffer().address() % 4 != 0) {
+                throw new IllegalArgumentException(names[i] + " must be 4-byte aligned, got " + tensors[i]);
+            }
+            for (int j = 0; j < tensors.length; j++) {
+                if (j != i && tensors[i].buffer().overlaps(tensors[j].buffer())) {
+                    throw new IllegalArgumentException(names[i] + " overlaps " + names[j]
+                            + "; each gradient needs memory of its own");
+                }
+            }
+            if (tensors[i].buffer().overlaps(lse.buffer()) || tensors[i].buffer().overlaps(workspace)) {
+                throw new IllegalArgumentException(names[i] + " overlaps lse or the workspace");
+            }
+        }
+        if (workspace.overlaps(lse.buffer())) {
+            throw new IllegalArgumentException("the workspace overlaps lse");
+        }
+        for (int i = 0; i < 5; i++) {
+            if (workspace.overlaps(tensors[i].buffer())) {
+                throw new IllegalArgumentException("the workspace overlaps " + names[i]);
+            }
+        }
+        Kernels.checkContext(library, stream, q, k, v, o, dO, dq, dk, dv, lse);
+        if (!workspace.scope().context().sameContextAs(library.context())) {
+            throw new IllegalArgumentException("the workspace belongs to another CUDA context than the kernels");
+        }
+
+        String suffix = (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+        long rows = (long) batch * heads * seq;
+        DeviceBuffer delta = workspace.slice(0, 4 * rows);
+        DeviceBuffer lse2 = workspace.slice(4 * rows, 4 * rows);
+        float scaleLog2 = (float) (scale / Math.log(2));
+
+        long chunks = rows * (d / 8);
+        long maxBlocks = (long) PREP_BLOCKS_PER_SM * library.context().device().multiprocessors();
+        int prepBlocks = (int) Math.max(1, Math.min((chunks + THREADS - 1) / THREADS, maxBlocks));
+        library.function(FAMILY, "tileattn_tile_attention_bwd_prep_" + suffix).launch(Dim3.of(prepBlocks),
+                Dim3.of(THREADS), 0, stream,
+                KernelArgs.of().pointer(o).pointer(dO).pointer(lse).pointer(delta).pointer(lse2).i64(rows));
+
+        // Dynamic shared memory (tile_attention_bwd.cu): dkdv K, V and two stages of Q, dO (64 rows), lse2, delta;
+        // dq Q, dO and two stages of K, V (64 keys).
+        QueryRangePlan keys = plan.keys();
+        library.function(FAMILY, "tileattn_tile_attention_bwd_dkdv_" + suffix).launch(
+                new Dim3(keys.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d + 1024, stream,
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
+                        .pointer(dk).pointer(dv)
+                        .pointer(plan.keyBlocks()).pointer(plan.keyListOf()).pointer(plan.keyRangeOffsets())
+                        .pointer(plan.keyRanges())
+                        .i32(keys.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
+        TileAttentionKernel.DevicePlan qp = plan.queries();
+        library.function(FAMILY, "tileattn_tile_attention_bwd_dq_" + suffix).launch(
+                new Dim3(queries.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d, stream,
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta).pointer(dq)
+                        .pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets()).pointer(qp.ranges())
+                        .i32(queries.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
+    }
+
+    private static void checkRank(DeviceTensor t, String name) {
+        if (t == null) {
+            throw new IllegalArgumentException(name + " is missing");
+        }
+        if (t.rank() != 4) {
+            throw new IllegalArgumentException(name + " must be [B, heads, S, d], got " + t.shapeString());
+        }
+    }
+}

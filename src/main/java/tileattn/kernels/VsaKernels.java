@@ -1,0 +1,353 @@
+package tileattn.kernels;
+
+import tileattn.cuda.CudaStream;
+import tileattn.tensor.DType;
+import tileattn.cuda.DeviceBuffer;
+import tileattn.cuda.DeviceScope;
+import tileattn.cuda.DeviceTensor;
+import tileattn.cuda.Dim3;
+import tileattn.cuda.KernelArgs;
+import tileattn.layout.TileGrid;
+
+/**
+ * Video Sparse Attention on the GPU over tile-ordered [B, heads, S, d] video tokens (no text): vsa.cu for pooling,
+ * the coarse attention between tiles with its top-k selection, and the output's combination, and
+ * {@link TileAttentionKernel}'s kernels for the fine attention over the selected tiles. The selection never
+ * leaves the device: the coarse kernel writes the fine kernel's KV range lists itself, one list per (batch, head,
+ * query tile), so a forward is a queue of four launches with no host round trip. The backward likewise builds the
+ * selection's transpose on the device and runs {@link TileAttentionBackwardKernel}'s kernels over it, then the
+ * coarse branch's backward, whose pooled gradients reach every real token of each tile. bf16 or fp16 tensors, fp32
+ * accumulation, d = 64 or 128; partial edge tiles are averaged over their real tokens. All memory lives in a
+ * {@link VsaWorkspace} allocated once per {@link VsaPlan}.
+ */
+public final class VsaKernels {
+
+    private static final String FAMILY = "vsa";
+    private static final String BWD_FAMILY = "tile_attention_bwd";
+    private static final int BWD_THREADS = 256;
+    private static final int SCAN_THREADS = 1024;
+    private static final int ROW_THREADS = 128;
+    private static final int COARSE_THREADS = 256;
+    /** Query tiles per coarse block at most, and the tile rows the coarse kernels stage at a time (vsa.cu). */
+    private static final int COARSE_QT = 16;
+    private static final int COARSE_CHUNK = 32;
+    private static final int STATIC_SHARED_SLACK = 256;
+    private static final int MAX_GRID_YZ = 65535;
+
+    private final KernelLibrary library;
+    private final TileAttentionKernel fineKernel;
+
+    public VsaKernels(KernelLibrary library) {
+        this(library, TileAttentionKernel.Path.AUTO);
+    }
+
+    /**
+     * @param path which fine attention kernel runs (see {@link TileAttentionKernel.Path}); AUTO takes the HOPPER
+     *             kernel on compute capability 9.0, not the warp-specialized one: VSA's KV ranges are single tiles
+     *             (64 tokens for 4×4×4), and that kernel's 192-key blocks and 128-row query blocks would compute
+     *             mostly masked keys and empty rows
+     */
+    public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path) {
+        this.library = library;
+        boolean hopper = library.context().device().computeCapabilityNumber() == 90;
+        this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
+                ? TileAttentionKernel.Path.HOPPER : path);
+    }
+
+    /** The fine attention kernel in use (never AUTO). */
+    public TileAttentionKernel.Path path() {
+        return fineKernel.path();
+    }
+
+    /** VSA's k for a sparsity s in [0, 1): max(1, min(ceil((1 − s) · tiles), tiles)). */
+    public static int topKFromSparsity(double sparsity, int tiles) {
+        if (!(sparsity >= 0 && sparsity < 1)) {
+            throw new IllegalArgumentException("sparsity must be in [0, 1), got " + sparsity);
+        }
+        if (tiles < 1) {
+            throw new IllegalArgumentException("tiles must be positive, got " + tiles);
+        }
+        return (int) Math.max(1, Math.min(Math.ceil((1 - sparsity) * tiles), tiles));
+    }
+
+    /**
+     * The tables for one grid, batch, head count and k, uploaded into {@code scope}. The fine kernel's query
+     * blocks have 64 rows on the Hopper path when that computes fewer empty rows than 128 (tiles of at most 64
+     * tokens, such as 4×4×4), else 128.
+     */
+    public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, DeviceScope scope) {
+        int rows = fineKernel.path() == TileAttentionKernel.Path.HOPPER
+                && VsaPlan.computedRows(grid, 64) < VsaPlan.computedRows(grid, 128) ? 64 : 128;
+        return plan(grid, batch, heads, topK, rows, scope);
+    }
+
+    /** As {@link #plan(TileGrid, int, int, int, DeviceScope)} with the fine kernel's block rows given: 128, or 64 (Hopper path). */
+    public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, int blockRows, DeviceScope scope) {
+        if (blockRows == 64 && fineKernel.path() != TileAttentionKernel.Path.HOPPER) {
+            throw new IllegalArgumentException("64-row query blocks need the Hopper kernel; this instance runs "
+                    + fineKernel.path());
+        }
+        if ((long) batch * heads > MAX_GRID_YZ) {
+            throw new IllegalArgumentException("B x heads = " + (long) batch * heads + " must be at most " + MAX_GRID_YZ);
+        }
+        coarseQueryTiles(grid.tileCount(), 128);  // fails early when the grid has too many tiles for the coarse kernel
+        return VsaPlan.upload(grid, batch, heads, topK, blockRows, scope);
+    }
+
+    /**
+     * Queues the forward on {@code stream}: {@code out = coarse × gate + fine}, and everything the backward needs
+     * into {@code ws}. All tensors [B, heads, S, d] in tile order, of the workspace's type.
+     *
+     * @param gate multiplies the coarse output elementwise, or null for a gate of 1
+     */
+    public void forward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor gate, DeviceTensor out,
+                        VsaWorkspace ws, float scale, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        checkTokens(ws, new DeviceTensor[]{q, k, v, gate, out}, new String[]{"q", "k", "v", "gate", "out"});
+        checkScale(scale);
+        for (DeviceTensor in : new DeviceTensor[]{q, k, v, gate}) {
+            if (in != null && out.buffer().overlaps(in.buffer())) {
+                throw new IllegalArgumentException("out overlaps an input tensor; VSA cannot write in place");
+            }
+        }
+        Kernels.checkContext(library, stream, gate == null ? new DeviceTensor[]{q, k, v, out} : new DeviceTensor[]{q, k, v, gate, out});
+        pool(q, k, v, ws, stream);
+        coarse(ws, scale, stream);
+        fine(q, k, v, ws, scale, stream);
+        combine(gate, out, ws, stream);
+    }
+
+    // The forward's four steps, each queued on the stream (arguments already checked by forward).
+
+    void pool(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles();
+        library.function(FAMILY, "tileattn_vsa_pool_" + suffix(ws)).launch(new Dim3(tiles, plan.planes(), 3),
+                Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(q).pointer(k).pointer(v)
+                        .pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV)
+                        .pointer(plan.tileStarts()).i32(tiles).i32(plan.grid().videoTokens()));
+    }
+
+    /** Coarse attention, its log-sum-exp, the selection, the fine kernel's KV ranges (and the transpose bytes). */
+    void coarse(VsaWorkspace ws, float scale, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles(), d = ws.headDim();
+        if (ws.chosen != null) {
+            ws.chosen.fillAsync((byte) 0, stream);
+        }
+        int qt = coarseQueryTiles(tiles, d);
+        library.function(FAMILY, "tileattn_vsa_coarse_fwd_d" + d).launch(
+                Dim3.of((tiles + qt - 1) / qt, plan.planes()), Dim3.of(COARSE_THREADS), coarseForwardShared(d, qt, tiles),
+                stream, KernelArgs.of().pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV)
+                        .pointer(ws.coarse).pointer(ws.coarseLse).pointer(ws.selection).pointer(ws.ranges)
+                        .i64(ws.chosen == null ? 0 : ws.chosen.address())
+                        .pointer(plan.tileStarts()).i32(tiles).i32(plan.topK()).i32(qt).f32(scale));
+    }
+
+    void fine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        fineKernel.forwardPlanes(q, k, v, ws.fine, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
+                plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
+    }
+
+    void combine(DeviceTensor gate, DeviceTensor out, VsaWorkspace ws, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles();
+        library.function(FAMILY, "tileattn_vsa_combine_" + suffix(ws)).launch(Dim3.of(tiles, plan.planes()),
+                Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(ws.fine).pointer(ws.coarse)
+                        .i64(gate == null ? 0 : gate.buffer().address()).pointer(out)
+                        .pointer(plan.tileStarts()).i32(tiles).i32(plan.grid().videoTokens()));
+    }
+
+    /**
+     * Queues the backward of the last {@link #forward} with {@code ws} (a training workspace): the fine branch's
+     * dq, dk, dv over the forward's selection (held fixed; tile_attention_bwd.cu over lists built here on the
+     * device), the coarse branch's gradient through the pooling added to every real token of each tile, and
+     * {@code dgate = dOut ⊙ coarse} when the forward had a gate. q, k, v and gate must be the forward's.
+     *
+     * @param dgate written when {@code gate} is given; null otherwise
+     */
+    public void backward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor gate, DeviceTensor dOut,
+                         DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, DeviceTensor dgate, VsaWorkspace ws,
+                         float scale, CudaStream stream) {
+        checkTraining(ws);
+        checkTokens(ws, new DeviceTensor[]{q, k, v, dOut, dq, dk, dv}, new String[]{"q", "k", "v", "dOut", "dq", "dk", "dv"});
+        DeviceTensor[] grads = {dq, dk, dv, dgate};
+        String[] gradNames = {"dq", "dk", "dv", "dgate"};
+        DeviceTensor[] others = {q, k, v, gate, dOut, dq, dk, dv, dgate};
+        for (int i = 0; i < grads.length; i++) {
+            for (DeviceTensor other : others) {
+                if (grads[i] != null && other != null && other != grads[i] && grads[i].buffer().overlaps(other.buffer())) {
+                    throw new IllegalArgumentException(gradNames[i] + " overlaps another tensor of the call; each "
+                            + "gradient needs memory of its own");
+                }
+            }
+        }
+        Kernels.checkContext(library, stream, q, k, v, dOut, dq, dk, dv);
+        fineBackward(q, k, v, dOut, dq, dk, dv, ws, scale, stream);
+        coarseBackward(gate, dOut, dgate, ws, scale, stream);
+        addCoarseGradients(dq, dk, dv, ws, stream);
+    }
+
+    /**
+     * The fine branch's backward: the selection's transpose (per plane and KV tile, the runs of query tiles that
+     * chose it, as query token ranges), then tile_attention_bwd.cu's prep, dK/dV and dQ kernels with every
+     * (batch, head) pair a plane of its own, as the forward ran. Launch shapes and shared memory follow that
+     * file's header.
+     */
+    void fineBackward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor dOut, DeviceTensor dq,
+                      DeviceTensor dk, DeviceTensor dv, VsaWorkspace ws, float scale, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles(), planes = plan.planes(), d = ws.headDim(), seq = plan.grid().videoTokens();
+        int lists = planes * tiles;
+        int listBlocks = (int) ((32L * lists + COARSE_THREADS - 1) / COARSE_THREADS);
+        library.function(FAMILY, "tileattn_vsa_transpose_count").launch(Dim3.of(listBlocks), Dim3.of(COARSE_THREADS), 0,
+                stream, KernelArgs.of().pointer(ws.chosen).pointer(ws.keyRangeCounts).i32(lists).i32(tiles));
+        library.function(FAMILY, "tileattn_vsa_scan").launch(Dim3.of(1), Dim3.of(SCAN_THREADS), 0, stream,
+                KernelArgs.of().pointer(ws.keyRangeCounts).pointer(ws.keyRangeOffsets).i32(lists));
+        library.function(FAMILY, "tileattn_vsa_transpose_fill").launch(Dim3.of(listBlocks), Dim3.of(COARSE_THREADS), 0,
+                stream, KernelArgs.of().pointer(ws.chosen).pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
+                        .pointer(plan.tileStarts()).i32(lists).i32(tiles));
+
+        String suffix = suffix(ws);
+        long rows = (long) planes * seq;
+        DeviceBuffer delta = ws.fineScratch.slice(0, 4 * rows);
+        DeviceBuffer lse2 = ws.fineScratch.slice(4 * rows, 4 * rows);
+        float scaleLog2 = (float) (scale / Math.log(2));
+        long chunks = rows * (d / 8);
+        int prepBlocks = (int) Math.max(1, Math.min((chunks + BWD_THREADS - 1) / BWD_THREADS,
+                8L * library.context().device().multiprocessors()));
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_prep_" + suffix).launch(Dim3.of(prepBlocks),
+                Dim3.of(BWD_THREADS), 0, stream, KernelArgs.of().pointer(ws.fine).pointer(dOut).pointer(ws.fineLse)
+                        .pointer(delta).pointer(lse2).i64(rows));
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dkdv_" + suffix).launch(
+                new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(BWD_THREADS), 1024 * d + 1024, stream,
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
+                        .pointer(dk).pointer(dv).pointer(plan.keyBlocks()).pointer(plan.listOf())
+                        .pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
+                        .i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dq_" + suffix).launch(
+                new Dim3(plan.queryBlockCount(), planes, 1), Dim3.of(BWD_THREADS), 1024 * d, stream,
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta).pointer(dq)
+                        .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets())
+                        .pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
+    }
+
+    /**
+     * Queues the coarse branch's backward: {@code dgate = dOut ⊙ coarse} (when the forward had a gate) and the
+     * gradients of the pooled q, k, v into the workspace ({@code pooledDq} …), from the last forward's state.
+     */
+    void coarseBackward(DeviceTensor gate, DeviceTensor dOut, DeviceTensor dgate, VsaWorkspace ws, float scale,
+                        CudaStream stream) {
+        checkTraining(ws);
+        checkTokens(ws, new DeviceTensor[]{gate, dOut, dgate}, new String[]{"gate", "dOut", "dgate"});
+        if (dOut == null) {
+            throw new IllegalArgumentException("dOut is missing");
+        }
+        if ((gate == null) != (dgate == null)) {
+            throw new IllegalArgumentException(gate == null ? "dgate was given but the forward had no gate"
+                    : "the forward had a gate: dgate is required");
+        }
+        if (dgate != null && (dgate.buffer().overlaps(dOut.buffer()) || dgate.buffer().overlaps(gate.buffer()))) {
+            throw new IllegalArgumentException("dgate overlaps dOut or gate");
+        }
+        checkScale(scale);
+        Kernels.checkContext(library, stream, gate == null ? new DeviceTensor[]{dOut} : new DeviceTensor[]{gate, dOut, dgate});
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles(), planes = plan.planes(), d = ws.headDim(), seq = plan.grid().videoTokens();
+        int tileBlocks = (tiles + COARSE_QT - 1) / COARSE_QT;
+
+        library.function(FAMILY, "tileattn_vsa_coarse_grad_in_" + suffix(ws)).launch(Dim3.of(tiles, planes),
+                Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(dOut)
+                        .i64(gate == null ? 0 : gate.buffer().address()).pointer(ws.coarse)
+                        .i64(dgate == null ? 0 : dgate.buffer().address()).pointer(ws.dCoarse)
+                        .pointer(plan.tileStarts()).i32(tiles).i32(seq));
+        // Shared memory (vsa.cu): Q and dCoarse rows of 16 query tiles, a chunk of K and V rows, dS, lse, delta.
+        int rowsShared = 4 * ((2 * COARSE_QT + 2 * COARSE_CHUNK) * (d + 4) + COARSE_QT * (COARSE_CHUNK + 1) + 2 * COARSE_QT);
+        library.function(FAMILY, "tileattn_vsa_coarse_bwd_rows_d" + d).launch(Dim3.of(tileBlocks, planes),
+                Dim3.of(COARSE_THREADS), rowsShared, stream,
+                KernelArgs.of().pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV).pointer(ws.coarse)
+                        .pointer(ws.coarseLse).pointer(ws.dCoarse).pointer(ws.probs).pointer(ws.dScores)
+                        .pointer(ws.pooledDq).i32(tiles).f32(scale));
+        // Shared memory: a chunk of Q and dCoarse rows, and the chunk's P and dS columns of 16 key tiles.
+        int colsShared = 4 * (2 * COARSE_CHUNK * (d + 4) + 2 * COARSE_CHUNK * COARSE_QT);
+        library.function(FAMILY, "tileattn_vsa_coarse_bwd_cols_d" + d).launch(Dim3.of(tileBlocks, planes),
+                Dim3.of(COARSE_THREADS), colsShared, stream,
+                KernelArgs.of().pointer(ws.pooledQ).pointer(ws.dCoarse).pointer(ws.probs).pointer(ws.dScores)
+                        .pointer(ws.pooledDk).pointer(ws.pooledDv).i32(tiles).f32(scale));
+    }
+
+    /** Queues {@code dq, dk, dv += pooled gradient / real tokens of the tile} for every token (after {@link #coarseBackward}). */
+    void addCoarseGradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, VsaWorkspace ws, CudaStream stream) {
+        checkTraining(ws);
+        checkTokens(ws, new DeviceTensor[]{dq, dk, dv}, new String[]{"dq", "dk", "dv"});
+        if (dq.buffer().overlaps(dk.buffer()) || dq.buffer().overlaps(dv.buffer()) || dk.buffer().overlaps(dv.buffer())) {
+            throw new IllegalArgumentException("dq, dk and dv must not overlap");
+        }
+        Kernels.checkContext(library, stream, dq, dk, dv);
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles();
+        library.function(FAMILY, "tileattn_vsa_spread_" + suffix(ws)).launch(new Dim3(tiles, plan.planes(), 3),
+                Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(dq).pointer(dk).pointer(dv)
+                        .pointer(ws.pooledDq).pointer(ws.pooledDk).pointer(ws.pooledDv)
+                        .pointer(plan.tileStarts()).i32(tiles).i32(plan.grid().videoTokens()));
+    }
+
+    /** Query tiles per coarse forward block: as many as fit (at most 16), since each keeps a row of scores. */
+    private int coarseQueryTiles(int tiles, int d) {
+        long budget = library.context().device().maxSharedMemoryPerBlockOptin() - STATIC_SHARED_SLACK
+                - 4L * (COARSE_QT + COARSE_CHUNK) * (d + 4);
+        long qt = Math.min(COARSE_QT, budget / (4L * tiles));
+        if (qt < 1) {
+            throw new IllegalArgumentException(tiles + " tiles: the coarse kernel keeps a row of scores per query tile in "
+                    + "shared memory and " + library.context().device().name() + " fits at most " + budget / 4
+                    + "; use larger tiles");
+        }
+        return (int) qt;
+    }
+
+    private static int coarseForwardShared(int d, int qt, int tiles) {
+        return 4 * ((COARSE_QT + COARSE_CHUNK) * (d + 4) + qt * tiles);
+    }
+
+    private static String suffix(VsaWorkspace ws) {
+        return (ws.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + ws.headDim();
+    }
+
+    private static void checkTraining(VsaWorkspace ws) {
+        if (!ws.training()) {
+            throw new IllegalArgumentException("the workspace was allocated without training: it keeps no backward state");
+        }
+    }
+
+    private static void checkScale(float scale) {
+        if (!(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("scale must be positive and finite, got " + scale);
+        }
+    }
+
+    /** Non-null tensors must be [B, heads, S, d] of the workspace's plan and type, 16-byte aligned. */
+    private static void checkTokens(VsaWorkspace ws, DeviceTensor[] tensors, String[] names) {
+        VsaPlan plan = ws.plan();
+        int[] shape = {plan.batch(), plan.heads(), plan.grid().videoTokens(), ws.headDim()};
+        for (int i = 0; i < tensors.length; i++) {
+            DeviceTensor t = tensors[i];
+            if (t == null) {
+                if (!names[i].equals("gate") && !names[i].equals("dgate")) {
+                    throw new IllegalArgumentException(names[i] + " is missing");
+                }
+                continue;
+            }
+            if (!java.util.Arrays.equals(t.shape(), shape)) {
+                throw new IllegalArgumentException(names[i] + " is " + t.shapeString() + " but the plan is for "
+                        + java.util.Arrays.toString(shape) + " ([B, heads, T·H·W video tokens, d]; VSA takes no text)");
+            }
+            if (t.dtype() != ws.dtype()) {
+                throw new IllegalArgumentException(names[i] + " is " + t.dtype() + " but the workspace is for " + ws.dtype());
+            }
+            if (t.buffer().address() % 16 != 0) {
+                throw new IllegalArgumentException(names[i] + " must be 16-byte aligned (rows move in 16-byte pieces), got " + t);
+            }
+        }
+    }
+}

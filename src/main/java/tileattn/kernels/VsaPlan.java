@@ -1,0 +1,186 @@
+package tileattn.kernels;
+
+import java.util.Arrays;
+import tileattn.cuda.DeviceBuffer;
+import tileattn.cuda.DeviceScope;
+import tileattn.layout.TileGrid;
+
+/**
+ * The fixed work tables of VSA on the GPU for one tile grid, batch, head count and k, in device memory: the tile
+ * starts, the fine kernel's query blocks (at most {@link #blockRows} rows, never crossing a tile) and its list
+ * numbering. Every (batch, head) pair is a plane with lists of its own: the list of (plane, query tile) is
+ * {@code plane · tiles + tile}, and it holds k KV ranges, one per selected tile, so its ranges start at
+ * {@code list · k}. The ranges themselves depend on the data: the coarse kernel writes them every forward. The
+ * backward's KV blocks (per KV tile, for dK/dV) are numbered the same way; their lists of query ranges are built on
+ * the device from the forward's selection.
+ */
+public final class VsaPlan {
+
+    private final TileGrid grid;
+    private final int batch;
+    private final int heads;
+    private final int topK;
+    private final int blockRows;
+    private final int queryBlockCount;
+    private final int keyBlockCount;
+    private final DeviceBuffer tileStarts;
+    private final DeviceBuffer queryBlocks;
+    private final DeviceBuffer listOf;
+    private final DeviceBuffer rangeOffsets;
+    private final DeviceBuffer keyBlocks;
+
+    private VsaPlan(TileGrid grid, int batch, int heads, int topK, int blockRows, int queryBlockCount,
+                    int keyBlockCount, DeviceBuffer tileStarts, DeviceBuffer queryBlocks, DeviceBuffer listOf,
+                    DeviceBuffer rangeOffsets, DeviceBuffer keyBlocks) {
+        this.grid = grid;
+        this.batch = batch;
+        this.heads = heads;
+        this.topK = topK;
+        this.blockRows = blockRows;
+        this.queryBlockCount = queryBlockCount;
+        this.keyBlockCount = keyBlockCount;
+        this.tileStarts = tileStarts;
+        this.queryBlocks = queryBlocks;
+        this.listOf = listOf;
+        this.rangeOffsets = rangeOffsets;
+        this.keyBlocks = keyBlocks;
+    }
+
+    /**
+     * Builds the tables on the host and uploads them into {@code scope}.
+     *
+     * @param blockRows query rows per block of the fine kernel: 128, or 64 (Hopper kernel only)
+     */
+    static VsaPlan upload(TileGrid grid, int batch, int heads, int topK, int blockRows, DeviceScope scope) {
+        int tiles = grid.tileCount();
+        if (batch < 1 || heads < 1) {
+            throw new IllegalArgumentException("batch and heads must be positive, got B = " + batch + ", heads = " + heads);
+        }
+        if (topK < 1 || topK > tiles) {
+            throw new IllegalArgumentException("topK = " + topK + " out of range 1.." + tiles + " (tiles of " + grid + ")");
+        }
+        if (blockRows != 64 && blockRows != 128) {
+            throw new IllegalArgumentException("query blocks have 64 or 128 rows, got " + blockRows);
+        }
+        int planes = Math.multiplyExact(batch, heads);
+        int lists = Math.multiplyExact(planes, tiles);
+        Math.multiplyExact(lists, topK);  // the range table's length must fit an int
+        int[] starts = grid.tileStarts();
+        int[] blocks = queryBlockTable(starts, blockRows);
+        int[] identity = new int[lists];
+        Arrays.setAll(identity, i -> i);
+        int[] offsets = new int[lists + 1];
+        Arrays.setAll(offsets, i -> i * topK);
+        int[] keyBlocks = queryBlockTable(starts, QueryRangePlan.BLOCK_ROWS);
+        return new VsaPlan(grid, batch, heads, topK, blockRows, blocks.length / 4, keyBlocks.length / 4,
+                upload(scope, starts), upload(scope, blocks), upload(scope, identity), upload(scope, offsets),
+                upload(scope, keyBlocks));
+    }
+
+    /** {rowStart, rowCount, tile, 0} per block; tiles with the most tokens first, so long blocks start early. */
+    static int[] queryBlockTable(int[] starts, int blockRows) {
+        int tiles = starts.length - 1;
+        Integer[] order = new Integer[tiles];
+        Arrays.setAll(order, i -> i);
+        Arrays.sort(order, (a, b) -> Integer.compare(starts[b + 1] - starts[b], starts[a + 1] - starts[a]));
+        int count = 0;
+        for (int t = 0; t < tiles; t++) {
+            count += (starts[t + 1] - starts[t] + blockRows - 1) / blockRows;
+        }
+        int[] blocks = new int[4 * count];
+        int i = 0;
+        for (int t : order) {
+            for (int r = starts[t]; r < starts[t + 1]; r += blockRows) {
+                blocks[i++] = r;
+                blocks[i++] = Math.min(blockRows, starts[t + 1] - r);
+                blocks[i++] = t;
+                blocks[i++] = 0;
+            }
+        }
+        return blocks;
+    }
+
+    /**
+     * Query rows the fine kernel computes with blocks of {@code blockRows}: real rows plus the empty rows of each
+     * tile's last block. 64-row blocks serve tiles of at most 64 tokens (4×4×4) with no empty rows where
+     * 128-row blocks would leave half of every block empty.
+     */
+    static long computedRows(TileGrid grid, int blockRows) {
+        int[] starts = grid.tileStarts();
+        long rows = 0;
+        for (int t = 0; t + 1 < starts.length; t++) {
+            rows += (long) (starts[t + 1] - starts[t] + blockRows - 1) / blockRows * blockRows;
+        }
+        return rows;
+    }
+
+    private static DeviceBuffer upload(DeviceScope scope, int[] table) {
+        DeviceBuffer buffer = scope.allocate(4L * table.length);
+        buffer.copyFromHost(table);
+        return buffer;
+    }
+
+    public TileGrid grid() {
+        return grid;
+    }
+
+    public int batch() {
+        return batch;
+    }
+
+    public int heads() {
+        return heads;
+    }
+
+    public int planes() {
+        return batch * heads;
+    }
+
+    public int tiles() {
+        return grid.tileCount();
+    }
+
+    public int topK() {
+        return topK;
+    }
+
+    /** Query rows per block of the fine kernel. */
+    public int blockRows() {
+        return blockRows;
+    }
+
+    int queryBlockCount() {
+        return queryBlockCount;
+    }
+
+    DeviceBuffer tileStarts() {
+        return tileStarts;
+    }
+
+    DeviceBuffer queryBlocks() {
+        return queryBlocks;
+    }
+
+    DeviceBuffer listOf() {
+        return listOf;
+    }
+
+    DeviceBuffer rangeOffsets() {
+        return rangeOffsets;
+    }
+
+    int keyBlockCount() {
+        return keyBlockCount;
+    }
+
+    /** The backward's KV blocks: at most {@link QueryRangePlan#BLOCK_ROWS} keys of one tile, in the format of the query blocks. */
+    DeviceBuffer keyBlocks() {
+        return keyBlocks;
+    }
+
+    @Override
+    public String toString() {
+        return "VsaPlan[" + grid + ", B=" + batch + ", heads=" + heads + ", k=" + topK + ", " + queryBlockCount
+                + " query blocks of <= " + blockRows + " rows]";
+    }
+}

@@ -1,0 +1,492 @@
+package tileattn.kernels;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import tileattn.cpu.CpuAttention;
+import tileattn.cpu.CpuAttentionBackward;
+import tileattn.cpu.Gradients;
+import tileattn.cpu.VsaForward;
+import tileattn.cuda.CudaContext;
+import tileattn.cuda.CudaStream;
+import tileattn.tensor.DType;
+import tileattn.cuda.DeviceScope;
+import tileattn.cuda.DeviceTensor;
+import tileattn.cuda.GpuTests;
+import tileattn.layout.Shape3;
+import tileattn.layout.TileGrid;
+import tileattn.mask.TileLists;
+import tileattn.tensor.FloatTensor;
+
+/**
+ * VSA on the GPU against CpuAttention.vsa (fp32, tile order) on fresh random inputs rounded to the tensor type,
+ * every output and kept tensor poisoned (NaN) first. The top-k choice is compared exactly, so inputs must not
+ * leave it to rounding: either Gaussian tokens around well separated tile centres, redrawn while some k-th and
+ * (k+1)-th coarse scores lie close, or "exact" inputs (multiples of 1/4 in [-1, 1], tiles whose real token
+ * counts are powers of two, d = 64) on which every pooled value and coarse score is computed without rounding on
+ * both sides, so that even the many exact ties must be broken identically (towards the lower tile).
+ */
+@Tag("gpu")
+class VsaKernelsGpuTest {
+
+    private static final double TOLERANCE = 1e-2;
+    private static final double F32_TOLERANCE = 1e-4;
+
+    private static CudaContext context;
+    private static KernelLibrary library;
+    /** Every kernel path this device runs, with the query-block rows worth checking on it. */
+    private static final List<Variant> VARIANTS = new ArrayList<>();
+
+    private record Variant(VsaKernels kernels, int blockRows) {
+        @Override
+        public String toString() {
+            return kernels.path() + "/BM" + blockRows;
+        }
+    }
+
+    @BeforeAll
+    static void open() {
+        context = GpuTests.openContext();
+        library = KernelLibrary.of(context);
+        VARIANTS.add(new Variant(new VsaKernels(library, TileAttentionKernel.Path.PORTABLE), 128));
+        if (context.device().computeCapabilityNumber() == 90) {
+            VsaKernels hopper = new VsaKernels(library, TileAttentionKernel.Path.HOPPER);
+            VARIANTS.add(new Variant(hopper, 64));
+            VARIANTS.add(new Variant(hopper, 128));
+        }
+    }
+
+    @AfterAll
+    static void close() {
+        if (context != null) {
+            context.close();
+        }
+    }
+
+    private record Case(Shape3 video, Shape3 tile, int batch, int heads, int d, DType dtype, boolean gate,
+                        boolean exact, int... topKs) {
+        TileGrid grid() {
+            return new TileGrid(video, tile);
+        }
+
+        int[] shape() {
+            return new int[]{batch, heads, grid().videoTokens(), d};
+        }
+
+        @Override
+        public String toString() {
+            return "video " + video + " tile " + tile + " B=" + batch + " heads=" + heads + " d=" + d + " " + dtype
+                    + (gate ? " gate" : "") + (exact ? " exact" : "");
+        }
+    }
+
+    private record Inputs(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate) {
+    }
+
+    // ------------------------------------------------------------------------------------------------ forward
+
+    @Test
+    void forwardMatchesCpuVsaOnPartialTiles() {
+        List<Case> cases = List.of(
+                // partial tiles in every dimension (2..24 tokens), batch 2, every k from 1 to all 18 tiles
+                new Case(new Shape3(5, 6, 10), new Shape3(2, 3, 4), 2, 2, 64, DType.BF16, true, false,
+                        1, 2, 5, 9, 17, 18),
+                // 4x4x4 tiles with partial edges (27 tiles of 4..64 tokens), d = 128, fp16, no gate
+                new Case(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 1, 3, 128, DType.F16, false, false, 1, 7, 27),
+                // full 4x4x4 tiles: the 64-token blocks the Wan benchmark uses
+                new Case(new Shape3(8, 8, 12), new Shape3(4, 4, 4), 1, 2, 128, DType.BF16, true, false, 3));
+        for (Case c : cases) {
+            for (int topK : c.topKs) {
+                checkForward(c, topK, new Random(31L * c.hashCode() + topK));
+            }
+        }
+    }
+
+    @Test
+    void forwardBreaksExactTiesLikeTheCpuOnManyTiles() {
+        // 8x8x9 = 576 tiles of 1, 2, 4 or 8 tokens: several coarse blocks and staged chunks, thousands of exact ties
+        Case c = new Case(new Shape3(15, 16, 17), new Shape3(2, 2, 2), 1, 2, 64, DType.BF16, true, true, 72);
+        checkForward(c, 72, new Random(8));
+        Case image = new Case(new Shape3(1, 9, 11), new Shape3(1, 2, 2), 2, 1, 64, DType.F16, false, true, 1, 30);
+        for (int topK : image.topKs) {
+            checkForward(image, topK, new Random(9 + topK));
+        }
+    }
+
+    private static void checkForward(Case c, int topK, Random rnd) {
+        TileGrid grid = c.grid();
+        float scale = CpuAttention.defaultScale(c.d);
+        Inputs in = draw(c, topK, rnd, scale);
+        VsaForward expected = CpuAttention.vsa(in.q, in.k, in.v, in.gate, grid, topK, scale);
+        for (Variant variant : VARIANTS) {
+            String what = variant + " " + c + " k=" + topK;
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                Device dev = forward(variant, c, topK, in, scale, true, scope, stream);
+                assertSelectionEquals(expected.selection(), dev.ws.downloadSelection(), grid.tileCount(), what);
+                assertClose(dev.ws.pooledQ().download(), expected.pooledQ(), F32_TOLERANCE, what + " pooled q");
+                assertClose(dev.ws.pooledK().download(), expected.pooledK(), F32_TOLERANCE, what + " pooled k");
+                assertClose(dev.ws.pooledV().download(), expected.pooledV(), F32_TOLERANCE, what + " pooled v");
+                assertClose(dev.ws.coarse().download(), expected.coarseTiles(), F32_TOLERANCE, what + " coarse");
+                assertClose(dev.ws.coarseLse().download(), expected.coarseLse(), F32_TOLERANCE, what + " coarse lse");
+                assertClose(dev.ws.fine().download(), expected.fine(), TOLERANCE, what + " fine");
+                assertClose(dev.ws.fineLse().download(), expected.fineLse(), F32_TOLERANCE, what + " fine lse");
+                assertClose(dev.out.download(), expected.out(), TOLERANCE, what + " out");
+            }
+        }
+    }
+
+    /** Inputs whose top-k choice does not hang on rounding (see the class comment). */
+    private static Inputs draw(Case c, int topK, Random rnd, float scale) {
+        int[] shape = c.shape();
+        TileGrid grid = c.grid();
+        for (int attempt = 0; attempt < 50; attempt++) {
+            Inputs in = c.exact
+                    ? new Inputs(quarters(rnd, shape), quarters(rnd, shape), rounded(rnd, c.dtype, 1, shape),
+                            c.gate ? rounded(rnd, c.dtype, 1, shape) : null)
+                    : new Inputs(tileCorrelated(rnd, grid, shape, c.dtype), tileCorrelated(rnd, grid, shape, c.dtype),
+                            rounded(rnd, c.dtype, 1, shape), c.gate ? rounded(rnd, c.dtype, 1, shape) : null);
+            if (c.exact || !nearTie(in, grid, topK, scale)) {
+                return in;
+            }
+        }
+        throw new AssertionError("no input without near-tied coarse scores found for " + c + " k=" + topK);
+    }
+
+    /** Whether some query tile's k-th and (k+1)-th coarse scores (in double) are closer than fp32 can order reliably. */
+    private static boolean nearTie(Inputs in, TileGrid grid, int topK, float scale) {
+        int tiles = grid.tileCount();
+        if (topK == tiles) {
+            return false;
+        }
+        double[][] pq = poolDouble(in.q, grid), pk = poolDouble(in.k, grid);
+        int d = in.q.dim(3), planes = in.q.dim(0) * in.q.dim(1);
+        for (int p = 0; p < planes; p++) {
+            for (int qt = 0; qt < tiles; qt++) {
+                double[] row = new double[tiles];
+                for (int kt = 0; kt < tiles; kt++) {
+                    double s = 0;
+                    for (int i = 0; i < d; i++) {
+                        s += pq[p * tiles + qt][i] * pk[p * tiles + kt][i];
+                    }
+                    row[kt] = s * scale;
+                }
+                Arrays.sort(row);
+                if (row[tiles - topK] - row[tiles - topK - 1] < 1e-3) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static double[][] poolDouble(FloatTensor x, TileGrid grid) {
+        int planes = x.dim(0) * x.dim(1), s = x.dim(2), d = x.dim(3), tiles = grid.tileCount();
+        int[] starts = grid.tileStarts();
+        double[][] pooled = new double[planes * tiles][d];
+        for (int p = 0; p < planes; p++) {
+            for (int t = 0; t < tiles; t++) {
+                for (int r = starts[t]; r < starts[t + 1]; r++) {
+                    for (int i = 0; i < d; i++) {
+                        pooled[p * tiles + t][i] += x.data()[(p * s + r) * d + i] / (starts[t + 1] - starts[t]);
+                    }
+                }
+            }
+        }
+        return pooled;
+    }
+
+    // ------------------------------------------------------------------------------------------------ backward
+
+    @Test
+    void coarseBackwardMatchesCpuVsaBackward() {
+        List<Case> cases = List.of(
+                new Case(new Shape3(5, 6, 10), new Shape3(2, 3, 4), 2, 2, 64, DType.F16, true, false, 5),
+                new Case(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 1, 2, 128, DType.F16, false, false, 4),
+                // 210 tiles: several row and column blocks of the coarse backward
+                new Case(new Shape3(9, 11, 13), new Shape3(2, 2, 2), 1, 1, 64, DType.F16, true, true, 20));
+        for (Case c : cases) {
+            checkCoarseBackward(c, c.topKs[0], new Random(77L * c.hashCode()));
+        }
+    }
+
+    private static void checkCoarseBackward(Case c, int topK, Random rnd) {
+        TileGrid grid = c.grid();
+        int[] shape = c.shape();
+        int tiles = grid.tileCount(), planes = c.batch * c.heads, d = c.d, seq = grid.videoTokens();
+        float scale = CpuAttention.defaultScale(d);
+        Inputs in = draw(c, topK, rnd, scale);
+        FloatTensor dOut = rounded(rnd, c.dtype, 1, shape);
+        VsaForward state = CpuAttention.vsa(in.q, in.k, in.v, in.gate, grid, topK, scale);
+
+        // The coarse branch by the CPU's own pieces: dCoarse summed over each tile, dense backward between tiles.
+        int[] starts = grid.tileStarts();
+        FloatTensor dCoarse = FloatTensor.zeros(c.batch, c.heads, tiles, d);
+        FloatTensor dGate = in.gate == null ? null : FloatTensor.zeros(shape);
+        for (int p = 0; p < planes; p++) {
+            for (int t = 0; t < tiles; t++) {
+                for (int r = starts[t]; r < starts[t + 1]; r++) {
+                    for (int i = 0; i < d; i++) {
+                        int at = (p * seq + r) * d + i;
+                        float g = in.gate == null ? 1f : in.gate.data()[at];
+                        dCoarse.data()[(p * tiles + t) * d + i] += dOut.data()[at] * g;
+                        if (dGate != null) {
+                            dGate.data()[at] = dOut.data()[at] * state.coarse().data()[at];
+                        }
+                    }
+                }
+            }
+        }
+        Gradients pooled = CpuAttentionBackward.dense(state.pooledQ(), state.pooledK(), state.pooledV(),
+                state.coarseTiles(), state.coarseLse(), dCoarse, scale);
+        FloatTensor[] base = {rounded(rnd, c.dtype, 0.05, shape), rounded(rnd, c.dtype, 0.05, shape),
+                rounded(rnd, c.dtype, 0.05, shape)};
+        FloatTensor[] pooledGrads = {pooled.dq(), pooled.dk(), pooled.dv()};
+
+        for (Variant variant : VARIANTS) {
+            String what = variant + " " + c + " k=" + topK;
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                Device dev = forward(variant, c, topK, in, scale, true, scope, stream);
+                DeviceTensor dOutDev = DeviceTensor.upload(scope, dOut, c.dtype);
+                DeviceTensor gateDev = in.gate == null ? null : DeviceTensor.upload(scope, in.gate, c.dtype);
+                DeviceTensor dGateDev = in.gate == null ? null : poisoned(scope, c.dtype, shape);
+                for (DeviceTensor t : new DeviceTensor[]{dev.ws.pooledDq, dev.ws.pooledDk, dev.ws.pooledDv, dev.ws.dCoarse}) {
+                    t.buffer().fill((byte) 0xFF);
+                }
+                DeviceTensor[] grads = new DeviceTensor[3];
+                for (int i = 0; i < 3; i++) {
+                    grads[i] = DeviceTensor.upload(scope, base[i], c.dtype);
+                }
+                variant.kernels.coarseBackward(gateDev, dOutDev, dGateDev, dev.ws, scale, stream);
+                variant.kernels.addCoarseGradients(grads[0], grads[1], grads[2], dev.ws, stream);
+                stream.synchronize();
+
+                assertClose(dev.ws.dCoarse.download(), dCoarse, F32_TOLERANCE, what + " dCoarse");
+                DeviceTensor[] pooledDev = {dev.ws.pooledDq, dev.ws.pooledDk, dev.ws.pooledDv};
+                String[] names = {"dq", "dk", "dv"};
+                for (int i = 0; i < 3; i++) {
+                    assertClose(pooledDev[i].download(), pooledGrads[i], 1e-3, what + " pooled " + names[i]);
+                    FloatTensor added = minus(grads[i].download(), base[i]);
+                    assertClose(added, spread(pooledGrads[i], grid, shape), 2e-2, what + " spread " + names[i]);
+                }
+                if (dGate != null) {
+                    assertClose(dGateDev.download(), dGate, TOLERANCE, what + " dgate");
+                }
+            }
+        }
+    }
+
+    @Test
+    void backwardMatchesCpuVsaBackward() {
+        List<Case> cases = List.of(
+                // partial tiles of 2..24 tokens, batch 2, gate
+                new Case(new Shape3(5, 6, 10), new Shape3(2, 3, 4), 2, 2, 64, DType.BF16, true, false, 5),
+                // 4x4x4 tiles with partial edges, d = 128, fp16, no gate, and k = all tiles
+                new Case(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 1, 2, 128, DType.F16, false, false, 7, 27),
+                // 210 tiles with exact ties; KV tiles that no query tile chose get only the coarse gradient
+                new Case(new Shape3(9, 11, 13), new Shape3(2, 2, 2), 1, 1, 64, DType.BF16, true, true, 1, 20));
+        for (Case c : cases) {
+            for (int topK : c.topKs) {
+                checkBackward(c, topK, new Random(91L * c.hashCode() + topK));
+            }
+        }
+    }
+
+    private static void checkBackward(Case c, int topK, Random rnd) {
+        TileGrid grid = c.grid();
+        int[] shape = c.shape();
+        float scale = CpuAttention.defaultScale(c.d);
+        Inputs in = draw(c, topK, rnd, scale);
+        FloatTensor dOut = rounded(rnd, c.dtype, 1, shape);
+        VsaForward state = CpuAttention.vsa(in.q, in.k, in.v, in.gate, grid, topK, scale);
+        Gradients expected = CpuAttentionBackward.vsa(state, in.q, in.k, in.v, in.gate, dOut, grid, scale);
+        for (Variant variant : VARIANTS) {
+            String what = variant + " " + c + " k=" + topK;
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                VsaPlan plan = variant.kernels.plan(grid, c.batch, c.heads, topK, variant.blockRows, scope);
+                VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, true, scope);
+                DeviceTensor q = DeviceTensor.upload(scope, in.q, c.dtype), k = DeviceTensor.upload(scope, in.k, c.dtype),
+                        v = DeviceTensor.upload(scope, in.v, c.dtype), dO = DeviceTensor.upload(scope, dOut, c.dtype);
+                DeviceTensor gate = in.gate == null ? null : DeviceTensor.upload(scope, in.gate, c.dtype);
+                DeviceTensor out = poisoned(scope, c.dtype, shape);
+                DeviceTensor dq = poisoned(scope, c.dtype, shape), dk = poisoned(scope, c.dtype, shape),
+                        dv = poisoned(scope, c.dtype, shape);
+                DeviceTensor dgate = in.gate == null ? null : poisoned(scope, c.dtype, shape);
+                variant.kernels.forward(q, k, v, gate, out, ws, scale, stream);
+                variant.kernels.backward(q, k, v, gate, dO, dq, dk, dv, dgate, ws, scale, stream);
+                stream.synchronize();
+                assertSelectionEquals(state.selection(), ws.downloadSelection(), grid.tileCount(), what);
+                assertClose(dq.download(), expected.dq(), TOLERANCE, what + " dq");
+                assertClose(dk.download(), expected.dk(), TOLERANCE, what + " dk");
+                assertClose(dv.download(), expected.dv(), TOLERANCE, what + " dv");
+                if (dgate != null) {
+                    assertClose(dgate.download(), expected.dgate(), TOLERANCE, what + " dgate");
+                }
+            }
+        }
+    }
+
+    /** Each tile's pooled gradient divided by the tile's real tokens, at every token of the tile. */
+    private static FloatTensor spread(FloatTensor pooled, TileGrid grid, int[] shape) {
+        int planes = shape[0] * shape[1], seq = shape[2], d = shape[3], tiles = grid.tileCount();
+        int[] starts = grid.tileStarts();
+        FloatTensor out = FloatTensor.zeros(shape);
+        for (int p = 0; p < planes; p++) {
+            for (int t = 0; t < tiles; t++) {
+                for (int r = starts[t]; r < starts[t + 1]; r++) {
+                    for (int i = 0; i < d; i++) {
+                        out.data()[(p * seq + r) * d + i] = pooled.data()[(p * tiles + t) * d + i] / (starts[t + 1] - starts[t]);
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    // ------------------------------------------------------------------------------------------------ argument checks
+
+    @Test
+    void rejectsBadArgumentsNamingTheProblem() {
+        TileGrid grid = new TileGrid(new Shape3(4, 4, 8), new Shape3(4, 4, 4));
+        VsaKernels kernels = VARIANTS.get(0).kernels;
+        try (DeviceScope scope = context.openScope()) {
+            CudaStream stream = scope.createStream();
+            VsaPlan plan = kernels.plan(grid, 1, 2, 1, scope);
+            VsaWorkspace ws = VsaWorkspace.allocate(plan, DType.BF16, 64, false, scope);
+            DeviceTensor x = scope.allocateTensor(DType.BF16, 1, 2, 128, 64);
+            DeviceTensor out = scope.allocateTensor(DType.BF16, 1, 2, 128, 64);
+            assertMessage(() -> kernels.plan(grid, 1, 2, 3, scope), "topK = 3 out of range 1..2");
+            assertMessage(() -> VsaWorkspace.allocate(plan, DType.BF16, 32, false, scope), "head dim");
+            assertMessage(() -> VsaWorkspace.allocate(plan, DType.F32, 64, false, scope), "BF16 or F16");
+            assertMessage(() -> kernels.forward(x, x, scope.allocateTensor(DType.BF16, 1, 2, 127, 64), null, out, ws, 0.1f, stream),
+                    "v is [1, 2, 127, 64]");
+            assertMessage(() -> kernels.forward(x, x, x, null, scope.allocateTensor(DType.F16, 1, 2, 128, 64), ws, 0.1f, stream),
+                    "out is F16");
+            assertMessage(() -> kernels.forward(x, x, x, null, x, ws, 0.1f, stream), "overlaps");
+            assertMessage(() -> kernels.forward(x, x, x, null, out, ws, Float.NaN, stream), "scale");
+            assertMessage(() -> kernels.forward(null, x, x, null, out, ws, 0.1f, stream), "q is missing");
+            assertMessage(() -> kernels.coarseBackward(null, x, null, ws, 0.1f, stream), "without training");
+            if (kernels.path() != TileAttentionKernel.Path.HOPPER) {
+                assertMessage(() -> kernels.plan(grid, 1, 2, 1, 64, scope), "64-row query blocks need the Hopper kernel");
+            }
+            assertThrows(IllegalArgumentException.class, () -> VsaKernels.topKFromSparsity(1.0, 10));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ helpers
+
+    private record Device(VsaWorkspace ws, DeviceTensor out) {
+    }
+
+    /** Uploads the inputs, poisons the output and every tensor the workspace keeps, runs the forward, waits. */
+    private static Device forward(Variant variant, Case c, int topK, Inputs in, float scale, boolean training,
+                                  DeviceScope scope, CudaStream stream) {
+        VsaPlan plan = variant.kernels.plan(c.grid(), c.batch, c.heads, topK, variant.blockRows, scope);
+        VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, training, scope);
+        for (DeviceTensor t : new DeviceTensor[]{ws.pooledQ, ws.pooledK, ws.pooledV, ws.coarse, ws.coarseLse, ws.fine, ws.fineLse}) {
+            t.buffer().fill((byte) 0xFF);
+        }
+        ws.selection.fill((byte) 0xFF);
+        DeviceTensor out = poisoned(scope, c.dtype, c.shape());
+        DeviceTensor gate = in.gate == null ? null : DeviceTensor.upload(scope, in.gate, c.dtype);
+        variant.kernels.forward(DeviceTensor.upload(scope, in.q, c.dtype), DeviceTensor.upload(scope, in.k, c.dtype),
+                DeviceTensor.upload(scope, in.v, c.dtype), gate, out, ws, scale, stream);
+        stream.synchronize();
+        return new Device(ws, out);
+    }
+
+    private static DeviceTensor poisoned(DeviceScope scope, DType dtype, int[] shape) {
+        DeviceTensor t = scope.allocateTensor(dtype, shape);
+        t.buffer().fill((byte) 0xFF);
+        return t;
+    }
+
+    private static void assertSelectionEquals(TileLists[] expected, TileLists[] actual, int tiles, String what) {
+        assertEquals(expected.length, actual.length, what + ": planes");
+        for (int p = 0; p < expected.length; p++) {
+            for (int t = 0; t < tiles; t++) {
+                assertArrayEquals(expected[p].of(t), actual[p].of(t), what + ": selection of plane " + p + " query tile " + t);
+            }
+        }
+    }
+
+    /** Gaussian values of standard deviation {@code sigma}, rounded to {@code dtype}. */
+    private static FloatTensor rounded(Random rnd, DType dtype, double sigma, int... shape) {
+        FloatTensor t = FloatTensor.zeros(shape);
+        float[] data = t.data();
+        for (int i = 0; i < data.length; i++) {
+            data[i] = dtype.decodeHalf(dtype.encodeHalf((float) (sigma * rnd.nextGaussian())));
+        }
+        return t;
+    }
+
+    /** Multiples of 1/4 in [-1, 1]: exact in bf16 and fp16, and their tile sums and products exact in fp32. */
+    private static FloatTensor quarters(Random rnd, int... shape) {
+        FloatTensor t = FloatTensor.zeros(shape);
+        float[] data = t.data();
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (rnd.nextInt(9) - 4) / 4f;
+        }
+        return t;
+    }
+
+    /** Gaussian tokens around a Gaussian centre per tile (tile order), so that pooled tiles differ clearly. */
+    private static FloatTensor tileCorrelated(Random rnd, TileGrid grid, int[] shape, DType dtype) {
+        int planes = shape[0] * shape[1], s = shape[2], d = shape[3], tiles = grid.tileCount();
+        int[] starts = grid.tileStarts();
+        FloatTensor x = FloatTensor.zeros(shape);
+        for (int p = 0; p < planes; p++) {
+            for (int t = 0; t < tiles; t++) {
+                float[] centre = new float[d];
+                for (int i = 0; i < d; i++) {
+                    centre[i] = (float) (2 * rnd.nextGaussian());
+                }
+                for (int r = starts[t]; r < starts[t + 1]; r++) {
+                    for (int i = 0; i < d; i++) {
+                        float value = centre[i] + (float) rnd.nextGaussian();
+                        x.data()[(p * s + r) * d + i] = dtype.decodeHalf(dtype.encodeHalf(value));
+                    }
+                }
+            }
+        }
+        return x;
+    }
+
+    private static FloatTensor minus(FloatTensor a, FloatTensor b) {
+        FloatTensor out = FloatTensor.zeros(a.shape());
+        for (int i = 0; i < out.size(); i++) {
+            out.data()[i] = a.data()[i] - b.data()[i];
+        }
+        return out;
+    }
+
+    private static void assertClose(FloatTensor actual, FloatTensor expected, double tolerance, String what) {
+        assertArrayEquals(expected.shape(), actual.shape(), what + ": shape");
+        double diff = 0, norm = 0;
+        float[] a = actual.data(), b = expected.data();
+        for (int i = 0; i < a.length; i++) {
+            if (!Float.isFinite(a[i])) {
+                fail(what + ": element " + i + " is " + a[i] + " (unwritten or not finite)");
+            }
+            double e = (double) a[i] - b[i];
+            diff += e * e;
+            norm += (double) b[i] * b[i];
+        }
+        double err = Math.sqrt(diff / norm);
+        assertTrue(err < tolerance, what + ": relative L2 error " + err + " >= " + tolerance);
+    }
+
+    private static void assertMessage(org.junit.jupiter.api.function.Executable call, String fragment) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().contains(fragment), "message '" + e.getMessage() + "' should mention " + fragment);
+    }
+}
