@@ -23,8 +23,9 @@ import tileattn.tensor.FloatTensor;
  *     FloatTensor onGpu = new Attention(gpu).attend(q, k, v, AttentionSpec.Sta.of(layout, new Window(3, 3, 3)));
  * }
  *
- * AttentionTape tape = Attention.cpu().forwardForTraining(q, k, v, spec);   // training: keep what backward needs
- * AttentionGradients grads = tape.backward(dOut);                           // dq, dk, dv (and dgate), raster order
+ * try (AttentionTape tape = Attention.cpu().forwardForTraining(q, k, v, spec)) {   // keeps what backward needs
+ *     AttentionGradients grads = tape.backward(dOut);       // dq, dk, dv (and dgate), raster order
+ * }                                                         // close: a GPU tape frees its device memory here
  * }</pre>
  */
 public final class Attention {
@@ -53,10 +54,9 @@ public final class Attention {
         Checked c = check(q, k, v, spec, scale);
         return switch (c.spec) {
             case AttentionSpec.Dense dense -> backend.dense(q, k, v, scale);
-            // The backend reorders STA's tokens itself: the GPU does it on the device.
+            // The backend reorders STA's and VSA's tokens itself: the GPU does it on the device.
             case AttentionSpec.Sta sta -> backend.staRaster(q, k, v, sta.layout(), c.windows, scale);
-            case AttentionSpec.Vsa vsa -> c.toRaster.apply(backend.vsa(c.tiles(q), c.tiles(k), c.tiles(v),
-                    c.tiles(c.gate), vsa.grid(), vsa.topK(), scale));
+            case AttentionSpec.Vsa vsa -> backend.vsaRaster(q, k, v, c.gate, vsa.grid(), vsa.topK(), scale);
         };
     }
 

@@ -12,7 +12,8 @@ import tileattn.tensor.FloatTensor;
  * {@link GpuBackend}.
  *
  * <p>The {@code ...ForTraining} methods run the same forward and return a {@link TileOrderTape} that can run the
- * backward. A tape may keep the tensors it was given: the caller hands over tensors nobody else modifies.
+ * backward. A tape may keep the tensors it was given: the caller hands over tensors nobody else modifies. A tape
+ * may hold memory outside the Java heap until its {@link TileOrderTape#close}.
  */
 public interface AttentionBackend {
 
@@ -38,6 +39,18 @@ public interface AttentionBackend {
     /** @param gate tile order, or null for a gate of ones */
     FloatTensor vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid, int topK,
                     float scale);
+
+    /**
+     * VSA on raster-order tensors (the gate too, or null). The default reorders on the host around {@link #vsa}; the
+     * GPU reorders on the device.
+     */
+    default FloatTensor vsaRaster(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
+                                  int topK, float scale) {
+        FloatTensor out = vsa(TokenPermutation.toTileOrder(q, grid), TokenPermutation.toTileOrder(k, grid),
+                TokenPermutation.toTileOrder(v, grid), gate == null ? null : TokenPermutation.toTileOrder(gate, grid),
+                grid, topK, scale);
+        return TokenPermutation.toRaster(out, grid);
+    }
 
     TileOrderTape denseForTraining(FloatTensor q, FloatTensor k, FloatTensor v, float scale);
 

@@ -1,6 +1,9 @@
 package tileattn.api;
 
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Objects;
+import java.util.Set;
 import tileattn.cpu.CpuAttention;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.CudaStream;
@@ -10,28 +13,39 @@ import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.kernels.GpuSupport;
 import tileattn.kernels.KernelLibrary;
+import tileattn.kernels.KvRangePlan;
+import tileattn.kernels.QueryRangePlan;
+import tileattn.kernels.TileAttentionBackwardKernel;
 import tileattn.kernels.TileAttentionKernel;
 import tileattn.kernels.TileOrderKernel;
+import tileattn.kernels.VsaKernels;
+import tileattn.kernels.VsaPlan;
+import tileattn.kernels.VsaWorkspace;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
 import tileattn.tensor.FloatTensor;
 
 /**
- * Dense and STA attention forward on a CUDA GPU ({@link TileAttentionKernel}: bf16 or fp16 operands, fp32
- * accumulation, d = 64 or 128). VSA and the training forward have no GPU path yet: asking for them throws
- * {@link UnsupportedOperationException} rather than computing on the CPU behind the caller's back.
+ * Dense, STA and VSA attention on a CUDA GPU, forward and, for training, backward ({@link TileAttentionKernel},
+ * {@link TileAttentionBackwardKernel}, {@link VsaKernels}: bf16 or fp16 operands, fp32 accumulation, d = 64 or 128).
  *
  * <p>Two ways in:
  * <ul>
  * <li>Host tensors, through {@link Attention}: {@code new Attention(gpu).attend(q, k, v, spec)} uploads the fp32
  *     raster-order inputs as {@link #hostDType()} (bf16 unless fp16 was asked for), reorders tokens into tiles on
- *     the device, computes, reorders back and downloads fp32.</li>
+ *     the device, computes, reorders back and downloads fp32. VSA likewise (its work tables and workspace are
+ *     allocated per call).</li>
+ * <li>Training, through {@link Attention#forwardForTraining}: the forward keeps its inputs, output and log-sum-exp
+ *     (or VSA's workspace) on the device in a scope owned by the returned tape, and each backward uploads dOut and
+ *     downloads fp32 gradients. Close the tape to free that memory; closing this backend closes the tapes still
+ *     open.</li>
  * <li>Device tensors, for a DiT that keeps its activations on the GPU: {@link #attend(DeviceTensor, DeviceTensor,
  *     DeviceTensor, AttentionSpec, CudaStream)} on tile-order bf16/fp16 tensors (the fast path: tile once per
  *     forward, attend in every layer; queued on the stream, no host synchronisation), and
  *     {@link #attendRaster(DeviceTensor, DeviceTensor, DeviceTensor, AttentionSpec, CudaStream)} on raster-order
- *     tensors, which reorders around the kernel and waits for it.</li>
+ *     tensors, which reorders around the kernel and waits for it. These take dense and STA specs; device tensors
+ *     for VSA go to {@link VsaKernels} directly.</li>
  * </ul>
  * Device inputs are not scanned for NaN (that would cost a pass over them); host inputs are, by {@link Attention}.
  * The kernels' work tables are built once per layout and window set and kept on the device until {@link #close}.
@@ -40,15 +54,19 @@ import tileattn.tensor.FloatTensor;
  */
 public final class GpuBackend implements AttentionBackend, AutoCloseable {
 
-    static final String VSA_UNSUPPORTED = "VSA has no GPU kernel in this version of tileattn; compute it on the CPU "
-            + "(Attention.cpu(), or --device cpu / auto on the command line)";
+    static final String VSA_DEVICE_UNSUPPORTED = "GpuBackend.attend takes dense and STA specs; VSA on device tensors "
+            + "runs through tileattn.kernels.VsaKernels (host tensors: new Attention(gpu).attend)";
 
     private final CudaContext context;
     private final boolean ownsContext;
     private final DType hostDType;
     private final TileAttentionKernel kernel;
     private final TileOrderKernel tileOrder;
+    private final TileAttentionBackwardKernel backwardKernel;
+    private final VsaKernels vsaKernels;
     private final PlanCache plans;
+    /** Training tapes not yet closed, closed with this backend (their scopes must go before the context). */
+    private final Set<GpuTape> tapes = new LinkedHashSet<>();
     private volatile boolean open = true;
 
     /**
@@ -74,6 +92,11 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
         this.hostDType = hostDType;
         this.kernel = new TileAttentionKernel(library, path);
         this.tileOrder = new TileOrderKernel(library);
+        this.backwardKernel = new TileAttentionBackwardKernel(library);
+        // VSA's fine kernel: the Hopper one where the forward kernel is a Hopper one (VsaKernels says why not the
+        // warp-specialized one), else the portable one.
+        this.vsaKernels = new VsaKernels(library, kernel.path() == TileAttentionKernel.Path.PORTABLE
+                ? TileAttentionKernel.Path.PORTABLE : TileAttentionKernel.Path.AUTO);
         this.plans = new PlanCache(context);
     }
 
@@ -157,30 +180,156 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
         return onDevice(q, k, v, true, layout, (dq, dk, dv, out, stream) -> attend(dq, dk, dv, out, spec, scale, stream));
     }
 
+    /** Tile-order host tensors, as {@link AttentionBackend} defines it. */
     @Override
     public FloatTensor vsa(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid, int topK,
                            float scale) {
-        throw new UnsupportedOperationException(VSA_UNSUPPORTED);
+        return vsaOnDevice(q, k, v, gate, grid, topK, scale, false);
     }
 
-    static final String TRAINING_UNSUPPORTED = "the training forward and backward have no GPU path in this version "
-            + "of tileattn; run them on the CPU (Attention.cpu().forwardForTraining)";
+    /** Raster-order host tensors: the tokens (and the gate's) are reordered on the device. */
+    @Override
+    public FloatTensor vsaRaster(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
+                                 int topK, float scale) {
+        return vsaOnDevice(q, k, v, gate, grid, topK, scale, true);
+    }
+
+    /** Plan and workspace per call: unlike STA's, VSA's KV lists depend on the data and are written every forward. */
+    private FloatTensor vsaOnDevice(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
+                                    int topK, float scale, boolean raster) {
+        checkOpen();
+        DeviceInputChecks.headDim(q.dim(3));
+        CudaStream stream = context.defaultStream();
+        TokenLayout layout = new TokenLayout(grid, 0);
+        try (DeviceScope scope = context.openScope()) {
+            FloatTensor[] host = {q, k, v, gate};
+            DeviceTensor[] tiles = new DeviceTensor[host.length];
+            for (int i = 0; i < host.length; i++) {
+                if (host[i] != null) {
+                    DeviceTensor uploaded = DeviceTensor.upload(scope, host[i], hostDType);
+                    tiles[i] = raster ? toTileOrder(uploaded, layout, stream) : uploaded;
+                }
+            }
+            VsaPlan plan = vsaKernels.plan(grid, q.dim(0), q.dim(1), topK, scope);
+            VsaWorkspace ws = VsaWorkspace.allocate(plan, hostDType, q.dim(3), false, scope);
+            DeviceTensor out = scope.allocateTensor(hostDType, q.shape());
+            vsaKernels.forward(tiles[0], tiles[1], tiles[2], tiles[3], out, ws, scale, stream);
+            DeviceTensor result = raster ? toRaster(out, layout, stream) : out;
+            stream.synchronize();
+            return result.download();
+        }
+    }
+
+    // ---- training: tapes that keep the forward on the device
 
     @Override
     public TileOrderTape denseForTraining(FloatTensor q, FloatTensor k, FloatTensor v, float scale) {
-        throw new UnsupportedOperationException(TRAINING_UNSUPPORTED);
+        int seq = q.dim(2), heads = q.dim(1);
+        return tileAttentionForTraining(q, k, v, KvRangePlan.dense(seq, heads), QueryRangePlan.dense(seq, heads),
+                scale);
     }
 
+    /** Tile-order host tensors, as {@link AttentionBackend} defines it. */
     @Override
     public TileOrderTape staForTraining(FloatTensor q, FloatTensor k, FloatTensor v, TokenLayout layout,
                                         Window[] windowsPerHead, float scale) {
-        throw new UnsupportedOperationException(TRAINING_UNSUPPORTED);
+        return tileAttentionForTraining(q, k, v, KvRangePlan.sta(layout, windowsPerHead),
+                QueryRangePlan.sta(layout, windowsPerHead), scale);
     }
 
+    /**
+     * Dense or STA forward keeping q, k, v, o, the log-sum-exp and both plans (the forward's, and its transpose for
+     * dK/dV) in the tape's scope; the backward's scratch (delta, lse in log2) is allocated per backward.
+     */
+    private TileOrderTape tileAttentionForTraining(FloatTensor q, FloatTensor k, FloatTensor v, KvRangePlan queries,
+                                                   QueryRangePlan keys, float scale) {
+        DeviceInputChecks.headDim(q.dim(3));
+        CudaStream stream = context.defaultStream();
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2);
+        return openTape(false, scope -> {
+            DeviceTensor dq = DeviceTensor.upload(scope, q, hostDType);
+            DeviceTensor dk = DeviceTensor.upload(scope, k, hostDType);
+            DeviceTensor dv = DeviceTensor.upload(scope, v, hostDType);
+            DeviceTensor out = scope.allocateTensor(hostDType, q.shape());
+            DeviceTensor lse = scope.allocateTensor(DType.F32, batch, heads, seq);
+            TileAttentionBackwardKernel.DevicePlan plan = TileAttentionBackwardKernel.upload(queries, keys, scope);
+            kernel.forward(dq, dk, dv, out, lse, plan.queries(), scale, stream);
+            stream.synchronize();
+            GpuTape.Backward backward = (dOut, gq, gk, gv, noGate, scratch) -> backwardKernel.backward(dq, dk, dv,
+                    out, lse, dOut, gq, gk, gv, plan,
+                    scratch.allocate(TileAttentionBackwardKernel.workspaceBytes(batch, heads, seq)), scale, stream);
+            return new Forward(out.download(), backward);
+        });
+    }
+
+    /** Tile-order host tensors; the tape keeps a training {@link VsaWorkspace} (selection, pooled tensors, lse). */
     @Override
     public TileOrderTape vsaForTraining(FloatTensor q, FloatTensor k, FloatTensor v, FloatTensor gate, TileGrid grid,
                                         int topK, float scale) {
-        throw new UnsupportedOperationException(TRAINING_UNSUPPORTED);
+        DeviceInputChecks.headDim(q.dim(3));
+        CudaStream stream = context.defaultStream();
+        return openTape(gate != null, scope -> {
+            DeviceTensor dq = DeviceTensor.upload(scope, q, hostDType);
+            DeviceTensor dk = DeviceTensor.upload(scope, k, hostDType);
+            DeviceTensor dv = DeviceTensor.upload(scope, v, hostDType);
+            DeviceTensor dg = gate == null ? null : DeviceTensor.upload(scope, gate, hostDType);
+            VsaPlan plan = vsaKernels.plan(grid, q.dim(0), q.dim(1), topK, scope);
+            VsaWorkspace ws = VsaWorkspace.allocate(plan, hostDType, q.dim(3), true, scope);
+            DeviceTensor out = scope.allocateTensor(hostDType, q.shape());
+            vsaKernels.forward(dq, dk, dv, dg, out, ws, scale, stream);
+            stream.synchronize();
+            GpuTape.Backward backward = (dOut, gq, gk, gv, gGate, scratch) ->
+                    vsaKernels.backward(dq, dk, dv, dg, dOut, gq, gk, gv, gGate, ws, scale, stream);
+            return new Forward(out.download(), backward);
+        });
+    }
+
+    /** A training forward's host output and the backward over what it left in its scope. */
+    private record Forward(FloatTensor out, GpuTape.Backward backward) {
+    }
+
+    @FunctionalInterface
+    private interface TrainingForward {
+        Forward run(DeviceScope scope);
+    }
+
+    /**
+     * Runs {@code forward} in a new scope that becomes the tape's; on failure the scope is closed, so nothing leaks.
+     * Everything runs on the legacy default stream, which the synchronous host-to-device copies are ordered with.
+     */
+    private GpuTape openTape(boolean gated, TrainingForward forward) {
+        checkOpen();
+        DeviceScope scope = context.openScope();
+        GpuTape tape;
+        try {
+            Forward f = forward.run(scope);
+            tape = new GpuTape(this, scope, f.out(), hostDType, gated, f.backward());
+        } catch (RuntimeException e) {
+            try {
+                scope.close();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+        synchronized (this) {
+            if (open) {
+                tapes.add(tape);
+                return tape;
+            }
+        }
+        tape.close();
+        throw new IllegalStateException("this GpuBackend was closed during the training forward");
+    }
+
+    /** Called by a tape when it closes. */
+    synchronized void forget(GpuTape tape) {
+        tapes.remove(tape);
+    }
+
+    /** Training tapes not yet closed. */
+    synchronized int openTapes() {
+        return tapes.size();
     }
 
     @FunctionalInterface
@@ -340,7 +489,7 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
                 InputChecks.windows(windows, layout.grid());
                 yield windows;
             }
-            case AttentionSpec.Vsa vsa -> throw new UnsupportedOperationException(VSA_UNSUPPORTED);
+            case AttentionSpec.Vsa vsa -> throw new UnsupportedOperationException(VSA_DEVICE_UNSUPPORTED);
         };
     }
 
@@ -349,13 +498,35 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
         return plans.size();
     }
 
+    private void closeTapes() {
+        RuntimeException failure = null;
+        for (GpuTape tape : List.copyOf(tapes)) {
+            try {
+                tape.close();
+            } catch (RuntimeException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        tapes.clear();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
     private void checkOpen() {
         if (!open) {
             throw new IllegalStateException("this GpuBackend was closed");
         }
     }
 
-    /** Frees the cached work tables and, for {@link #open()}, releases the context. */
+    /**
+     * Closes the training tapes still open, frees the cached work tables and, for {@link #open()}, releases the
+     * context.
+     */
     @Override
     public synchronized void close() {
         if (!open) {
@@ -363,6 +534,7 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
         }
         open = false;
         try {
+            closeTapes();
             plans.close();
         } finally {
             if (ownsContext) {
