@@ -37,8 +37,8 @@ import tileattn.tensor.SafetensorsWriter;
             "Computes dense, STA or VSA attention on q, k, v (and an optional gate) read from a safetensors file.",
             "Tensors are [batch, heads, S, d] with tokens in raster order: T*H*W video tokens, then L text tokens.",
             "The output tensor 'out' is written in the same order and in q's dtype (F32, F16 or BF16).",
-            "On the GPU (dense and STA) F16 inputs compute in fp16 and F32 or BF16 inputs in bf16, accumulating in",
-            "fp32; VSA and --grad-output run on the CPU (no GPU path yet)."},
+            "On the GPU (every method, --grad-output too; head dim 64 or 128) F16 inputs compute in fp16 and F32 or",
+            "BF16 inputs in bf16, accumulating in fp32; other head dims run on the CPU."},
         footer = {"",
             "--windows FILE.json holds one window per head, in tiles:",
             "{\"windows\": [[3,3,3],[5,6,10]]}; or a strategy from 'tileattn search' (its tile",
@@ -122,9 +122,6 @@ final class AttendCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         checkOptionsFit();
-        DeviceOption.Backend backend = method == Method.vsa ? device.resolveCpuOnly("VSA has no GPU kernel yet")
-                : gradOutput != null ? device.resolveCpuOnly("--grad-output (the backward) has no GPU path yet")
-                : null;
         FloatTensor q, k, v, gate;
         DType outType;
         Map<String, String> inputMeta;
@@ -137,11 +134,10 @@ final class AttendCommand implements Callable<Integer> {
             inputMeta = in.metadata();
         }
         FloatTensor dOut = gradOutput == null ? null : readGradOutput(q);
-        if (backend == null) {
-            int d = q.rank() == 4 ? q.dim(3) : -1;
-            backend = q.rank() != 4 || d == 64 || d == 128 ? device.resolve()
-                    : device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, the input has d=" + d);
-        }
+        // Every method and the backward run on the GPU, but its kernels are compiled for d = 64 and 128 only.
+        int d = q.rank() == 4 ? q.dim(3) : -1;
+        DeviceOption.Backend backend = q.rank() != 4 || d == 64 || d == 128 ? device.resolve()
+                : device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, the input has d=" + d);
         Shape3 videoShape = video != null ? video : metadataVideo(inputMeta);
         int text = textLength != null ? textLength : metadataTextLength(inputMeta);
         PrintWriter out = spec.commandLine().getOut();
@@ -212,22 +208,31 @@ final class AttendCommand implements Callable<Integer> {
                     result.millis());
             out.println("device: " + ranOn);
         } else {
-            Measure.Timed<AttentionTape> forward = Measure.time(() -> scale == null
-                    ? engine.forwardForTraining(q, k, v, attention)
-                    : engine.forwardForTraining(q, k, v, attention, scale));
-            Measure.Timed<AttentionGradients> backward = Measure.time(() -> forward.value().backward(dOut));
-            AttentionGradients g = backward.value();
-            List<NamedTensor> tensors = new ArrayList<>(List.of(
-                    new NamedTensor("out", forward.value().output(), outType), new NamedTensor("dq", g.dq(), outType),
-                    new NamedTensor("dk", g.dk(), outType), new NamedTensor("dv", g.dv(), outType)));
-            if (g.dgate() != null) {
-                tensors.add(new NamedTensor("dgate", g.dgate(), outType));
+            try (GpuBackend gpu = backend == DeviceOption.Backend.GPU
+                    ? GpuBackend.open(gpuType(outType), TileAttentionKernel.Path.AUTO) : null) {
+                Attention trainer = gpu != null ? new Attention(gpu) : engine;
+                Measure.Timed<AttentionTape> forward = Measure.time(() -> scale == null
+                        ? trainer.forwardForTraining(q, k, v, attention)
+                        : trainer.forwardForTraining(q, k, v, attention, scale));
+                List<NamedTensor> tensors;
+                Measure.Timed<AttentionGradients> backward;
+                try (AttentionTape tape = forward.value()) {
+                    backward = Measure.time(() -> tape.backward(dOut));
+                    AttentionGradients g = backward.value();
+                    tensors = new ArrayList<>(List.of(
+                            new NamedTensor("out", tape.output(), outType), new NamedTensor("dq", g.dq(), outType),
+                            new NamedTensor("dk", g.dk(), outType), new NamedTensor("dv", g.dv(), outType)));
+                    if (g.dgate() != null) {
+                        tensors.add(new NamedTensor("dgate", g.dgate(), outType));
+                    }
+                }
+                SafetensorsWriter.write(output, tensors, outMeta);
+                out.printf("wrote %s %s %s to %s (%s; forward %.1f ms, backward %.1f ms)%n",
+                        String.join(", ", tensors.stream().map(NamedTensor::name).toList()), q.shapeString(), outType,
+                        output, detail, forward.millis(), backward.millis());
+                out.println("device: " + (gpu != null ? "GPU: " + gpu.describe() + ", times include transfers"
+                        : device.note()));
             }
-            SafetensorsWriter.write(output, tensors, outMeta);
-            out.printf("wrote %s %s %s to %s (%s; forward %.1f ms, backward %.1f ms)%n",
-                    String.join(", ", tensors.stream().map(NamedTensor::name).toList()), q.shapeString(), outType,
-                    output, detail, forward.millis(), backward.millis());
-            out.println("device: " + device.note());
         }
         out.flush();
         return 0;

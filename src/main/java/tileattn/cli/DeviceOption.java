@@ -54,7 +54,8 @@ public final class DeviceOption {
     }
 
     /**
-     * The backend for work that has no GPU path ({@code reason} says so, e.g. "VSA has no GPU kernel yet"):
+     * The backend for work that has no GPU path ({@code reason} says so, e.g. "the GPU kernels take head dim 64 or
+     * 128, the input has d=80"):
      * {@code auto} and {@code cpu} give the CPU and note why; {@code gpu} is a usage error naming the reason.
      */
     public Backend resolveCpuOnly(String reason) {

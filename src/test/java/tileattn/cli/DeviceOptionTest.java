@@ -26,7 +26,7 @@ class DeviceOptionTest {
         }
     }
 
-    @Command(name = "vsa-like")
+    @Command(name = "cpu-only")
     static final class CpuOnlyCommand implements Callable<Integer> {
         @Mixin
         DeviceOption device;
@@ -34,7 +34,7 @@ class DeviceOptionTest {
 
         @Override
         public Integer call() {
-            resolved = device.resolveCpuOnly("VSA has no GPU kernel yet");
+            resolved = device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, the input has d=80");
             return 0;
         }
     }
@@ -65,7 +65,7 @@ class DeviceOptionTest {
         Outcome auto = runCpuOnly();
         assertEquals(0, auto.code());
         assertEquals(DeviceOption.Backend.CPU, auto.backend());
-        assertEquals("CPU (VSA has no GPU kernel yet)", auto.note());
+        assertEquals("CPU (the GPU kernels take head dim 64 or 128, the input has d=80)", auto.note());
         Outcome cpu = runCpuOnly("--device", "cpu");
         assertEquals(DeviceOption.Backend.CPU, cpu.backend());
         assertEquals("CPU (as asked with --device cpu)", cpu.note());
@@ -76,7 +76,7 @@ class DeviceOptionTest {
         Outcome o = runCpuOnly("--device", "gpu");
         assertEquals(CommandLine.ExitCode.USAGE, o.code());
         assertNull(o.backend());
-        assertTrue(o.err().contains("--device gpu: VSA has no GPU kernel yet; use --device cpu or auto"), o.err());
+        assertTrue(o.err().contains("--device gpu: the GPU kernels take head dim 64 or 128, the input has d=80; use --device cpu or auto"), o.err());
     }
 
     @Test
