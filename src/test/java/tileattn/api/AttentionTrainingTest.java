@@ -148,6 +148,8 @@ class AttentionTrainingTest {
         final AtomicInteger forwards = new AtomicInteger(), trainingForwards = new AtomicInteger();
         final AtomicInteger backwards = new AtomicInteger();
 
+        final AtomicInteger closes = new AtomicInteger();
+
         public String name() {
             return "counting cpu";
         }
@@ -193,6 +195,11 @@ class AttentionTrainingTest {
                     backwards.incrementAndGet();
                     return inner.backward(dOut);
                 }
+
+                public void close() {
+                    closes.incrementAndGet();
+                    inner.close();
+                }
             };
         }
     }
@@ -222,6 +229,22 @@ class AttentionTrainingTest {
         FloatTensor other = random(rnd, shape);
         assertFalse(Arrays.equals(first.dq().data(), tape.backward(other).dq().data()),
                 "a different dOut gives different gradients, so the equality above is not vacuous");
+    }
+
+    @Test
+    void closingTheTapeClosesTheBackendsTapeAndEndsItsBackwards() {
+        Random rnd = new Random(67);
+        int[] shape = {1, 2, 19, 4};
+        FloatTensor q = random(rnd, shape), dOut = random(rnd, shape);
+        CountingBackend backend = new CountingBackend();
+        AttentionTape tape = new Attention(backend).forwardForTraining(q, q, q, AttentionSpec.dense());
+        tape.backward(dOut);
+        tape.close();
+        assertEquals(1, backend.closes.get(), "close reaches the backend's tape (where the GPU frees its memory)");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> tape.backward(dOut));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        assertEquals(1, backend.backwards.get(), "a closed tape does not reach the backend's backward");
+        assertArrayEquals(shape, tape.output().shape(), "the output stays readable");
     }
 
     @Test
