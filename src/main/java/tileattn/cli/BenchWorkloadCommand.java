@@ -37,17 +37,20 @@ import tileattn.tensor.DType;
 /** {@code tileattn bench workload}: the attention time of one whole video generation under an STA strategy. */
 @Command(name = "workload", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
-            "Estimates the attention time of one whole generation (every denoising step x layer) under an STA window",
-            "strategy and under dense attention, on the GPU. Default: the STA authors' published HunyuanVideo strategy",
-            "(50 steps x 60 layers x 24 heads), video 30x48x80 in tiles of 6x8x8 + 256 text tokens, d = 128, batch 2.",
-            "Method: every distinct window of the strategy is timed once as a launch whose heads all use it, and dense",
-            "attention once; a call's time under per-head windows is predicted as the mean over its heads of",
-            "t(window) (heads are independent, equal-sized blocks of work) and summed over all steps x layers; dense",
-            "is steps x layers x t(dense). The prediction is checked on the calls that mix the most windows by timing",
-            "them as one per-head launch. Inputs: fresh uniform random bf16 in tile order (q, k in [-2, 2), v in",
-            "[-1, 1)); CUDA event timing, median of the timed runs; every output is poisoned (NaN) first and scanned",
-            "for non-finite elements after. The paper's figures (HunyuanVideo on an H100 with FlashAttention-3) are",
-            "printed beside the estimate."})
+            "Estimates the attention time of one whole generation (every denoising step x",
+            "layer) under an STA window strategy and under dense attention, on the GPU.",
+            "Default: the STA authors' published HunyuanVideo strategy (50 steps x 60",
+            "layers x 24 heads), video 30x48x80 in tiles of 6x8x8 + 256 text tokens,",
+            "d = 128, batch 2. Every distinct window of the strategy is timed once as a",
+            "launch whose heads all use it, and dense attention once; a call under per-head",
+            "windows is predicted to take the mean over its heads of t(window) (heads are",
+            "independent, equal blocks of work), summed over all steps x layers; dense is",
+            "steps x layers x t(dense). The calls mixing the most windows are also timed",
+            "as one per-head launch to check the prediction. Inputs: fresh uniform random",
+            "bf16 in tile order (q, k in [-2, 2), v in [-1, 1)); CUDA event timing, median",
+            "of the timed runs; every output is poisoned (NaN) first and scanned for",
+            "non-finite elements after. The paper's figures (HunyuanVideo on an H100 with",
+            "FlashAttention-3) are printed beside the estimate."})
 final class BenchWorkloadCommand implements Callable<Integer> {
 
     static final String PUBLISHED = "mask_strategy_hunyuan.json";
