@@ -23,7 +23,7 @@ runtime=/tmp/tileattn-jre
 if [[ ! -x "$runtime/jre/bin/java" ]]; then
   rm -rf "$runtime" && mkdir -p "$runtime" && tar xzf "$jre_tgz" -C "$runtime" || { echo "cannot unpack $jre_tgz" >&2; exit 2; }
 fi
-tileattn=("$runtime/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx8g
+tileattn=("$runtime/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx16g
           -jar "$bundle/tileattn.jar")
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit,temperature.gpu \

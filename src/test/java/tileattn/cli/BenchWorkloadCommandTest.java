@@ -51,8 +51,8 @@ class BenchWorkloadCommandTest {
     void estimatesASmallStrategyOnTheGpu() throws Exception {
         GpuTests.openContext().close();
         Path tsv = dir.resolve("w.tsv");
-        CliRun run = CliRun.of("bench", "workload", "--strategy", smallStrategy().toString(), "--video", "12,48,16",
-                "--tile", "6,16,8", "--text-length", "5", "--head-dim", "64", "--batch", "1", "--validate", "2",
+        CliRun run = CliRun.of("bench", "workload", "--strategy", smallStrategy().toString(), "--video", "12,24,16",
+                "--tile", "6,8,8", "--text-length", "5", "--head-dim", "64", "--batch", "1", "--validate", "2",
                 "--tsv", tsv.toString());
         assertEquals(0, run.exitCode(), run.err() + run.out());
         assertTrue(run.out().contains("2x3x2 (full)") && run.out().contains("attention speed-up"), run.out());
