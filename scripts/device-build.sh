@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run HERE (the machine with JDK 25 and Maven): packs everything the lent GPU machine needs, which has no Java.
 #   .device/tileattn/  tileattn.jar, test-classes/, lib/ (test dependencies other than JUnit),
-#                      junit-platform-console-standalone.jar
+#                      junit-platform-console-standalone.jar, mask_strategy_hunyuan.json (when ../shared has it)
 #   .device/jre.tgz    a jlink'd JDK 25 runtime (made only when missing)
 # Then, on the GPU machine (see README, developer section):
 #   run(command="bash scripts/device-test.sh", carry=[".device/tileattn", ".device/jre.tgz"])
@@ -39,6 +39,12 @@ fi
 mvn "${mvn_args[@]}" dependency:copy \
     -Dartifact="org.junit.platform:junit-platform-console-standalone:$platform_version" \
     -DoutputDirectory="$bundle" -Dmdep.stripVersion=true
+
+# The STA authors' published strategy, for `bench workload` (../shared does not travel to the device).
+published="$root/../shared/reference/mask_strategy_hunyuan.json"
+if [[ -f "$published" ]]; then
+  cp "$published" "$bundle/"
+fi
 
 if [[ ! -f "$jre_tgz" ]]; then
   tmp="$(mktemp -d)"

@@ -31,12 +31,13 @@ import tileattn.tensor.SafetensorsWriter;
 
 /** CPU benchmark: Java dense attention against numpy on the same inputs, then STA at several sparsities. */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
-        subcommands = BenchGpuCommand.class,
+        subcommands = {BenchGpuCommand.class, BenchWorkloadCommand.class},
         description = {
             "Times Java dense attention against numpy, and STA at several sparsities, on the CPU.",
             "numpy computes softmax(QK^T)V with BLAS matmuls per head (run by python3) on the same inputs in the",
             "same run. Reports median milliseconds, GFLOP/s = 4*heads*S*(attended keys per query)*d / time, and",
-            "ratios. 'bench gpu' times the GPU kernels instead (see bench gpu --help)."})
+            "ratios. 'bench gpu' times the GPU kernels instead (see bench gpu --help); 'bench workload' a whole",
+            "video generation's attention under an STA strategy on the GPU."})
 final class BenchCommand implements Callable<Integer> {
 
     @Spec

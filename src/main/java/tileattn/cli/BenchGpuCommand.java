@@ -304,7 +304,7 @@ final class BenchGpuCommand implements Callable<Integer> {
         return new double[]{Measure.median(millis), Arrays.stream(millis).min().orElseThrow()};
     }
 
-    private static long nonFinite(MemorySegment data, DType dtype) {
+    static long nonFinite(MemorySegment data, DType dtype) {
         long n = data.byteSize() / 2;
         long chunk = 1 << 22;
         return LongStream.range(0, (n + chunk - 1) / chunk).parallel().map(c -> {

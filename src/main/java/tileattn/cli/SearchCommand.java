@@ -10,12 +10,14 @@ import java.util.Locale;
 import java.util.OptionalDouble;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import tileattn.api.AttentionBackend;
 import tileattn.api.CpuBackend;
+import tileattn.api.GpuBackend;
 import tileattn.cpu.VectorOpsProvider;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
@@ -59,7 +61,9 @@ import tileattn.search.WindowStrategy;
             "(default 0.05); with --target-sparsity, the heads that cost the least error",
             "per saved pair then move to sparser windows until the target is met.",
             "Rule 'sta' (the STA authors'): per head the candidate with the lowest error;",
-            "default candidates their HunyuanVideo list 5x3x3, 1x6x10, 3x3x5, 5x1x10, 5x6x1."})
+            "default candidates their HunyuanVideo list 5x3x3, 1x6x10, 3x3x5, 5x1x10, 5x6x1.",
+            "--device auto computes on the GPU (bf16) when one is usable and the head dim is 64 or 128",
+            "(the built-in example's is 32), on the CPU (fp32) otherwise."})
 final class SearchCommand implements Callable<Integer> {
 
     static final Shape3 EXAMPLE_VIDEO = new Shape3(5, 12, 20);
@@ -70,6 +74,9 @@ final class SearchCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
+
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--captures", paramLabel = "DIR", description = "Folder of captured .safetensors files (default: the built-in example).")
     Path captures;
@@ -139,13 +146,22 @@ final class SearchCommand implements Callable<Integer> {
                 : new BudgetRule(budgetOrDefault(), target == null ? OptionalDouble.empty() : OptionalDouble.of(target));
         Files.createDirectories(out);
 
-        AttentionBackend backend = new CpuBackend();
-        String where = backend.name() + " (fp32, " + Runtime.getRuntime().availableProcessors() + " cores, "
-                + VectorOpsProvider.get().name() + ")";
+        boolean gpuHeadDim = set.headDim() == 64 || set.headDim() == 128;
+        DeviceOption.Backend chosen = gpuHeadDim ? device.resolve()
+                : device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, these inputs have " + set.headDim());
+        GpuBackend gpu = chosen == DeviceOption.Backend.GPU ? GpuBackend.open() : null;
+        AttentionBackend backend = gpu != null ? gpu : new CpuBackend();
+        String where = gpu != null ? "gpu (" + gpu.describe() + ")"
+                : backend.name() + " (fp32, " + Runtime.getRuntime().availableProcessors() + " cores, "
+                        + VectorOpsProvider.get().name() + "; " + device.note() + ")";
         long started = System.nanoTime();
         ErrorTable table;
         try (BarProgress progress = new BarProgress()) {
             table = new WindowSearch(backend).measure(set, tileShape, windows, plan, progress);
+        } finally {
+            if (gpu != null) {
+                gpu.close();
+            }
         }
         double seconds = (System.nanoTime() - started) / 1e9;
         Selection selection = selectionRule.select(table, plan);

@@ -7,8 +7,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import tileattn.kernels.GpuSupport;
 import tileattn.layout.Shape3;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
@@ -209,5 +211,33 @@ class SearchCommandTest {
         Files.writeString(captures.resolve("broken.safetensors"), "xx");
         String broken = CliRun.of("search", "--captures", captures.toString(), "--tile", "1,2,3", "--out", out).assertOneLineError();
         assertTrue(broken.contains("broken.safetensors"), broken);
+    }
+
+    @Test
+    void deviceOptionFallsBackToTheCpuAndNamesWhy() throws Exception {
+        CliRun cpu = CliRun.of("search", "--video", "3,4,6", "--tile", "1,2,2", "--text-length", "2", "--device", "cpu",
+                "--out", dir.resolve("cpu").toString());
+        assertEquals(0, cpu.exitCode(), cpu.err());
+        assertTrue(cpu.out().contains("on cpu (fp32") && cpu.out().contains("as asked with --device cpu"), cpu.out());
+
+        String headDim = CliRun.of("search", "--video", "3,4,6", "--tile", "1,2,2", "--device", "gpu",
+                "--out", dir.resolve("gpu").toString()).assertOneLineError();
+        assertTrue(headDim.contains("--device gpu: the GPU kernels take head dim 64 or 128, these inputs have 32"), headDim);
+
+        Assumptions.assumeTrue(GpuSupport.whyUnusable().isPresent(), "a usable GPU: the fallback cannot be seen here");
+        Path captures = Files.createDirectories(dir.resolve("d64"));
+        Shape3 video = new Shape3(2, 4, 4);
+        for (var c : ExampleCaptures.create(video, 1, 1, 1, 2, 64, 9).captures()) {
+            var qkv = c.load();
+            CaptureFolder.write(captures.resolve("c.safetensors"), c.step(), c.layer(), video, 1, qkv.q(), qkv.k(), qkv.v(),
+                    DType.BF16);
+        }
+        CliRun auto = CliRun.of("search", "--captures", captures.toString(), "--tile", "1,2,2", "--out",
+                dir.resolve("auto").toString());
+        assertEquals(0, auto.exitCode(), auto.err());
+        assertTrue(auto.out().contains("on cpu (fp32") && auto.out().contains("no usable GPU"), auto.out());
+        String noGpu = CliRun.of("search", "--captures", captures.toString(), "--tile", "1,2,2", "--device", "gpu",
+                "--out", dir.resolve("gpu").toString()).assertOneLineError();
+        assertTrue(noGpu.contains("--device gpu: no usable GPU"), noGpu);
     }
 }
