@@ -28,7 +28,7 @@ import tileattn.tensor.FloatTensor;
             "example whose q and k are smooth random fields over the video, so attention is local as in a trained",
             "video DiT. Prints time, sparsity and relative L2 error against dense attention.",
             "With a usable GPU (--device auto, the default) dense and STA run on it in bf16, on a larger example, and",
-            "their time is the kernel's alone; VSA runs on the CPU (no GPU kernel yet)."},
+            "their time is the kernel's alone; VSA runs on the CPU (its GPU path has not yet run on a GPU)."},
         footer = {"", "Sparsity: the fraction of video query-key pairs skipped (STA, real tokens counted) or of KV",
             "tiles skipped by the fine attention (VSA). VSA runs with gate 0, i.e. its fine attention alone, as with",
             "the zero-initialised gate of an untrained Wan block; a gate of ones would add the coarse output on top."})
@@ -101,7 +101,7 @@ final class DemoCommand implements Callable<Integer> {
         try (GpuDemoRunner gpuRunner = gpu ? new GpuDemoRunner() : null) {
             if (gpu) {
                 out.printf("device: GPU (%s) for dense and STA, kernel time by CUDA events (median of %d); VSA on the"
-                        + " CPU (no GPU kernel yet)%n", gpuRunner.describe(), GpuDemoRunner.TIMED);
+                        + " CPU (its GPU path has not yet run on a GPU)%n", gpuRunner.describe(), GpuDemoRunner.TIMED);
             } else {
                 out.println("device: " + device.note());
             }
