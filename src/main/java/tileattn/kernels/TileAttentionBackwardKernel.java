@@ -48,7 +48,7 @@ public final class TileAttentionBackwardKernel {
                     + queries.sequenceLength() + " but the key plan for " + keys.heads() + " heads and S = "
                     + keys.sequenceLength());
         }
-        return new DevicePlan(TileAttentionKernel.upload(queries, scope), keys, upload(scope, keys.keyBlockTable()),
+        return new DevicePlan(TileAttentionKernel.upload(queries, scope), keys, upload(scope, keys.blockTable()),
                 upload(scope, keys.listOfTable()), upload(scope, keys.rangeOffsetTable()), upload(scope, keys.rangeTable()));
     }
 

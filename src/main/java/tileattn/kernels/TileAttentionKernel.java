@@ -73,7 +73,7 @@ public final class TileAttentionKernel {
     }
 
     public static DevicePlan upload(KvRangePlan plan, DeviceScope scope) {
-        return new DevicePlan(plan, upload(scope, plan.queryBlockTable()), upload(scope, plan.listOfTable()),
+        return new DevicePlan(plan, upload(scope, plan.blockTable()), upload(scope, plan.listOfTable()),
                 upload(scope, plan.rangeOffsetTable()), upload(scope, plan.rangeTable()));
     }
 

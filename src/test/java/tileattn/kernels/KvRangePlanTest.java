@@ -125,7 +125,7 @@ class KvRangePlanTest {
         assertEquals(3, plan.blockCount());
         assertEquals(44, plan.blockRowCount(2));
         assertEquals(1, plan.rangeCount(plan.listOf(2, 1)));
-        assertEquals(300, plan.keysOf(plan.listOf(1, 0)));
+        assertEquals(300, plan.tokensOf(plan.listOf(1, 0)));
         assertEquals(3.0 * 300 * 300, plan.attendedPairs(), 0.0);
     }
 
