@@ -48,14 +48,9 @@ public final class TileAttentionBackwardKernel {
                     + queries.sequenceLength() + " but the key plan for " + keys.heads() + " heads and S = "
                     + keys.sequenceLength());
         }
-        return new DevicePlan(TileAttentionKernel.upload(queries, scope), keys, upload(scope, keys.blockTable()),
-                upload(scope, keys.listOfTable()), upload(scope, keys.rangeOffsetTable()), upload(scope, keys.rangeTable()));
-    }
-
-    private static DeviceBuffer upload(DeviceScope scope, int[] table) {
-        DeviceBuffer buffer = scope.allocate(4L * table.length);
-        buffer.copyFromHost(table);
-        return buffer;
+        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, keys.blockTable(), keys.listOfTable(),
+                keys.rangeOffsetTable(), keys.rangeTable());
+        return new DevicePlan(TileAttentionKernel.upload(queries, scope), keys, t[0], t[1], t[2], t[3]);
     }
 
     /** Bytes of scratch {@link #backward} needs: two fp32 values per row (delta = rowsum(dO ⊙ o), lse in log2). */

@@ -73,14 +73,23 @@ public final class TileAttentionKernel {
     }
 
     public static DevicePlan upload(KvRangePlan plan, DeviceScope scope) {
-        return new DevicePlan(plan, upload(scope, plan.blockTable()), upload(scope, plan.listOfTable()),
-                upload(scope, plan.rangeOffsetTable()), upload(scope, plan.rangeTable()));
+        DeviceBuffer[] t = uploadTables(scope, plan.blockTable(), plan.listOfTable(), plan.rangeOffsetTable(),
+                plan.rangeTable());
+        return new DevicePlan(plan, t[0], t[1], t[2], t[3]);
     }
 
-    private static DeviceBuffer upload(DeviceScope scope, int[] table) {
-        DeviceBuffer buffer = scope.allocate(4L * table.length);
-        buffer.copyFromHost(table);
-        return buffer;
+    /**
+     * Copies int tables into new buffers of {@code scope} and waits until they are on the device: a synchronous
+     * copy from pageable memory may return before its DMA ends, and kernels on non-blocking streams do not wait.
+     */
+    static DeviceBuffer[] uploadTables(DeviceScope scope, int[]... tables) {
+        DeviceBuffer[] buffers = new DeviceBuffer[tables.length];
+        for (int i = 0; i < tables.length; i++) {
+            buffers[i] = scope.allocate(4L * tables[i].length);
+            buffers[i].copyFromHost(tables[i]);
+        }
+        scope.context().synchronize();
+        return buffers;
     }
 
     /**

@@ -72,9 +72,9 @@ public final class VsaPlan {
         int[] offsets = new int[lists + 1];
         Arrays.setAll(offsets, i -> i * topK);
         int[] keyBlocks = queryBlockTable(starts, QueryRangePlan.BLOCK_ROWS);
+        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, starts, blocks, identity, offsets, keyBlocks);
         return new VsaPlan(grid, batch, heads, topK, blockRows, blocks.length / 4, keyBlocks.length / 4,
-                upload(scope, starts), upload(scope, blocks), upload(scope, identity), upload(scope, offsets),
-                upload(scope, keyBlocks));
+                t[0], t[1], t[2], t[3], t[4]);
     }
 
     /** {rowStart, rowCount, tile, 0} per block; tiles with the most tokens first, so long blocks start early. */
@@ -112,12 +112,6 @@ public final class VsaPlan {
             rows += (long) (starts[t + 1] - starts[t] + blockRows - 1) / blockRows * blockRows;
         }
         return rows;
-    }
-
-    private static DeviceBuffer upload(DeviceScope scope, int[] table) {
-        DeviceBuffer buffer = scope.allocate(4L * table.length);
-        buffer.copyFromHost(table);
-        return buffer;
     }
 
     public TileGrid grid() {
