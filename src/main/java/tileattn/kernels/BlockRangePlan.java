@@ -1,6 +1,13 @@
 package tileattn.kernels;
 
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Function;
+import tileattn.layout.TileGrid;
+import tileattn.layout.TokenLayout;
+import tileattn.mask.TileLists;
+import tileattn.mask.Window;
 
 /**
  * The work tables the block-sparse kernels read, built on the host: blocks of at most {@code BLOCK_ROWS} rows that
@@ -21,24 +28,94 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
     private final int[] rangeOffsets;  // [lists + 1]
     private final int[] ranges;        // {start, end} per range
 
-    BlockRangePlan(int heads, int sequenceLength, int slots, int[] blocks, int[] listOf, int[] rangeOffsets,
-                   int[] ranges) {
-        this.heads = heads;
-        this.sequenceLength = sequenceLength;
-        this.slots = slots;
-        this.blocks = blocks;
-        this.listOf = listOf;
-        this.rangeOffsets = rangeOffsets;
-        this.ranges = ranges;
+    BlockRangePlan(Tables tables) {
+        this.heads = tables.heads();
+        this.sequenceLength = tables.sequenceLength();
+        this.slots = tables.slots();
+        this.blocks = tables.blocks();
+        this.listOf = tables.listOf();
+        this.rangeOffsets = tables.rangeOffsets();
+        this.ranges = tables.ranges();
     }
 
-    static void checkDense(int sequenceLength, int heads) {
+    /** The raw tables a plan is made of. */
+    record Tables(int heads, int sequenceLength, int slots, int[] blocks, int[] listOf, int[] rangeOffsets,
+                  int[] ranges) {
+    }
+
+    /**
+     * STA tables: one block run per video tile (after the text's blocks, which are the longest and so start first)
+     * and, per head, one list per tile holding the token ranges of the tiles {@code tileLists} gives it (adjacent
+     * ones merged), plus the text, and a last list [0, S) for the text rows. Heads with equal windows share lists.
+     */
+    static Tables staTables(TokenLayout layout, Window[] windowsPerHead, Function<Window, TileLists> tileLists) {
+        if (windowsPerHead == null || windowsPerHead.length == 0) {
+            throw new IllegalArgumentException("STA needs one window per head, got none");
+        }
+        TileGrid grid = layout.grid();
+        int tiles = grid.tileCount();
+        int video = grid.videoTokens();
+        int text = layout.textLength();
+        int seq = layout.sequenceLength();
+        int[] starts = grid.tileStarts();
+        int slots = tiles + (text > 0 ? 1 : 0);
+
+        RangeLists lists = new RangeLists();
+        Map<Window, Integer> firstList = new HashMap<>();
+        int[] listOf = new int[windowsPerHead.length * slots];
+        for (int h = 0; h < windowsPerHead.length; h++) {
+            Window window = windowsPerHead[h];
+            if (window == null) {
+                throw new IllegalArgumentException("the STA window of head " + h + " is missing");
+            }
+            Integer base = firstList.get(window);
+            if (base == null) {
+                base = lists.count();
+                firstList.put(window, base);
+                TileLists read = tileLists.apply(window);
+                for (int t = 0; t < tiles; t++) {
+                    for (int i = 0; i < read.count(t); i++) {
+                        int u = read.get(t, i);
+                        lists.append(starts[u], starts[u + 1]);
+                    }
+                    if (text > 0) {
+                        lists.append(video, seq);
+                    }
+                    lists.close();
+                }
+                if (text > 0) {
+                    lists.append(0, seq);
+                    lists.close();
+                }
+            }
+            for (int s = 0; s < slots; s++) {
+                listOf[h * slots + s] = base + s;
+            }
+        }
+
+        BlockTable blocks = new BlockTable();
+        if (text > 0) {
+            blocks.add(video, seq, tiles);
+        }
+        for (int t = 0; t < tiles; t++) {
+            blocks.add(starts[t], starts[t + 1], t);
+        }
+        return new Tables(windowsPerHead.length, seq, slots, blocks.toArray(), listOf, lists.offsets(),
+                lists.ranges());
+    }
+
+    /** Dense tables over any sequence: one list, [0, S), read by every block of every head. */
+    static Tables denseTables(int sequenceLength, int heads) {
         if (sequenceLength < 1) {
             throw new IllegalArgumentException("sequence length must be positive, got " + sequenceLength);
         }
         if (heads < 1) {
             throw new IllegalArgumentException("heads must be positive, got " + heads);
         }
+        BlockTable blocks = new BlockTable();
+        blocks.add(0, sequenceLength, 0);
+        return new Tables(heads, sequenceLength, 1, blocks.toArray(), new int[heads], new int[]{0, 1},
+                new int[]{0, sequenceLength});
     }
 
     public int heads() {

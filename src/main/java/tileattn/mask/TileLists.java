@@ -45,4 +45,26 @@ public record TileLists(int[] offsets, int[] kvTiles) {
     public int totalPairs() {
         return kvTiles.length;
     }
+
+    /**
+     * The transpose: for each KV tile, the ascending query tiles whose lists hold it. The KV tiles must be
+     * numbered below {@code tiles}.
+     */
+    public TileLists transpose(int tiles) {
+        int[] offsets = new int[tiles + 1];
+        for (int kv : kvTiles) {
+            offsets[kv + 1]++;
+        }
+        for (int t = 0; t < tiles; t++) {
+            offsets[t + 1] += offsets[t];
+        }
+        int[] readers = new int[kvTiles.length];
+        int[] filled = Arrays.copyOf(offsets, tiles);
+        for (int q = 0; q < queryTiles(); q++) {
+            for (int i = this.offsets[q]; i < this.offsets[q + 1]; i++) {
+                readers[filled[kvTiles[i]]++] = q;
+            }
+        }
+        return new TileLists(offsets, readers);
+    }
 }

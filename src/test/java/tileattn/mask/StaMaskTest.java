@@ -66,4 +66,20 @@ class StaMaskTest {
         assertEquals(1 - 27.0 / 300, StaMask.sparsity(grid, new Window(3, 3, 3)), 1e-12);
         assertEquals(0.0, StaMask.sparsity(grid, new Window(5, 6, 10)), 1e-12);
     }
+    @Test
+    void transposeListsEachKvTileReaders() {
+        TileGrid grid = new TileGrid(new Shape3(7, 9, 11), new Shape3(2, 2, 3));
+        TileLists lists = StaMask.tileLists(grid, new Window(3, 1, 3));
+        TileLists readers = lists.transpose(grid.tileCount());
+        assertEquals(lists.totalPairs(), readers.totalPairs());
+        for (int kv = 0; kv < grid.tileCount(); kv++) {
+            int expected = 0;
+            for (int q = 0; q < grid.tileCount(); q++) {
+                if (StaMask.allows(grid, new Window(3, 1, 3), q, kv)) {
+                    assertEquals(q, readers.get(kv, expected++), "readers of KV tile " + kv + " ascend");
+                }
+            }
+            assertEquals(expected, readers.count(kv));
+        }
+    }
 }
