@@ -2,10 +2,12 @@ package tileattn.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -28,6 +30,7 @@ import tileattn.dit.WindowSchedule;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
 import tileattn.mask.Window;
+import tileattn.search.WindowStrategy;
 import tileattn.tensor.DType;
 import tileattn.tensor.FloatTensor;
 import tileattn.tensor.NamedTensor;
@@ -89,7 +92,8 @@ final class DitCommand implements Callable<Integer> {
         Window window;
 
         @Option(names = "--windows", paramLabel = "FILE",
-                description = "Per-head STA windows for every layer, JSON {\"windows\": [[t,h,w], ...]}.")
+                description = "Per-head STA windows for every layer, JSON {\"windows\": [[t,h,w], ...]}, or a "
+                        + "strategy from 'tileattn search' or the STA authors (windows per step, layer and head).")
         Path file;
     }
 
@@ -205,6 +209,33 @@ final class DitCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * A search strategy's windows per step, layer and head; its steps that are full attention everywhere run the
+     * dense kernel, which computes the same thing with no tile bookkeeping.
+     */
+    private AttentionSchedule fromStrategy(WindowStrategy strategy, WanConfig config, TileGrid grid) {
+        Path file = staWindows.file;
+        if (strategy.layers() != config.layers() || strategy.heads() != config.heads()) {
+            throw new IllegalArgumentException(file + ": the strategy has " + strategy.layers() + " layers of "
+                    + strategy.heads() + " heads but the " + config.name() + " model has " + config.layers()
+                    + " layers of " + config.heads() + " heads");
+        }
+        if (strategy.steps() < steps) {
+            throw new IllegalArgumentException(file + ": the strategy covers " + strategy.steps()
+                    + " steps but --steps is " + steps);
+        }
+        Window full = Window.full(grid.tiles());
+        WindowSchedule windows = strategy::windowsFor;
+        String name = "strategy " + file.getFileName();
+        return step -> {
+            boolean dense = true;
+            for (int layer = 0; layer < strategy.layers() && dense; layer++) {
+                dense = Arrays.stream(strategy.windowsFor(step, layer)).allMatch(full::equals);
+            }
+            return dense ? new SelfAttention.Dense() : new SelfAttention.Sta(staTile, windows, step, name);
+        };
+    }
+
     /** The attention of the steps after the dense ones, its tile fitted to the token grid. */
     private AttentionSchedule sparse(WanConfig config, Shape3 tokens) {
         return switch (kind) {
@@ -212,6 +243,10 @@ final class DitCommand implements Callable<Integer> {
             case sta -> {
                 TileGrid grid = new TileGrid(tokens, staTile);
                 if (staWindows != null && staWindows.file != null) {
+                    Optional<WindowStrategy> strategy = WindowsFile.strategy(staWindows.file, tokens, staTile);
+                    if (strategy.isPresent()) {
+                        yield fromStrategy(strategy.get(), config, grid);
+                    }
                     List<Window> perHead = WindowsFile.read(staWindows.file);
                     Window[] heads = perHead.toArray(Window[]::new);
                     WindowSchedule windows = (step, layer) -> heads.clone();

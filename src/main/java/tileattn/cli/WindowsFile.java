@@ -10,6 +10,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import tileattn.layout.Shape3;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
@@ -87,6 +88,31 @@ final class WindowsFile {
     }
 
     /** The per-head list format alone. */
+    /**
+     * The strategy in a file, for a run over {@code video} tokens without text, or empty when the file lists one
+     * window per head. A strategy that names its tile must name {@code tile}.
+     */
+    static Optional<WindowStrategy> strategy(Path path, Shape3 video, Shape3 tile) {
+        StrategyFiles.Parsed parsed = new StrategyFiles.Parsed(path.toString(), tree(path));
+        if (parsed.format() == StrategyFiles.Format.OTHER) {
+            return Optional.empty();
+        }
+        Shape3 ownTile = parsed.ownLayout().map(l -> l.grid().tile()).orElse(null);
+        if (ownTile != null && !ownTile.equals(tile)) {
+            throw new IllegalArgumentException(path + ": the strategy's windows are in tiles of " + ownTile
+                    + " but the STA tile is " + tile + "; pass the strategy's tile");
+        }
+        TokenLayout layout = TokenLayout.of(video, tile, 0);
+        WindowStrategy strategy = parsed.strategy(layout);
+        try {
+            strategy.checkFits(layout.grid().tiles());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(path + ": does not fit " + video + " tokens in tiles of " + tile + ": "
+                    + e.getMessage(), e);
+        }
+        return Optional.of(strategy);
+    }
+
     static List<Window> read(Path path) {
         return perHead(path, tree(path));
     }

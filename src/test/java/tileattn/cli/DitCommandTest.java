@@ -8,6 +8,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import tileattn.layout.Shape3;
+import tileattn.layout.TokenLayout;
+import tileattn.mask.Window;
+import tileattn.search.StrategyJson;
+import tileattn.search.WindowStrategy;
 import org.junit.jupiter.api.io.TempDir;
 import tileattn.dit.Noise;
 import tileattn.dit.RandomWeights;
@@ -73,6 +78,31 @@ class DitCommandTest {
         String err = CliRun.of("dit", "--latent", "1,2,2", "--steps", "1", "--text", text.toString(), "--out",
                 out.toString()).assertOneLineError();
         assertTrue(err.contains("context_null"), err);
+    }
+
+    @Test
+    void searchStrategyDrivesTheWindowsPerStepAndLayer() throws Exception {
+        TokenLayout tokens = TokenLayout.of(new Shape3(2, 2, 3), new Shape3(1, 1, 1), 0);
+        Window full = new Window(2, 2, 3), row = new Window(1, 1, 3);
+        Window[][][] windows = {{{full, full}, {full, full}}, {{row, row}, {row, row}}};
+        Path strategy = tmp.resolve("strategy.json");
+        StrategyJson.write(new WindowStrategy(tokens, windows), strategy);
+
+        Path fromStrategy = tmp.resolve("a.safetensors"), fromOptions = tmp.resolve("b.safetensors");
+        String[] common = {"dit", "--latent", "2,4,6", "--steps", "2", "--attention", "sta", "--sta-tile", "1,1,1"};
+        CliRun a = CliRun.of(concat(common, "--windows", strategy.toString(), "--out", fromStrategy.toString()));
+        assertEquals(0, a.exitCode(), a.err());
+        assertTrue(a.out().contains("strategy strategy.json"), a.out());
+        CliRun b = CliRun.of(concat(common, "--dense-steps", "1", "--window", "1,1,3", "--out", fromOptions.toString()));
+        assertEquals(0, b.exitCode(), b.err());
+        assertArrayEquals(latentOf(fromOptions).data(), latentOf(fromStrategy).data(),
+                "full first step then 1x1x3 everywhere, as with --dense-steps 1 --window 1,1,3");
+
+        Window[][][] threeLayers = {{{row, row}, {row, row}, {row, row}}};
+        StrategyJson.write(new WindowStrategy(tokens, threeLayers), strategy);
+        String err = CliRun.of(concat(common, "--windows", strategy.toString(), "--out", fromStrategy.toString()))
+                .assertOneLineError();
+        assertTrue(err.contains("3 layers of 2 heads but the tiny model has 2 layers"), err);
     }
 
     @Test
