@@ -14,6 +14,7 @@ import tileattn.cpu.CpuAttention;
 import tileattn.cpu.TokenPermutation;
 import tileattn.cuda.CudaContext;
 import tileattn.cuda.GpuTests;
+import tileattn.kernels.CoarseTies;
 import tileattn.kernels.TileAttentionKernel;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
@@ -101,7 +102,7 @@ class GpuTrainingGpuTest {
         float scale = CpuAttention.defaultScale(c.d);
         for (int attempt = 0; attempt < 50; attempt++) {
             FloatTensor q = tileCorrelated(rnd, grid, shape, dtype), k = tileCorrelated(rnd, grid, shape, dtype);
-            if (!nearTie(q, k, grid, c.topK, scale)) {
+            if (!CoarseTies.nearTie(q, k, grid, c.topK, scale, 1e-3)) {
                 return new VsaInputs(TokenPermutation.toRaster(q, grid), TokenPermutation.toRaster(k, grid),
                         rounded(rnd, dtype, shape), c.gate ? rounded(rnd, dtype, shape) : null, rounded(rnd, dtype, shape));
             }
@@ -305,52 +306,6 @@ class GpuTrainingGpuTest {
             }
         }
         return x;
-    }
-
-    /** Whether some query tile's k-th and (k+1)-th coarse scores (double, tile-order inputs) are within 1e-3. */
-    private static boolean nearTie(FloatTensor q, FloatTensor k, TileGrid grid, int topK, float scale) {
-        int tiles = grid.tileCount();
-        if (topK == tiles) {
-            return false;
-        }
-        double[][] pq = pool(q, grid), pk = pool(k, grid);
-        int d = q.dim(3), planes = q.dim(0) * q.dim(1);
-        for (int p = 0; p < planes; p++) {
-            for (int qt = 0; qt < tiles; qt++) {
-                double[] row = new double[tiles];
-                for (int kt = 0; kt < tiles; kt++) {
-                    double dot = 0;
-                    for (int i = 0; i < d; i++) {
-                        dot += pq[p * tiles + qt][i] * pk[p * tiles + kt][i];
-                    }
-                    row[kt] = dot * scale;
-                }
-                Arrays.sort(row);
-                if (row[tiles - topK] - row[tiles - topK - 1] < 1e-3) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
-
-    private static double[][] pool(FloatTensor x, TileGrid grid) {
-        int planes = x.dim(0) * x.dim(1), s = x.dim(2), d = x.dim(3), tiles = grid.tileCount();
-        int[] starts = grid.tileStarts();
-        double[][] pooled = new double[planes * tiles][d];
-        for (int p = 0; p < planes; p++) {
-            for (int t = 0; t < tiles; t++) {
-                for (int r = starts[t]; r < starts[t + 1]; r++) {
-                    for (int i = 0; i < d; i++) {
-                        pooled[p * tiles + t][i] += x.data()[(p * s + r) * d + i];
-                    }
-                }
-                for (int i = 0; i < d; i++) {
-                    pooled[p * tiles + t][i] /= starts[t + 1] - starts[t];
-                }
-            }
-        }
-        return pooled;
     }
 
     /** Relative L2 error below {@link #TOLERANCE}, printed for the device log; fails on any non-finite element. */

@@ -3,7 +3,6 @@ package tileattn.kernels;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -153,54 +152,11 @@ class VsaKernelsGpuTest {
                             c.gate ? rounded(rnd, c.dtype, 1, shape) : null)
                     : new Inputs(tileCorrelated(rnd, grid, shape, c.dtype), tileCorrelated(rnd, grid, shape, c.dtype),
                             rounded(rnd, c.dtype, 1, shape), c.gate ? rounded(rnd, c.dtype, 1, shape) : null);
-            if (c.exact || !nearTie(in, grid, topK, scale)) {
+            if (c.exact || !CoarseTies.nearTie(in.q, in.k, grid, topK, scale, 1e-3)) {
                 return in;
             }
         }
         throw new AssertionError("no input without near-tied coarse scores found for " + c + " k=" + topK);
-    }
-
-    /** Whether some query tile's k-th and (k+1)-th coarse scores (in double) are closer than fp32 can order reliably. */
-    private static boolean nearTie(Inputs in, TileGrid grid, int topK, float scale) {
-        int tiles = grid.tileCount();
-        if (topK == tiles) {
-            return false;
-        }
-        double[][] pq = poolDouble(in.q, grid), pk = poolDouble(in.k, grid);
-        int d = in.q.dim(3), planes = in.q.dim(0) * in.q.dim(1);
-        for (int p = 0; p < planes; p++) {
-            for (int qt = 0; qt < tiles; qt++) {
-                double[] row = new double[tiles];
-                for (int kt = 0; kt < tiles; kt++) {
-                    double s = 0;
-                    for (int i = 0; i < d; i++) {
-                        s += pq[p * tiles + qt][i] * pk[p * tiles + kt][i];
-                    }
-                    row[kt] = s * scale;
-                }
-                Arrays.sort(row);
-                if (row[tiles - topK] - row[tiles - topK - 1] < 1e-3) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
-
-    private static double[][] poolDouble(FloatTensor x, TileGrid grid) {
-        int planes = x.dim(0) * x.dim(1), s = x.dim(2), d = x.dim(3), tiles = grid.tileCount();
-        int[] starts = grid.tileStarts();
-        double[][] pooled = new double[planes * tiles][d];
-        for (int p = 0; p < planes; p++) {
-            for (int t = 0; t < tiles; t++) {
-                for (int r = starts[t]; r < starts[t + 1]; r++) {
-                    for (int i = 0; i < d; i++) {
-                        pooled[p * tiles + t][i] += x.data()[(p * s + r) * d + i] / (starts[t + 1] - starts[t]);
-                    }
-                }
-            }
-        }
-        return pooled;
     }
 
     // ------------------------------------------------------------------------------------------------ backward
