@@ -44,6 +44,18 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
     }
 
     /**
+     * Whether every head's window covers the whole tile grid: such STA is dense attention, and the dense tables'
+     * blocks may cross tiles, so partial tiles cost no empty rows (13% at Wan-2.1 480p with 6×8×8 tiles).
+     */
+    static boolean allWindowsFull(TokenLayout layout, Window[] windowsPerHead) {
+        if (windowsPerHead == null || windowsPerHead.length == 0) {
+            return false;
+        }
+        Window full = Window.full(layout.grid().tiles());
+        return Arrays.stream(windowsPerHead).allMatch(full::equals);
+    }
+
+    /**
      * STA tables: one block run per video tile (after the text's blocks, which are the longest and so start first)
      * and, per head, one list per tile holding the token ranges of the tiles {@code tileLists} gives it (adjacent
      * ones merged), plus the text, and a last list [0, S) for the text rows. Heads with equal windows share lists.

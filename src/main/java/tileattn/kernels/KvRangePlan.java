@@ -28,6 +28,9 @@ public final class KvRangePlan extends BlockRangePlan {
 
     /** Sliding Tile Attention over a tile-ordered sequence, one window per head. */
     public static KvRangePlan sta(TokenLayout layout, Window[] windowsPerHead) {
+        if (allWindowsFull(layout, windowsPerHead)) {
+            return dense(layout.sequenceLength(), windowsPerHead.length);
+        }
         return new KvRangePlan(staTables(layout, windowsPerHead, window -> StaMask.tileLists(layout.grid(), window)));
     }
 

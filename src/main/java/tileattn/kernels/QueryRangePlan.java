@@ -20,6 +20,9 @@ public final class QueryRangePlan extends BlockRangePlan {
 
     /** Sliding Tile Attention over a tile-ordered sequence, one window per head (the keys' side). */
     public static QueryRangePlan sta(TokenLayout layout, Window[] windowsPerHead) {
+        if (allWindowsFull(layout, windowsPerHead)) {
+            return dense(layout.sequenceLength(), windowsPerHead.length);
+        }
         int tiles = layout.grid().tileCount();
         return new QueryRangePlan(staTables(layout, windowsPerHead,
                 window -> StaMask.tileLists(layout.grid(), window).transpose(tiles)));

@@ -2,6 +2,7 @@ package tileattn.kernels;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import tileattn.layout.Shape3;
@@ -65,6 +66,7 @@ class KvRangePlanTest {
             }
         }
         String what = layout.grid() + " text " + layout.textLength();
+        boolean dense = Arrays.stream(windows).allMatch(Window.full(grid.tiles())::equals);
         int[] covered = new int[seq];
         boolean videoSeen = false;
         for (int b = 0; b < plan.blockCount(); b++) {
@@ -72,11 +74,13 @@ class KvRangePlanTest {
             assertTrue(count >= 1 && count <= KvRangePlan.BLOCK_ROWS, what);
             boolean text = start >= video;
             if (text) {
-                assertFalse(videoSeen, what + ": text blocks come first");
+                assertFalse(videoSeen && !dense, what + ": text blocks come first");
                 assertTrue(start + count <= seq, what);
             } else {
                 videoSeen = true;
-                assertEquals(tileOf[start], tileOf[start + count - 1], what + ": block " + b + " crosses a tile");
+                if (!dense) {
+                    assertEquals(tileOf[start], tileOf[start + count - 1], what + ": block " + b + " crosses a tile");
+                }
             }
             for (int r = start; r < start + count; r++) {
                 covered[r]++;
@@ -105,6 +109,19 @@ class KvRangePlanTest {
         for (int r = 0; r < seq; r++) {
             assertEquals(1, covered[r], what + ": row " + r + " in exactly one block");
         }
+    }
+
+    @Test
+    void fullWindowsOnEveryHeadUseTheDenseTables() {
+        TokenLayout layout = TokenLayout.of(new Shape3(21, 30, 52), new Shape3(6, 8, 8), 0);
+        Window full = Window.full(layout.grid().tiles());
+        KvRangePlan forward = KvRangePlan.sta(layout, new Window[]{full, full});
+        QueryRangePlan backward = QueryRangePlan.sta(layout, new Window[]{full, full});
+        assertEquals((32760 + 127) / 128, forward.blockCount(), "blocks cross the partial tiles");
+        assertEquals(forward.blockCount(), backward.blockCount());
+        assertEquals(2.0 * 32760 * 32760, forward.attendedPairs(), 0.0);
+        KvRangePlan mixed = KvRangePlan.sta(layout, new Window[]{full, new Window(3, 3, 3)});
+        assertTrue(mixed.blockCount() > forward.blockCount(), "one sparse head keeps the tile-aligned blocks");
     }
 
     @Test

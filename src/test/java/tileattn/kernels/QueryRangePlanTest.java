@@ -97,7 +97,7 @@ class QueryRangePlanTest {
                 {new Shape3(7, 9, 23), new Shape3(4, 4, 4), 256, new Window[]{new Window(1, 3, 3), new Window(2, 3, 5), new Window(1, 3, 3)}},
                 {new Shape3(1, 40, 56), new Shape3(1, 8, 8), 7, new Window[]{new Window(1, 3, 5), new Window(1, 1, 7)}},
                 {new Shape3(8, 12, 20), new Shape3(4, 4, 4), 0, new Window[]{new Window(2, 3, 3), new Window(1, 1, 5)}},
-                {new Shape3(5, 5, 5), new Shape3(6, 8, 8), 1, new Window[]{new Window(1, 1, 1)}},
+                {new Shape3(5, 5, 5), new Shape3(2, 4, 3), 1, new Window[]{new Window(1, 1, 1)}},
         };
         for (Object[] c : cases) {
             TokenLayout layout = TokenLayout.of((Shape3) c[0], (Shape3) c[1], (int) c[2]);
