@@ -5,8 +5,8 @@
 # forward at the HunyuanVideo 3x3x3 case, checker binary in .device/hopper5/check built here with
 #   nvcc -O3 -std=c++17 -I src/main/cuda/include -gencode=arch=compute_90a,code=sm_90a \
 #        -o .device/hopper5/check src/test/cuda/tile_attention_check.cu
-# ), or "DIR/run.sh" for a helper's folder. Each stage's output goes to $OUT/round-STAGE.txt; the tails are printed
-# last. Usage: run(command="bash scripts/device_round.sh tests workload", carry=[".device/tileattn", ".device/jre.tgz"])
+# ), or "DIR/run.sh [args]" (one quoted word) for a helper's folder, run with OUT=$OUT/DIR's name. Each stage's
+# output goes to $OUT/round-NAME.txt; the tails are printed last. Usage: run(command="bash scripts/device_round.sh tests workload", carry=[".device/tileattn", ".device/jre.tgz"])
 set -uo pipefail
 out="${OUT:-/tmp/tileattn-device-out}"
 mkdir -p "$out"
@@ -15,7 +15,9 @@ start=$SECONDS
 status=()
 for stage in "$@"; do
   t0=$SECONDS
-  log="$out/round-$(basename "$(dirname "$stage")")-$(basename "$stage" .sh).txt"
+  script=${stage%% *}
+  name=$(basename "$(dirname "$script")")
+  log="$out/round-$name.txt"
   case $stage in
     tests) log="$out/round-tests.txt"; timeout "${TESTS_TIMEOUT:-300}" bash scripts/device-test.sh > "$log" 2>&1 ;;
     workload) log="$out/round-workload.txt"; timeout "${WORKLOAD_STAGE_TIMEOUT:-240}" bash scripts/device-workload.sh > "$log" 2>&1 ;;
@@ -24,7 +26,9 @@ for stage in "$@"; do
          timeout "${NCU_TIMEOUT:-150}" ncu -k regex:tile_attention -c 1 --section SpeedOfLight --section ComputeWorkloadAnalysis \
              --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section SchedulerStats \
              --section LaunchStats .device/hopper5/check profile "${NCU_VARIANT:-ws_n192}" > "$log" 2>&1 ;;
-    *) timeout "${STAGE_TIMEOUT:-300}" bash "$stage" > "$log" 2>&1 ;;
+    *) mkdir -p "$out/$name"
+       # shellcheck disable=SC2086
+       OUT="$out/$name" timeout "${STAGE_TIMEOUT:-300}" bash $stage > "$log" 2>&1 ;;
   esac
   status+=("$stage: exit $?, $((SECONDS - t0)) s")
 done
@@ -34,7 +38,7 @@ for stage in "$@"; do
     workload) tail -n 40 "$out/round-workload.txt" ;;
     bench) tail -n 40 "$out/round-bench.txt" ;;
     ncu) grep -E "Duration|Throughput|Pipe|Issue|Eligible|Active Warps|Warp Cycles|Stall|L2 Hit|L1/TEX Hit|Registers|Shared Memory Config|Achieved" "$out/round-ncu.txt" | head -45 ;;
-    *) tail -n 30 "$out/round-$(basename "$(dirname "$stage")")-$(basename "$stage" .sh).txt" ;;
+    *) echo "---- $stage"; tail -n 40 "$out/round-$(basename "$(dirname "${stage%% *}")").txt" ;;
   esac
 done
 echo "---- round: ${status[*]}; $((SECONDS - start)) s in all"
