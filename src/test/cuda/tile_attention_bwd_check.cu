@@ -2,7 +2,8 @@
 //   tile_attention_bwd_check check      shape fuzz over every variant against float64 gradients of the exact function
 //   tile_attention_bwd_check sanitize   a few tiny cases, for compute-sanitizer
 //   tile_attention_bwd_check bench [variant...]   benchmark shapes: sampled rows checked, event-timed medians, and
-//                                                 the ratio of each variant's time to the 128-row one ("separate")
+//                                                 the ratio of each variant's time to the 128-row one ("separate");
+//                                                 BENCH_CASES="Wan STA,VSA" runs the cases whose labels contain a part
 // Variants run with the block tables they need: 128-row blocks, or 64-row ones for the bm64 configurations (the
 // forward always runs with 128-row query blocks). Besides STA and dense, cases may use a random VSA-like
 // selection: per (head, query tile) k distinct KV tiles.
@@ -685,8 +686,21 @@ int main(int argc, char** argv) {
         };
         std::printf("%-20s %-9s %9s %8s %9s %9s %9s  %-20s  %-26s %s\n", "case", "variant", "bwd ms", "TFLOP/s", "dkdv ms",
                     "dq ms", "fwd ms", "vs separate bwd/kv/q", "relL2 dq/dk/dv", "check");
+        // BENCH_CASES: comma-separated parts of case labels to run (all when unset).
+        const char* only = std::getenv("BENCH_CASES");
+        auto chosen = [&](const char* label) {
+            if (only == nullptr || *only == 0) return true;
+            std::string list = only, l = label;
+            for (size_t at = 0; at <= list.size();) {
+                size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at && l.find(list.substr(at, comma - at)) != std::string::npos) return true;
+                at = comma + 1;
+            }
+            return false;
+        };
         uint64_t seed = 100;
         for (const Bn& bn : bs) {
+            if (!chosen(bn.label)) continue;
             Result base;  // the 128-row "separate" variant of this case, when it ran
             for (const Variant& v : variants) {
                 const bool dense = bn.c.windows.empty() && bn.c.topK == 0;
