@@ -6,7 +6,11 @@ sizes, and FlexAttention given a block mask equal to VSA's selection: the select
 is run (partial tiles would need a token-level mask_mod). Effective TFLOP/s: forward 4 * heads * S * keys * d,
 forward + backward 3.5 times that. Medians of CUDA-event timings.
 
-Usage: python3 scripts/peers_vsa.py SELECTION_DIR [--flex-only]
+FlexAttention's forward and forward + backward print on lines of their own, for each mask and kernel option set
+tried in turn until one gives a backward (see masks()). --random draws a selection here (39,936 tokens, 78 of 624
+tiles per query tile) instead of reading VsaBenchmark's, so no Java output is needed.
+
+Usage: python3 scripts/peers_vsa.py SELECTION_DIR [--flex-only] [--random]
 """
 import glob
 from functools import partial
@@ -65,47 +69,96 @@ def dense(backend, name, S):
     report(name, S, S, fwd, fwdbwd)
 
 
-def flex(path):
+def load_selection(path):
     m = re.search(r"_S(\d+)_h(\d+)_t(\d+)_k(\d+)\.bin$", path)
     S, heads, tiles, topk = (int(x) for x in m.groups())
-    assert heads == HEADS and S == tiles * TILE, "FlexAttention's mask blocks need full 64-token tiles"
     sel = torch.from_file(path, size=heads * tiles * topk, dtype=torch.int32).view(1, heads, tiles, topk).cuda()
-    full_idx = torch.zeros(1, heads, tiles, tiles, dtype=torch.int32, device="cuda")
-    full_idx[..., :topk] = sel
-    full_num = torch.full((1, heads, tiles), topk, dtype=torch.int32, device="cuda")
+    return S, heads, tiles, topk, sel
+
+
+def random_selection(S, topk, seed=7):
+    """A VSA-like selection without Java: per (head, query tile) topk distinct KV tiles drawn at random."""
+    tiles = S // TILE
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    sel = torch.rand(1, HEADS, tiles, tiles, device="cuda", generator=g).argsort(-1)[..., :topk]
+    return S, HEADS, tiles, topk, sel.sort(-1).values.to(torch.int32)
+
+
+def tile_mask(sel, tiles):
+    """[heads, tiles, tiles] bool: query tile t reads KV tile j."""
+    dense = torch.zeros(sel.shape[1], tiles, tiles, dtype=torch.bool, device="cuda")
+    dense.scatter_(2, sel[0].long(), True)
+    return dense
+
+
+def block_lists(chosen):
+    """kv_num_blocks and kv_indices ([1, heads, rows, cols]) of a [heads, rows, cols] bool block table."""
+    num = chosen.sum(-1, dtype=torch.int32)[None]
+    idx = torch.argsort(chosen.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)[None]
+    return num, idx.contiguous()
+
+
+def masks(S, sel, tiles):
+    """(label, BlockMask, kernel options) to try in turn. 64-token blocks equal VSA's tiles, but need the kernels'
+    tiles at 64 (the defaults are 128): the first set compiled and ran the forward on the lent H100 but gave the
+    backward no valid configuration (NoValidChoicesError); then fewer pipeline stages and smaller backward tiles.
+    Last, the default 128-token kernel tiles over a mask of paired tiles: a 128x128 block is full when all four of
+    its tile pairs are selected, partial (a mask_mod reads the tile table) when some are, so it computes up to 4x
+    the selected work in partial blocks and counts as a lower bound for FlexAttention, not a like-for-like peer."""
+    heads = sel.shape[1]
     none_num = torch.zeros(1, heads, tiles, dtype=torch.int32, device="cuda")
     none_idx = torch.zeros(1, heads, tiles, tiles, dtype=torch.int32, device="cuda")
-    mask = BlockMask.from_kv_blocks(none_num, none_idx, full_num, full_idx, BLOCK_SIZE=TILE, seq_lengths=(S, S))
-    q, k, v, dout = inputs(S, 1)
-    # The mask's 64-token blocks must be multiples of the kernels' tiles (the defaults are 128). The first set compiled
-    # and ran the forward on the lent H100 but gave the backward no valid configuration (NoValidChoicesError); the
-    # others, fewer pipeline stages and smaller backward tiles, are untried fallbacks.
+    full_num, full_idx = block_lists(tile_mask(sel, tiles))
+    exact = BlockMask.from_kv_blocks(none_num, none_idx, full_num, full_idx, BLOCK_SIZE=TILE, seq_lengths=(S, S))
     base = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_M1": 32, "BLOCK_N1": 64, "BLOCK_M2": 64, "BLOCK_N2": 32}
-    candidates = [base, {**base, "num_stages": 1},
-                  {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_M1": 32, "BLOCK_N1": 32, "BLOCK_M2": 32, "BLOCK_N2": 32,
-                   "num_stages": 1}]
-    fwd = None
-    for options in candidates:
-        compiled = torch.compile(partial(flex_attention, kernel_options=options), dynamic=False)
+    yield "64-token blocks", exact, base
+    yield "64-token blocks, 1 stage", exact, {**base, "num_stages": 1}
+    yield "64-token blocks, 32-row bwd tiles, 1 stage", exact, {
+        "BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_M1": 32, "BLOCK_N1": 32, "BLOCK_M2": 32, "BLOCK_N2": 32, "num_stages": 1}
+    if tiles % 2 == 0:
+        dense = tile_mask(sel, tiles)
+        pairs = dense.view(heads, tiles // 2, 2, tiles // 2, 2)
+        some = pairs.any(4).any(2)
+        every = pairs.all(4).all(2)
+        part_num, part_idx = block_lists(some & ~every)
+        all_num, all_idx = block_lists(every)
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return dense[h, q_idx // TILE, kv_idx // TILE]
+
+        paired = BlockMask.from_kv_blocks(part_num, part_idx, all_num, all_idx, BLOCK_SIZE=2 * TILE,
+                                          mask_mod=mask_mod, seq_lengths=(S, S))
+        yield "paired tiles, 128-token blocks (default kernel tiles)", paired, None
+
+
+def flex(S, heads, tiles, topk, sel, name):
+    assert heads == HEADS and S == tiles * TILE, "FlexAttention's mask blocks need full 64-token tiles"
+    q, k, v, dout = inputs(S, 1)
+    flops = 4.0 * HEADS * S * topk * TILE * D
+    for label, mask, options in masks(S, sel, tiles):
+        compiled = torch.compile(partial(flex_attention, kernel_options=options) if options else flex_attention,
+                                 dynamic=False)
+        stage = "forward"
         try:
-            if fwd is None:
-                check(compiled(q, k, v, block_mask=mask).detach(), q, k, v, sel, tiles)
-                fwd = time_ms(lambda: compiled(q, k, v, block_mask=mask), 10)
-                print(f"PEER FlexAttention, VSA's selection S={S} fwd {fwd:8.3f} ms "
-                      f"{4.0 * HEADS * S * topk * TILE * D / fwd / 1e9:6.0f} TF/s", flush=True)
+            check(compiled(q, k, v, block_mask=mask).detach(), q, k, v, sel, tiles)
+            fwd = time_ms(lambda: compiled(q, k, v, block_mask=mask), 10)
+            print(f"PEER FlexAttention fwd     {name}, {label}: S={S} {fwd:8.3f} ms {flops / fwd / 1e9:6.0f} TF/s",
+                  flush=True)
+            stage = "forward+backward"
 
             def both():
                 o = compiled(q, k, v, block_mask=mask)
                 torch.autograd.grad(o, (q, k, v), dout)
 
             fwdbwd = time_ms(both, 5)
-        except Exception as e:  # the next option set, or give up on this peer
-            print(f"flex with {options}: {type(e).__name__}: {str(e).splitlines()[0][:300]}", flush=True)
+            print(f"PEER FlexAttention fwd+bwd {name}, {label}: S={S} {fwdbwd:8.3f} ms "
+                  f"{3.5 * flops / fwdbwd / 1e9:6.0f} TF/s (bwd {fwdbwd - fwd:.3f} ms)", flush=True)
+            return
+        except Exception as e:  # the next mask / option set, or give up on this peer
+            print(f"flex {label} {options}: {stage} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}",
+                  flush=True)
             torch._dynamo.reset()
-            continue
-        report("FlexAttention, VSA's selection", S, topk * TILE, fwd, fwdbwd)
-        return
-    print("flex: no kernel option set gave a backward", flush=True)
+    print("flex: no mask and kernel option set gave a backward", flush=True)
 
 
 def check(out, q, k, v, sel, tiles):
@@ -127,13 +180,17 @@ def main():
     for S in () if "--flex-only" in sys.argv else (32760, 39936):
         dense(SDPBackend.CUDNN_ATTENTION, "dense SDPA cuDNN", S)
         dense(SDPBackend.FLASH_ATTENTION, "dense SDPA flash", S)
-    for path in sorted(glob.glob(os.path.join(sel_dir, "vsa_selection_S*_h*_t*_k*.bin"))):
-        m = re.search(r"_S(\d+)_", path)
-        if int(m.group(1)) % TILE == 0:
-            try:
-                flex(path)
-            except Exception as e:  # report and go on: the dense peers above still count
-                print(f"flex failed on {path}: {type(e).__name__}: {e}", flush=True)
+    if "--random" in sys.argv:  # no VsaBenchmark output needed: 78 random tiles of 624 per query tile
+        selections = [(random_selection(39936, 78), "random selection")]
+    else:
+        selections = [(load_selection(p), "VSA's selection")
+                      for p in sorted(glob.glob(os.path.join(sel_dir, "vsa_selection_S*_h*_t*_k*.bin")))
+                      if int(re.search(r"_S(\d+)_", p).group(1)) % TILE == 0]
+    for (S, heads, tiles, topk, sel), name in selections:
+        try:
+            flex(S, heads, tiles, topk, sel, name)
+        except Exception as e:  # report and go on: the dense peers above still count
+            print(f"flex failed on {name} S={S}: {type(e).__name__}: {e}", flush=True)
 
 
 if __name__ == "__main__":

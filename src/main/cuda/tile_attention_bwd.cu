@@ -9,6 +9,8 @@
 //             query rows that attend the block, BQ at a time, through the block's list of QUERY token ranges
 //             (the transpose of the forward's lists), and writes dk and dv of its keys.
 //   3. dq:    one thread block per query block of at most 128 rows, over the forward's KV ranges; writes dq.
+//   Both kernels also come in 64-row variants (entry points ..._bm64_..., 4 warps): blocks never cross a tile, so
+//   on tiles of at most 64 tokens (VSA's 4x4x4) a 128-row block would compute as many empty rows as real ones.
 //   dK/dV and dQ each recompute the scores, so no thread block ever adds into another's output: no atomics,
 //   the result does not depend on scheduling. This costs three more matrix products per block pair than adding
 //   dq from the dK/dV kernel with fp32 atomics, and was still 9-10% faster on an H100 (docs/benchmarks-bwd.md).
@@ -18,13 +20,15 @@
 //                from their fp32 accumulators.
 //   lse          [B, heads, S] float, natural log, as the forward wrote it; delta, lse2: [B, heads, S] float
 //                scratch written by prep.
-//   blocks       int4 {rowStart, rowCount, slot, unused} per block, rowCount in [1, 128]: KV blocks for dkdv,
-//                query blocks for dq (the forward's table).
+//   blocks       int4 {rowStart, rowCount, slot, unused} per block, rowCount in [1, 128] ([1, 64] for the bm64
+//                entry points): KV blocks for dkdv, query blocks for dq (the forward's table, or the same lists
+//                with 64-row blocks).
 //   listOf       int [heads * slots]; rangeOffsets int [lists + 1]; ranges int2 {start, end}, end > start:
 //                query ranges for dkdv, KV ranges for dq. An empty list gives zero gradients.
 //   scaleLog2 = scale · log2(e), scale > 0: scores are scaled in fp32 after QK^T.
 // Launch: prep any grid of 256 threads (grid-stride); dkdv and dq grid (blocks, heads, B), 256 threads, dynamic
 // shared memory dkdv 1024·D + 1024 bytes, dq 1024·D bytes (both above 48 KiB: raise the functions' limits first).
+// bm64 entry points: 128 threads, dkdv 768·D + 1024 bytes, dq 768·D bytes (two blocks per SM on sm_90).
 #include "tileattn/common.cuh"
 #include "tileattn/mma_sync.cuh"
 #include "tileattn/tile_attention.cuh"
@@ -75,6 +79,25 @@ __device__ __forceinline__ void bwd_prep(const T* __restrict__ o, const T* __res
     }
 }
 
+// load_rows of two matrices (Q and dO) in a loop that is not unrolled: with 4 warps each thread copies twice the
+// chunks, and an unrolled copy keeps their addresses live across the whole query loop (register spills).
+template <int ROWS, int D, int THREADS, typename Layout, typename T>
+__device__ __forceinline__ void load_rows_rolled(T* tileA, T* tileB, const T* srcA, const T* srcB, int row0,
+                                                 int rowLimit, int tid) {
+    constexpr int CHUNKS = D / 8;
+    constexpr int TOTAL = ROWS * CHUNKS;
+    static_assert(TOTAL % THREADS == 0, "tile chunks must divide evenly among threads");
+#pragma unroll 1
+    for (int i = tid; i < TOTAL; i += THREADS) {
+        const int r = i / CHUNKS, c = i % CHUNKS;
+        const bool real = row0 + r < rowLimit;
+        const size_t g = static_cast<size_t>(real ? row0 + r : row0) * D + c * 8;
+        const int o = Layout::offset(r, c);
+        cp_async16(smem_addr(tileA + o), srcA + g, real ? 16 : 0);
+        cp_async16(smem_addr(tileB + o), srcB + g, real ? 16 : 0);
+    }
+}
+
 // Rows warpRow .. warpRow+15 of a block (those below rowCount) from m16n8 accumulators, times scale.
 template <typename T, int DT>
 __device__ __forceinline__ void store_rows(T* base, const float (&acc)[DT][4], float scale, int warpRow, int rowStart,
@@ -92,11 +115,13 @@ __device__ __forceinline__ void store_rows(T* base, const float (&acc)[DT][4], f
 }
 
 // ---- 2. dK, dV ----
-template <int D_, int BQ_>
+template <int D_, int BQ_, int NWARPS_ = 8>
 struct BwdKvConfig {
     static constexpr int D = D_;
     static constexpr int BQ = BQ_;
-    static constexpr int NWARPS = 8;
+    static constexpr int NWARPS = NWARPS_;
+    // 8 warps: one block per SM (its registers); 4 warps (BKV = 64): two, at the same 255-register budget.
+    static constexpr int MIN_BLOCKS = NWARPS == 8 ? 1 : 2;
     static constexpr int THREADS = NWARPS * 32;
     static constexpr int BKV = NWARPS * 16;
     static constexpr int KV_ELEMS = BKV * D;
@@ -146,8 +171,12 @@ tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const 
     load_rows<BKV, D, THREADS, Layout>(sK, k + headOffset, kb.x, kb.x + kb.y, tid);
     load_rows<BKV, D, THREADS, Layout>(sV, v + headOffset, kb.x, kb.x + kb.y, tid);
     auto loadStage = [&](int stage, const KvCursor& c) {
-        load_rows<BQ, D, THREADS, Layout>(sQ + stage * C::Q_ELEMS, qh, c.kb, c.end, tid);
-        load_rows<BQ, D, THREADS, Layout>(sdO + stage * C::Q_ELEMS, dOh, c.kb, c.end, tid);
+        if constexpr (C::NWARPS == 8) {
+            load_rows<BQ, D, THREADS, Layout>(sQ + stage * C::Q_ELEMS, qh, c.kb, c.end, tid);
+            load_rows<BQ, D, THREADS, Layout>(sdO + stage * C::Q_ELEMS, dOh, c.kb, c.end, tid);
+        } else {
+            load_rows_rolled<BQ, D, THREADS, Layout>(sQ + stage * C::Q_ELEMS, sdO + stage * C::Q_ELEMS, qh, dOh, c.kb, c.end, tid);
+        }
         if (tid < 2 * BQ) {
             const int i = tid % BQ, row = c.kb + i;
             const bool real = row < c.end;
@@ -270,11 +299,12 @@ tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const 
 }
 
 // ---- 3. dQ ----
-template <int D_, int BN_>
+template <int D_, int BN_, int NWARPS_ = 8>
 struct BwdQConfig {
     static constexpr int D = D_;
     static constexpr int BN = BN_;
-    static constexpr int NWARPS = 8;
+    static constexpr int NWARPS = NWARPS_;
+    static constexpr int MIN_BLOCKS = NWARPS == 8 ? 1 : 2;
     static constexpr int THREADS = NWARPS * 32;
     static constexpr int BM = NWARPS * 16;
     static constexpr int Q_ELEMS = BM * D;
@@ -402,6 +432,12 @@ tile_attention_bwd_dq(const T* __restrict__ q, const T* __restrict__ k, const T*
     store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
 }
 
+// The configurations behind the entry points: 128-row blocks, and the 64-row (bm64) ones.
+template <int D> using BwdKvShipped = BwdKvConfig<D, 64>;
+template <int D> using BwdQShipped = BwdQConfig<D, 64>;
+template <int D> using BwdKvShipped64 = BwdKvConfig<D, 64, 4>;
+template <int D> using BwdQShipped64 = BwdQConfig<D, 64, 4>;
+
 // Template kernels for the standalone checker's configuration sweeps.
 template <typename T, int D>
 __global__ void __launch_bounds__(256) tile_attention_bwd_prep_kernel(const T* o, const T* dO, const float* lse,
@@ -410,7 +446,7 @@ __global__ void __launch_bounds__(256) tile_attention_bwd_prep_kernel(const T* o
 }
 
 template <typename T, typename C>
-__global__ void __launch_bounds__(C::THREADS, 1)
+__global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS)
 tile_attention_bwd_dkdv_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta,
                                T* dk, T* dv, const int4* kvBlocks, const int* listOf, const int* rangeOffsets,
                                const int2* ranges, int slots, int heads, int S, float scaleLog2, float scale) {
@@ -419,7 +455,7 @@ tile_attention_bwd_dkdv_kernel(const T* q, const T* k, const T* v, const T* dO, 
 }
 
 template <typename T, typename C>
-__global__ void __launch_bounds__(C::THREADS, 1)
+__global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS)
 tile_attention_bwd_dq_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta,
                              T* dq, const int4* qBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges,
                              int slots, int heads, int S, float scaleLog2, float scale) {
@@ -429,31 +465,33 @@ tile_attention_bwd_dq_kernel(const T* q, const T* k, const T* v, const T* dO, co
 
 }  // namespace tileattn
 
+// One dkdv and one dq entry point: NAME_SUFFIX is "" or "bm64_", KC and QC their configurations.
+#define TILEATTN_BWD_PAIR(NAME_SUFFIX, SUFFIX, T, KC, QC)                                                        \
+    extern "C" __global__ void __launch_bounds__(KC::THREADS, KC::MIN_BLOCKS)                                    \
+    tileattn_tile_attention_bwd_dkdv_##NAME_SUFFIX##SUFFIX(                                                      \
+        const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta, T* dk, T* dv,    \
+        const int4* kvBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges, int slots,         \
+        int heads, int S, float scaleLog2, float scale) {                                                        \
+        tileattn::tile_attention_bwd_dkdv<T, KC>(q, k, v, dO, lse2, delta, dk, dv, kvBlocks, listOf,            \
+                                                 rangeOffsets, ranges, slots, heads, S, scaleLog2, scale);       \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(QC::THREADS, QC::MIN_BLOCKS)                                    \
+    tileattn_tile_attention_bwd_dq_##NAME_SUFFIX##SUFFIX(                                                        \
+        const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta, T* dq,           \
+        const int4* qBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges, int slots,          \
+        int heads, int S, float scaleLog2, float scale) {                                                        \
+        tileattn::tile_attention_bwd_dq<T, QC>(q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets,     \
+                                               ranges, slots, heads, S, scaleLog2, scale);                       \
+    }
+
 #define TILEATTN_BWD_ENTRIES(SUFFIX, T, D)                                                                       \
     extern "C" __global__ void __launch_bounds__(256)                                                            \
     tileattn_tile_attention_bwd_prep_##SUFFIX(const T* o, const T* dO, const float* lse, float* delta,           \
                                               float* lse2, long long rows) {                                     \
         tileattn::bwd_prep<T, D>(o, dO, lse, delta, lse2, rows);                                                 \
     }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 1)                                                         \
-    tileattn_tile_attention_bwd_dkdv_##SUFFIX(const T* q, const T* k, const T* v, const T* dO, const float* lse2, \
-                                              const float* delta, T* dk, T* dv, const int4* kvBlocks,            \
-                                              const int* listOf, const int* rangeOffsets, const int2* ranges,    \
-                                              int slots, int heads, int S, float scaleLog2, float scale) {       \
-        tileattn::tile_attention_bwd_dkdv<T, tileattn::BwdKvConfig<D, 64>>(q, k, v, dO, lse2, delta, dk, dv,    \
-                                                                           kvBlocks, listOf, rangeOffsets,       \
-                                                                           ranges, slots, heads, S, scaleLog2,   \
-                                                                           scale);                               \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256, 1)                                                         \
-    tileattn_tile_attention_bwd_dq_##SUFFIX(const T* q, const T* k, const T* v, const T* dO, const float* lse2,   \
-                                            const float* delta, T* dq, const int4* qBlocks, const int* listOf,   \
-                                            const int* rangeOffsets, const int2* ranges, int slots, int heads,   \
-                                            int S, float scaleLog2, float scale) {                               \
-        tileattn::tile_attention_bwd_dq<T, tileattn::BwdQConfig<D, 64>>(q, k, v, dO, lse2, delta, dq, qBlocks,  \
-                                                                        listOf, rangeOffsets, ranges, slots,     \
-                                                                        heads, S, scaleLog2, scale);             \
-    }
+    TILEATTN_BWD_PAIR(, SUFFIX, T, tileattn::BwdKvShipped<D>, tileattn::BwdQShipped<D>)                          \
+    TILEATTN_BWD_PAIR(bm64_, SUFFIX, T, tileattn::BwdKvShipped64<D>, tileattn::BwdQShipped64<D>)
 
 #ifndef TILEATTN_BWD_NO_ENTRY_POINTS
 TILEATTN_BWD_ENTRIES(bf16_d64, __nv_bfloat16, 64)

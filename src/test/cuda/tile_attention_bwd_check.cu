@@ -1,7 +1,12 @@
 // Standalone check and benchmark of src/main/cuda/tile_attention_bwd.cu (no Java needed).
 //   tile_attention_bwd_check check      shape fuzz over every variant against float64 gradients of the exact function
 //   tile_attention_bwd_check sanitize   a few tiny cases, for compute-sanitizer
-//   tile_attention_bwd_check bench [variant...]   benchmark shapes: sampled rows checked, event-timed medians
+//   tile_attention_bwd_check bench [variant...]   benchmark shapes: sampled rows checked, event-timed medians, and
+//                                                 the ratio of each variant's time to the 128-row one ("separate");
+//                                                 BENCH_CASES="Wan STA,VSA" runs the cases whose labels contain a part
+// Variants run with the block tables they need: 128-row blocks, or 64-row ones for the bm64 configurations (the
+// forward always runs with 128-row query blocks). Besides STA and dense, cases may use a random VSA-like
+// selection: per (head, query tile) k distinct KV tiles.
 // The forward (tile_attention.cu, portable kernel) supplies o and lse, as it will in training. Range lists are
 // built the way the Java wrappers build them: the forward's query-block lists (STA tile lists with clamped window
 // centres, adjacent tiles merged, the text range appended for video queries, [0, S) for text queries) and their
@@ -81,7 +86,7 @@ static bool staAllows(const Grid& g, S3 win, int qt, int kt) {
     return true;
 }
 
-// Blocks of at most 128 rows that never cross a slot, and per (head, slot) a list of token ranges.
+// Blocks of at most 128 (or 64) rows that never cross a slot, and per (head, slot) a list of token ranges.
 struct Plan {
     std::vector<int4> blocks;
     std::vector<int> listOf, rangeOffsets;
@@ -95,8 +100,25 @@ static void appendMerged(std::vector<int2>& rs, int2 r) {
     else rs.push_back(r);
 }
 
-static void addBlocks(Plan& p, int from, int to, int slot) {
-    for (int r = from; r < to; r += 128) p.blocks.push_back({r, std::min(128, to - r), slot, 0});
+static void addBlocks(Plan& p, int from, int to, int slot, int rows) {
+    for (int r = from; r < to; r += rows) p.blocks.push_back({r, std::min(rows, to - r), slot, 0});
+}
+
+// VSA-like selection: per head, per query tile, k distinct KV tiles drawn at random; sel[h][q * tiles + k] != 0.
+static std::vector<std::vector<uint8_t>> randomSelection(int tiles, int heads, int k, uint64_t seed) {
+    std::vector<std::vector<uint8_t>> sel(heads, std::vector<uint8_t>(static_cast<size_t>(tiles) * tiles, 0));
+    uint64_t st = seed * 2654435761ull + 12345;
+    auto rnd = [&](int m) { st = st * 6364136223846793005ull + 1442695040888963407ull; return static_cast<int>((st >> 33) % m); };
+    std::vector<int> order(tiles);
+    for (int h = 0; h < heads; ++h)
+        for (int q = 0; q < tiles; ++q) {
+            for (int i = 0; i < tiles; ++i) order[i] = i;
+            for (int i = 0; i < k; ++i) {  // partial Fisher-Yates
+                std::swap(order[i], order[i + rnd(tiles - i)]);
+                sel[h][static_cast<size_t>(q) * tiles + order[i]] = 1;
+            }
+        }
+    return sel;
 }
 
 static std::vector<int> windowTiles(const Grid& g, S3 w, int q) {
@@ -109,8 +131,10 @@ static std::vector<int> windowTiles(const Grid& g, S3 w, int q) {
     return out;
 }
 
-// dense: windows empty. transpose: lists of query ranges per KV slot instead of KV ranges per query slot.
-static Plan buildPlan(const Grid& g, int textLen, const std::vector<S3>& windows, int heads, bool dense, bool transpose) {
+// dense: windows and sel empty. sel: a selection per head (lists of their own per head) instead of windows.
+// transpose: lists of query ranges per KV slot instead of KV ranges per query slot. rows: block rows, 128 or 64.
+static Plan buildPlan(const Grid& g, int textLen, const std::vector<S3>& windows, int heads, bool dense, bool transpose,
+                      int rows, const std::vector<std::vector<uint8_t>>& sel = {}) {
     Plan p;
     const int tiles = g.tiles(), V = g.starts[tiles], S = V + textLen;
     p.rangeOffsets.push_back(0);
@@ -119,14 +143,14 @@ static Plan buildPlan(const Grid& g, int textLen, const std::vector<S3>& windows
         p.ranges.push_back({0, S});
         p.rangeOffsets.push_back(1);
         p.listOf.assign(heads, 0);
-        addBlocks(p, 0, S, 0);
+        addBlocks(p, 0, S, 0, rows);
         p.attendedPairs = static_cast<double>(S) * S * heads;
         return p;
     }
     p.slots = tiles + (textLen > 0 ? 1 : 0);
     std::map<S3, int> firstList;
     for (int h = 0; h < heads; ++h) {
-        S3 w = windows[h];
+        S3 w = sel.empty() ? windows[h] : S3{-1, -1, h};  // selections are never shared
         auto it = firstList.find(w);
         int base;
         if (it == firstList.end()) {
@@ -134,7 +158,12 @@ static Plan buildPlan(const Grid& g, int textLen, const std::vector<S3>& windows
             firstList[w] = base;
             std::vector<std::vector<int>> lists(tiles);
             for (int q = 0; q < tiles; ++q) {
-                for (int kt : windowTiles(g, w, q)) {
+                std::vector<int> read;
+                if (sel.empty()) read = windowTiles(g, w, q);
+                else
+                    for (int kt = 0; kt < tiles; ++kt)
+                        if (sel[h][static_cast<size_t>(q) * tiles + kt]) read.push_back(kt);
+                for (int kt : read) {
                     if (transpose) lists[kt].push_back(q);
                     else lists[q].push_back(kt);
                 }
@@ -157,8 +186,8 @@ static Plan buildPlan(const Grid& g, int textLen, const std::vector<S3>& windows
         }
         for (int s = 0; s < p.slots; ++s) p.listOf.push_back(base + s);
     }
-    if (textLen > 0) addBlocks(p, V, S, tiles);  // heaviest first
-    for (int q = 0; q < tiles; ++q) addBlocks(p, g.starts[q], g.starts[q + 1], q);
+    if (textLen > 0) addBlocks(p, V, S, tiles, rows);  // heaviest first
+    for (int q = 0; q < tiles; ++q) addBlocks(p, g.starts[q], g.starts[q + 1], q, rows);
     for (int h = 0; h < heads; ++h)
         for (auto b : p.blocks) {
             int l = p.listOf[h * p.slots + b.z];
@@ -216,14 +245,15 @@ __global__ void countNonFinite(const T* p, size_t n, unsigned long long* count) 
 struct Buffers {
     void *q, *k, *v, *o, *dO, *dq, *dk, *dv;
     float *lse, *delta, *lse2;
-    int4 *qb, *kb;
+    int4 *qb, *kb, *fb;  // backward query and KV blocks; the forward's query blocks (128 rows)
     int *qlo, *qro, *klo, *kro;
     int2 *qrg, *krg;
-    int qslots, kslots, qblocks, kblocks;
+    int qslots, kslots, qblocks, kblocks, fblocks;
 };
 
 struct Variant {
     std::string name;
+    int rows;  // block rows of the backward's tables: 128, or 64 for the bm64 configurations
     // (buffers, B, heads, S, D, fp16, scale, stream, which): which = 0 all, 1 prep only, 2 dkdv only, 3 dq only
     std::function<void(const Buffers&, int, int, int, int, bool, float, cudaStream_t, int)> run;
 };
@@ -254,38 +284,43 @@ static void runBackward(const Buffers& b, int B, int heads, int S, float scale, 
             heads, S, scaleLog2, scale);
 }
 
-template <int BQ>
+// BQ: queries per dK/dV step; BN: keys per dQ step; W: warps (8: 128-row blocks, 4: 64-row blocks).
+template <int BQ, int BN, int W>
 static Variant makeVariant(const char* name) {
     Variant v;
     v.name = name;
+    v.rows = 16 * W;
     v.run = [](const Buffers& b, int B, int heads, int S, int D, bool fp16, float scale, cudaStream_t st, int which) {
         if (D == 64) {
-            if (fp16) runBackward<__half, BwdKvConfig<64, BQ>, BwdQConfig<64, 64>>(b, B, heads, S, scale, st, which);
-            else runBackward<__nv_bfloat16, BwdKvConfig<64, BQ>, BwdQConfig<64, 64>>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackward<__half, BwdKvConfig<64, BQ, W>, BwdQConfig<64, BN, W>>(b, B, heads, S, scale, st, which);
+            else runBackward<__nv_bfloat16, BwdKvConfig<64, BQ, W>, BwdQConfig<64, BN, W>>(b, B, heads, S, scale, st, which);
         } else {
-            if (fp16) runBackward<__half, BwdKvConfig<128, BQ>, BwdQConfig<128, 64>>(b, B, heads, S, scale, st, which);
-            else runBackward<__nv_bfloat16, BwdKvConfig<128, BQ>, BwdQConfig<128, 64>>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackward<__half, BwdKvConfig<128, BQ, W>, BwdQConfig<128, BN, W>>(b, B, heads, S, scale, st, which);
+            else runBackward<__nv_bfloat16, BwdKvConfig<128, BQ, W>, BwdQConfig<128, BN, W>>(b, B, heads, S, scale, st, which);
         }
     };
     return v;
 }
 
 static std::vector<Variant> allVariants() {
-    // "separate" is what the fatbin's entry points use: BwdKvConfig<D, 64> and BwdQConfig<D, 64>. An fp32-atomic dq
-    // added from the dK/dV kernel was compared here and dropped (docs/benchmarks-bwd.md).
-    return {makeVariant<64>("separate"), makeVariant<32>("sep_bq32")};
+    // "separate" and "bm64" are what the fatbin's entry points use (BwdKvShipped/BwdQShipped and their 64-row
+    // versions). An fp32-atomic dq added from the dK/dV kernel was compared here and dropped
+    // (docs/benchmarks-bwd.md). bm64_bq32 and bm64_bn32 study the step sizes of the 64-row kernels.
+    return {makeVariant<64, 64, 8>("separate"), makeVariant<32, 64, 8>("sep_bq32"), makeVariant<64, 64, 4>("bm64"),
+            makeVariant<32, 64, 4>("bm64_bq32"), makeVariant<64, 32, 4>("bm64_bn32")};
 }
 
 // ---- one case ----
 struct Case {
     std::string label;
     S3 video, tile;
-    std::vector<S3> windows;  // one per head; empty = dense over S = video + text
+    std::vector<S3> windows;  // one per head; empty = dense over S = video + text (unless topK > 0)
     int heads, text, d, batch;
     bool fp16;
     double scale;      // <= 0: 1/sqrt(d)
     int sampleRows;    // 0: full reference; else sampled rows (dq exact, dk/dv from the GPU's lse and delta)
     int checkHeads;    // (b, h) slices checked; 0: all
+    int topK = 0;      // > 0: a random VSA-like selection of topK KV tiles per (head, query tile), windows unused
 };
 
 template <typename T>
@@ -336,11 +371,14 @@ static float medianMs(const std::function<void()>& f, int reps) {
 template <typename T>
 static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed) {
     Grid g(c.video, c.tile);
-    const bool dense = c.windows.empty();
+    const bool dense = c.windows.empty() && c.topK == 0;
     const int heads = c.heads;
     const int V = g.starts[g.tiles()], S = V + c.text, D = c.d, B = c.batch;
-    Plan qp = buildPlan(g, c.text, c.windows, heads, dense, false);
-    Plan kp = buildPlan(g, c.text, c.windows, heads, dense, true);
+    const std::vector<std::vector<uint8_t>> sel =
+        c.topK > 0 ? randomSelection(g.tiles(), heads, c.topK, seed) : std::vector<std::vector<uint8_t>>{};
+    Plan fp = buildPlan(g, c.text, c.windows, heads, dense, false, 128, sel);
+    Plan qp = buildPlan(g, c.text, c.windows, heads, dense, false, var.rows, sel);
+    Plan kp = buildPlan(g, c.text, c.windows, heads, dense, true, var.rows, sel);
     const size_t n = static_cast<size_t>(B) * heads * S * D, rows = static_cast<size_t>(B) * heads * S;
     Buffers b{};
     for (void** p : {&b.q, &b.k, &b.v, &b.o, &b.dO, &b.dq, &b.dk, &b.dv}) CUDA_CHECK(cudaMalloc(p, n * 2));
@@ -349,6 +387,8 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
         CUDA_CHECK(cudaMalloc(&dst, vec.size() * sizeof(vec[0])));
         CUDA_CHECK(cudaMemcpy(dst, vec.data(), vec.size() * sizeof(vec[0]), cudaMemcpyHostToDevice));
     };
+    upload(b.fb, fp.blocks);
+    b.fblocks = static_cast<int>(fp.blocks.size());
     upload(b.qb, qp.blocks); upload(b.qlo, qp.listOf); upload(b.qro, qp.rangeOffsets); upload(b.qrg, qp.ranges);
     upload(b.kb, kp.blocks); upload(b.klo, kp.listOf); upload(b.kro, kp.rangeOffsets); upload(b.krg, kp.ranges);
     b.qslots = qp.slots; b.kslots = kp.slots;
@@ -367,8 +407,8 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
     const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(D));
     const float scaleLog2 = static_cast<float>(scale * 1.4426950408889634);
     auto forward = [&] {
-        launch_tile_attention_forward(c.fp16, D, b.q, b.k, b.v, b.o, b.lse, b.qb, b.qlo, b.qro, b.qrg, qp.slots, heads, S,
-                                      scaleLog2, dim3(b.qblocks, heads, B), 0);
+        launch_tile_attention_forward(c.fp16, D, b.q, b.k, b.v, b.o, b.lse, b.fb, b.qlo, b.qro, b.qrg, qp.slots, heads, S,
+                                      scaleLog2, dim3(b.fblocks, heads, B), 0);
     };
     auto backward = [&](int which) { var.run(b, B, heads, S, D, c.fp16, static_cast<float>(scale), 0, which); };
     forward();
@@ -396,7 +436,11 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
     const unsigned nth = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
     for (int bh : bhs) {
         const int h = bh % heads;
-        auto allowed = [&](int i, int j) { return dense || i >= V || j >= V || staAllows(g, c.windows[h], tileOf[i], tileOf[j]); };
+        auto allowed = [&](int i, int j) {
+            if (dense || i >= V || j >= V) return true;
+            if (c.topK > 0) return sel[h][static_cast<size_t>(tileOf[i]) * g.tiles() + tileOf[j]] != 0;
+            return staAllows(g, c.windows[h], tileOf[i], tileOf[j]);
+        };
         const size_t off = static_cast<size_t>(bh) * S * D;
         auto fq = downloadF<T>(b.q, off, static_cast<size_t>(S) * D), fk = downloadF<T>(b.k, off, static_cast<size_t>(S) * D);
         auto fv = downloadF<T>(b.v, off, static_cast<size_t>(S) * D), fdo = downloadF<T>(b.dO, off, static_cast<size_t>(S) * D);
@@ -561,7 +605,7 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
     }
     for (void* p : {b.q, b.k, b.v, b.o, b.dO, b.dq, b.dk, b.dv}) cudaFree(p);
     for (float* p : {b.lse, b.delta, b.lse2}) cudaFree(p);
-    for (void* p : {(void*)b.qb, (void*)b.qlo, (void*)b.qro, (void*)b.qrg, (void*)b.kb, (void*)b.klo, (void*)b.kro, (void*)b.krg, (void*)bad}) cudaFree(p);
+    for (void* p : {(void*)b.qb, (void*)b.qlo, (void*)b.qro, (void*)b.qrg, (void*)b.kb, (void*)b.klo, (void*)b.kro, (void*)b.krg, (void*)b.fb, (void*)bad}) cudaFree(p);
     CUDA_CHECK(cudaGetLastError());
     return res;
 }
@@ -589,6 +633,12 @@ static std::vector<Case> fuzzCases() {
     cs.push_back({"dense S=333+text 256 d64 B=2 fp16", {3, 9, 11}, {6, 8, 8}, {}, 2, 256, 64, 2, true, 0, 0, 0});
     cs.push_back({"Wan 21x30x52 3x3x3 sampled", {21, 30, 52}, {6, 8, 8}, same({3, 3, 3}, 2), 2, 0, 128, 1, false, 0, 48, 0});
     cs.push_back({"Wan 21x30x52 text 256 sampled d64", {21, 30, 52}, {6, 8, 8}, same({3, 1, 5}, 2), 2, 256, 64, 1, false, 0, 48, 0});
+    // VSA-like random selections over small and partial tiles (1..64 tokens): the 64-row tables' home ground.
+    cs.push_back({"random k=3, 2x3x4 tiles (1..24), text 5 fp16", {5, 7, 6}, {2, 3, 4}, {}, 2, 5, 64, 1, true, 0, 0, 0, 3});
+    cs.push_back({"random k=5, 9x10x11 4x4x4 partial", {9, 10, 11}, {4, 4, 4}, {}, 2, 0, 128, 1, false, 0, 0, 0, 5});
+    cs.push_back({"random k=2, 4x4x4 tiles B=2 fp16 d128", {6, 5, 7}, {4, 4, 4}, {}, 3, 0, 128, 2, true, 0, 0, 0, 2});
+    cs.push_back({"random k=20, 12x16x26 4x4x4 sampled", {12, 16, 26}, {4, 4, 4}, {}, 2, 0, 128, 1, false, 0, 48, 0, 20});
+    cs.push_back({"STA 4x4x4 tiles 3x3x3, text 3, d64", {10, 13, 9}, {4, 4, 4}, same({3, 3, 3}, 2), 2, 3, 64, 1, false, 0, 0, 0});
     return cs;
 }
 
@@ -598,7 +648,7 @@ int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "check";
     if (mode == "plan") {  // host-only: the transposed lists of a case, for reading
         Grid g({30, 48, 80}, {6, 8, 8});
-        Plan kp = buildPlan(g, 256, {{3, 3, 3}}, 1, false, true);
+        Plan kp = buildPlan(g, 256, {{3, 3, 3}}, 1, false, true, 128);
         for (int t : {0, g.tiles() / 2, g.tiles() - 1, g.tiles()}) {
             std::printf("KV slot %d:", t);
             for (int i = kp.rangeOffsets[t]; i < kp.rangeOffsets[t + 1]; ++i) std::printf(" [%d,%d)", kp.ranges[i].x, kp.ranges[i].y);
@@ -612,7 +662,7 @@ int main(int argc, char** argv) {
     bool allOk = true;
     if (mode == "check" || mode == "sanitize") {
         std::vector<Case> cs = fuzzCases();
-        if (mode == "sanitize") cs = {cs[2], cs[6], cs[11]};
+        if (mode == "sanitize") cs = {cs[2], cs[6], cs[11], cs[14]};
         uint64_t seed = 1;
         for (const Case& c : cs)
             for (const Variant& v : variants) {
@@ -630,19 +680,43 @@ int main(int argc, char** argv) {
             {"Hunyuan dense", {"", {30, 48, 80}, {6, 8, 8}, {}, 24, 0, 128, 1, false, 0, 4, 1}, 3},
             {"Wan STA 3x3x3", {"", {21, 30, 52}, {6, 8, 8}, same({3, 3, 3}, 12), 12, 0, 128, 1, false, 0, 16, 2}, 10},
             {"Wan dense", {"", {21, 30, 52}, {6, 8, 8}, {}, 12, 0, 128, 1, false, 0, 8, 1}, 5},
+            {"Wan STA 4x4x4 tiles", {"", {21, 30, 52}, {4, 4, 4}, same({3, 3, 3}, 12), 12, 0, 128, 1, false, 0, 16, 2}, 10},
+            // VSA at Wan-2.1 480p: 39,936 tokens in 624 tiles of 4x4x4, 78 random KV tiles per query tile (87.5%).
+            {"VSA 24x32x52 k=78", {"", {24, 32, 52}, {4, 4, 4}, {}, 12, 0, 128, 1, false, 0, 16, 2, 78}, 10},
         };
-        std::printf("%-20s %-9s %9s %8s %9s %9s %9s  %-26s %s\n", "case", "variant", "bwd ms", "TFLOP/s", "dkdv ms", "dq ms",
-                    "fwd ms", "relL2 dq/dk/dv", "check");
+        std::printf("%-20s %-9s %9s %8s %9s %9s %9s  %-20s  %-26s %s\n", "case", "variant", "bwd ms", "TFLOP/s", "dkdv ms",
+                    "dq ms", "fwd ms", "vs separate bwd/kv/q", "relL2 dq/dk/dv", "check");
+        // BENCH_CASES: comma-separated parts of case labels to run (all when unset).
+        const char* only = std::getenv("BENCH_CASES");
+        auto chosen = [&](const char* label) {
+            if (only == nullptr || *only == 0) return true;
+            std::string list = only, l = label;
+            for (size_t at = 0; at <= list.size();) {
+                size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at && l.find(list.substr(at, comma - at)) != std::string::npos) return true;
+                at = comma + 1;
+            }
+            return false;
+        };
         uint64_t seed = 100;
-        for (const Bn& bn : bs)
+        for (const Bn& bn : bs) {
+            if (!chosen(bn.label)) continue;
+            Result base;  // the 128-row "separate" variant of this case, when it ran
             for (const Variant& v : variants) {
-                if (!wanted(v) || (bn.c.windows.empty() && v.name == "sep_bq32")) continue;  // BQ matters at STA sizes
+                const bool dense = bn.c.windows.empty() && bn.c.topK == 0;
+                const bool study = v.name != "separate" && v.name != "bm64";
+                if (!wanted(v) || (dense && study)) continue;  // step sizes matter at sparse sizes
                 Result r = run(bn.c, v, bn.reps, seed++);
                 allOk &= r.ok;
-                std::printf("%-20s %-9s %9.2f %8.1f %9.2f %9.2f %9.2f  %.1e/%.1e/%.1e  %s\n", bn.label, v.name.c_str(), r.ms,
-                            r.tflops, r.msDkdv, r.msDq, r.msFwd, r.rel[0], r.rel[1], r.rel[2], fmtOk(r.ok));
+                if (v.name == "separate") base = r;
+                char ratio[32] = "-";
+                if (base.ms > 0)
+                    std::snprintf(ratio, sizeof ratio, "%.2f/%.2f/%.2f", r.ms / base.ms, r.msDkdv / base.msDkdv, r.msDq / base.msDq);
+                std::printf("%-20s %-9s %9.2f %8.1f %9.2f %9.2f %9.2f  %-20s  %.1e/%.1e/%.1e  %s\n", bn.label, v.name.c_str(),
+                            r.ms, r.tflops, r.msDkdv, r.msDq, r.msFwd, ratio, r.rel[0], r.rel[1], r.rel[2], fmtOk(r.ok));
                 std::fflush(stdout);
             }
+        }
     } else {
         std::fprintf(stderr, "usage: %s check|sanitize|bench [variant...]|plan\n", argv[0]);
         return 2;

@@ -10,19 +10,20 @@ import tileattn.mask.TileLists;
 import tileattn.mask.Window;
 
 /**
- * The work tables the block-sparse kernels read, built on the host: blocks of at most {@code BLOCK_ROWS} rows that
- * never cross a tile (or into the text), each naming its slot, and per (head, slot) a list of token ranges the block
- * reads. {@link KvRangePlan} is the forward's (query blocks reading KV ranges), {@link QueryRangePlan} its
+ * The work tables the block-sparse kernels read, built on the host: blocks of at most {@link #blockRows} rows (128,
+ * or 64 for the kernels' 64-row variants) that never cross a tile (or into the text), each naming its slot, and per
+ * (head, slot) a list of token ranges the block reads. {@link KvRangePlan} is the forward's (query blocks reading KV ranges), {@link QueryRangePlan} its
  * transpose for the backward's dK/dV kernel (KV blocks read by query ranges).
  */
 public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan {
 
-    /** Rows per block: BM of the forward and dQ kernels, BKV of the dK/dV kernel. */
-    public static final int BLOCK_ROWS = 128;
+    /** Rows per block of the plans built by {@code sta} and {@code dense}: BM of the forward and dQ kernels, BKV of the dK/dV kernel. */
+    public static final int BLOCK_ROWS = BlockRows.LARGE;
 
     private final int heads;
     private final int sequenceLength;
     private final int slots;
+    private final int blockRows;
     private final int[] blocks;        // {rowStart, rowCount, slot, 0} per block
     private final int[] listOf;        // [heads * slots]
     private final int[] rangeOffsets;  // [lists + 1]
@@ -32,6 +33,7 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
         this.heads = tables.heads();
         this.sequenceLength = tables.sequenceLength();
         this.slots = tables.slots();
+        this.blockRows = tables.blockRows();
         this.blocks = tables.blocks();
         this.listOf = tables.listOf();
         this.rangeOffsets = tables.rangeOffsets();
@@ -39,8 +41,8 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
     }
 
     /** The raw tables a plan is made of. */
-    record Tables(int heads, int sequenceLength, int slots, int[] blocks, int[] listOf, int[] rangeOffsets,
-                  int[] ranges) {
+    record Tables(int heads, int sequenceLength, int slots, int blockRows, int[] blocks, int[] listOf,
+                  int[] rangeOffsets, int[] ranges) {
     }
 
     /**
@@ -105,14 +107,14 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
             }
         }
 
-        BlockTable blocks = new BlockTable();
+        BlockTable blocks = new BlockTable(BLOCK_ROWS);
         if (text > 0) {
             blocks.add(video, seq, tiles);
         }
         for (int t = 0; t < tiles; t++) {
             blocks.add(starts[t], starts[t + 1], t);
         }
-        return new Tables(windowsPerHead.length, seq, slots, blocks.toArray(), listOf, lists.offsets(),
+        return new Tables(windowsPerHead.length, seq, slots, BLOCK_ROWS, blocks.toArray(), listOf, lists.offsets(),
                 lists.ranges());
     }
 
@@ -124,10 +126,51 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
         if (heads < 1) {
             throw new IllegalArgumentException("heads must be positive, got " + heads);
         }
-        BlockTable blocks = new BlockTable();
+        BlockTable blocks = new BlockTable(BLOCK_ROWS);
         blocks.add(0, sequenceLength, 0);
-        return new Tables(heads, sequenceLength, 1, blocks.toArray(), new int[heads], new int[]{0, 1},
+        return new Tables(heads, sequenceLength, 1, BLOCK_ROWS, blocks.toArray(), new int[heads], new int[]{0, 1},
                 new int[]{0, sequenceLength});
+    }
+
+    /**
+     * These tables with blocks of {@code rows} (64 or 128): every segment (a run of blocks of one slot over
+     * consecutive rows: a tile, the text, or the whole sequence) split anew, in the same order; lists unchanged.
+     */
+    Tables reblocked(int rows) {
+        BlockRows.check(rows);
+        BlockTable table = new BlockTable(rows);
+        int[] segments = segments();
+        for (int i = 0; i < segments.length; i += 3) {
+            table.add(segments[i], segments[i + 1], segments[i + 2]);
+        }
+        return new Tables(heads, sequenceLength, slots, rows, table.toArray(), listOf, rangeOffsets, ranges);
+    }
+
+    /** Token counts of the segments the blocks cover (see {@link #reblocked}), for {@link BlockRows}. */
+    int[] segmentLengths() {
+        int[] segments = segments();
+        int[] lengths = new int[segments.length / 3];
+        for (int i = 0; i < lengths.length; i++) {
+            lengths[i] = segments[3 * i + 1] - segments[3 * i];
+        }
+        return lengths;
+    }
+
+    /** {from, to, slot} per segment: blocks of one slot over consecutive rows joined, in block order. */
+    private int[] segments() {
+        int[] out = new int[3 * blockCount()];
+        int n = 0;
+        for (int b = 0; b < blockCount(); b++) {
+            int from = blockRowStart(b), to = from + blockRowCount(b), slot = blockSlot(b);
+            if (n > 0 && out[n - 1] == slot && out[n - 2] == from) {
+                out[n - 2] = to;
+            } else {
+                out[n++] = from;
+                out[n++] = to;
+                out[n++] = slot;
+            }
+        }
+        return Arrays.copyOf(out, n);
     }
 
     public int heads() {
@@ -140,6 +183,11 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
 
     public int slots() {
         return slots;
+    }
+
+    /** Rows per block at most: 128, or 64. */
+    public int blockRows() {
+        return blockRows;
     }
 
     public int blockCount() {
@@ -210,7 +258,7 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
     @Override
     public String toString() {
         return getClass().getSimpleName() + "[" + heads + " heads, S=" + sequenceLength + ", " + blockCount() + " "
-                + blockNoun() + " blocks, " + listCount() + " lists, " + ranges.length / 2 + " ranges]";
+                + blockNoun() + " blocks of <= " + blockRows + " rows, " + listCount() + " lists, " + ranges.length / 2 + " ranges]";
     }
 
     /** Lists of token ranges in CSR form, built one list at a time; adjacent ranges of a list merge. */
@@ -254,18 +302,23 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
         }
     }
 
-    /** {rowStart, rowCount, slot, 0} entries of at most BLOCK_ROWS rows. */
+    /** {rowStart, rowCount, slot, 0} entries of at most {@code rows} rows. */
     static final class BlockTable {
+        private final int rows;
         private int[] data = new int[64];
         private int size;
 
+        BlockTable(int rows) {
+            this.rows = rows;
+        }
+
         void add(int from, int to, int slot) {
-            for (int r = from; r < to; r += BLOCK_ROWS) {
+            for (int r = from; r < to; r += rows) {
                 if (size + 4 > data.length) {
                     data = Arrays.copyOf(data, Math.multiplyExact(data.length, 2));
                 }
                 data[size++] = r;
-                data[size++] = Math.min(BLOCK_ROWS, to - r);
+                data[size++] = Math.min(rows, to - r);
                 data[size++] = slot;
                 data[size++] = 0;
             }

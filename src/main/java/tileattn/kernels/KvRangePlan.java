@@ -44,6 +44,11 @@ public final class KvRangePlan extends BlockRangePlan {
         return attendedPairs;
     }
 
+    /** This plan with blocks of at most {@code rows} rows (64 or 128), each tile (or the text) split anew; same lists. */
+    public KvRangePlan withBlockRows(int rows) {
+        return rows == blockRows() ? this : new KvRangePlan(reblocked(rows));
+    }
+
     @Override
     String blockNoun() {
         return "query";

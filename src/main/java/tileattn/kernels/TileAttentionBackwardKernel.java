@@ -17,7 +17,8 @@ import tileattn.mask.Window;
  * and out (the gradients take the inputs' type, rounded once from fp32 accumulators), d = 64 or 128; tiles outside
  * a window are skipped as in the forward. Every output element is written by exactly one thread block, so
  * results do not depend on scheduling. Portable mma.sync kernels: compute capability 8.0 and newer; at d = 128
- * they need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts).
+ * the 128-row kernels need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts). Each
+ * kernel runs with 64-row blocks (its bm64 entry point) where {@link BlockRows} finds they compute fewer rows.
  */
 public final class TileAttentionBackwardKernel {
 
@@ -33,24 +34,47 @@ public final class TileAttentionBackwardKernel {
         this.library = library;
     }
 
-    /** Both plans' tables in device memory, freed with the scope they were uploaded into. */
-    public record DevicePlan(TileAttentionKernel.DevicePlan queries, QueryRangePlan keys, DeviceBuffer keyBlocks,
-                             DeviceBuffer keyListOf, DeviceBuffer keyRangeOffsets, DeviceBuffer keyRanges) {
+    /**
+     * Both plans' tables in device memory, freed with the scope they were uploaded into: the forward's plan as
+     * given ({@code queries}), the dQ kernel's (its lists with the backward's query blocks; the same object when
+     * the block sizes agree) and the dK/dV kernel's (KV blocks of the backward's size).
+     */
+    public record DevicePlan(TileAttentionKernel.DevicePlan queries, TileAttentionKernel.DevicePlan gradientQueries,
+                             QueryRangePlan keys, DeviceBuffer keyBlocks, DeviceBuffer keyListOf,
+                             DeviceBuffer keyRangeOffsets, DeviceBuffer keyRanges) {
     }
 
     /**
-     * Uploads the forward's plan (query blocks and their KV ranges, for dq) and its transpose (KV blocks and the
-     * query ranges that read them, for dk and dv); both must describe the same heads and sequence.
+     * Uploads the forward's plan (query blocks and their KV ranges, for the forward and dq) and its transpose (KV
+     * blocks and the query ranges that read them, for dk and dv); both must describe the same heads and sequence.
+     * Each backward kernel gets the block size {@link BlockRows#fewestComputed} picks for its table.
      */
     public static DevicePlan upload(KvRangePlan queries, QueryRangePlan keys, DeviceScope scope) {
+        return upload(queries, keys, BlockRows.fewestComputed(queries.segmentLengths()),
+                BlockRows.fewestComputed(keys.segmentLengths()), scope);
+    }
+
+    /** As {@link #upload(KvRangePlan, QueryRangePlan, DeviceScope)} with both backward kernels' block rows given: 64 or 128. */
+    static DevicePlan upload(KvRangePlan queries, QueryRangePlan keys, int dqRows, int dkdvRows, DeviceScope scope) {
         if (queries.heads() != keys.heads() || queries.sequenceLength() != keys.sequenceLength()) {
             throw new IllegalArgumentException("the query plan is for " + queries.heads() + " heads and S = "
                     + queries.sequenceLength() + " but the key plan for " + keys.heads() + " heads and S = "
                     + keys.sequenceLength());
         }
-        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, keys.blockTable(), keys.listOfTable(),
-                keys.rangeOffsetTable(), keys.rangeTable());
-        return new DevicePlan(TileAttentionKernel.upload(queries, scope), keys, t[0], t[1], t[2], t[3]);
+        BlockRows.check(dqRows);
+        BlockRows.check(dkdvRows);
+        QueryRangePlan blockedKeys = keys.withBlockRows(dkdvRows);
+        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, blockedKeys.blockTable(), blockedKeys.listOfTable(),
+                blockedKeys.rangeOffsetTable(), blockedKeys.rangeTable());
+        TileAttentionKernel.DevicePlan forward = TileAttentionKernel.upload(queries, scope);
+        TileAttentionKernel.DevicePlan gradient = forward;
+        if (dqRows != queries.blockRows()) {  // same lists, blocks of the dQ kernel's size
+            KvRangePlan blocked = queries.withBlockRows(dqRows);
+            DeviceBuffer blocks = TileAttentionKernel.uploadTables(scope, blocked.blockTable())[0];
+            gradient = new TileAttentionKernel.DevicePlan(blocked, blocks, forward.listOf(), forward.rangeOffsets(),
+                    forward.ranges());
+        }
+        return new DevicePlan(forward, gradient, blockedKeys, t[0], t[1], t[2], t[3]);
     }
 
     /** Bytes of scratch {@link #backward} needs: two fp32 values per row (delta = rowsum(dO ⊙ o), lse in log2). */
@@ -190,22 +214,38 @@ public final class TileAttentionBackwardKernel {
                 Dim3.of(THREADS), 0, stream,
                 KernelArgs.of().pointer(o).pointer(dO).pointer(lse).pointer(delta).pointer(lse2).i64(rows));
 
-        // Dynamic shared memory (tile_attention_bwd.cu): dkdv K, V and two stages of Q, dO (64 rows), lse2, delta;
-        // dq Q, dO and two stages of K, V (64 keys).
         QueryRangePlan keys = plan.keys();
-        library.function(FAMILY, "tileattn_tile_attention_bwd_dkdv_" + suffix).launch(
-                new Dim3(keys.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d + 1024, stream,
+        KernelShape kv = KernelShape.dkdv(keys.blockRows(), d);
+        library.function(FAMILY, "tileattn_tile_attention_bwd_dkdv_" + kv.prefix() + suffix).launch(
+                new Dim3(keys.blockCount(), heads, batch), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
                         .pointer(dk).pointer(dv)
                         .pointer(plan.keyBlocks()).pointer(plan.keyListOf()).pointer(plan.keyRangeOffsets())
                         .pointer(plan.keyRanges())
                         .i32(keys.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
-        TileAttentionKernel.DevicePlan qp = plan.queries();
-        library.function(FAMILY, "tileattn_tile_attention_bwd_dq_" + suffix).launch(
-                new Dim3(queries.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d, stream,
+        TileAttentionKernel.DevicePlan qp = plan.gradientQueries();
+        KernelShape qs = KernelShape.dq(qp.plan().blockRows(), d);
+        library.function(FAMILY, "tileattn_tile_attention_bwd_dq_" + qs.prefix() + suffix).launch(
+                new Dim3(qp.plan().blockCount(), heads, batch), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta).pointer(dq)
                         .pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets()).pointer(qp.ranges())
                         .i32(queries.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
+    }
+
+    /**
+     * Entry-point prefix, threads and dynamic shared memory of a dK/dV or dQ kernel with blocks of {@code rows}
+     * (tile_attention_bwd.cu's header): 128 rows, 256 threads; 64 rows ("bm64_"), 128 threads. dK/dV holds K, V
+     * and two stages of Q, dO (64 rows), lse2 and delta; dQ holds Q, dO and two stages of K, V (64 keys).
+     */
+    record KernelShape(String prefix, int threads, int sharedBytes) {
+        static KernelShape dkdv(int rows, int d) {
+            return rows == BlockRows.SMALL ? new KernelShape("bm64_", 128, 768 * d + 1024)
+                    : new KernelShape("", THREADS, 1024 * d + 1024);
+        }
+
+        static KernelShape dq(int rows, int d) {
+            return rows == BlockRows.SMALL ? new KernelShape("bm64_", 128, 768 * d) : new KernelShape("", THREADS, 1024 * d);
+        }
     }
 
     private static void checkRank(DeviceTensor t, String name) {

@@ -127,7 +127,8 @@ public final class TileAttentionKernel {
             throw new IllegalArgumentException("tensors have " + heads + " heads and S = " + seq + " but the plan is for "
                     + p.heads() + " heads and S = " + p.sequenceLength());
         }
-        launch(q, k, v, o, lse, plan.queryBlocks(), p.blockCount(), KvRangePlan.BLOCK_ROWS, plan.listOf(),
+        checkBlockRows(p.blockRows());
+        launch(q, k, v, o, lse, plan.queryBlocks(), p.blockCount(), p.blockRows(), plan.listOf(),
                 plan.rangeOffsets(), plan.ranges(), p.slots(), heads, new Dim3(p.blockCount(), heads, batch), scale,
                 stream);
     }
@@ -142,16 +143,20 @@ public final class TileAttentionKernel {
                        DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
                        DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
         checkTensors(q, k, v, o, lse, scale, stream);
-        if (blockRows != KvRangePlan.BLOCK_ROWS && !(blockRows == 64 && path == Path.HOPPER)) {
-            throw new IllegalArgumentException("query blocks of " + blockRows + " rows: the " + path
-                    + " kernel takes " + KvRangePlan.BLOCK_ROWS + (path == Path.HOPPER ? " or 64" : ""));
-        }
+        checkBlockRows(blockRows);
         int planes = Math.multiplyExact(q.dim(0), q.dim(1));
         if (planes > MAX_GRID_YZ) {
             throw new IllegalArgumentException("B x heads = " + planes + " must be at most " + MAX_GRID_YZ);
         }
         launch(q, k, v, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets, ranges, slots, planes,
                 new Dim3(blockCount, planes, 1), scale, stream);
+    }
+
+    private void checkBlockRows(int blockRows) {
+        if (blockRows != KvRangePlan.BLOCK_ROWS && !(blockRows == 64 && path == Path.HOPPER)) {
+            throw new IllegalArgumentException("query blocks of " + blockRows + " rows: the " + path
+                    + " kernel takes " + KvRangePlan.BLOCK_ROWS + (path == Path.HOPPER ? " or 64" : ""));
+        }
     }
 
     private void checkTensors(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,

@@ -71,18 +71,27 @@ public final class VsaKernels {
     }
 
     /**
-     * The tables for one grid, batch, head count and k, uploaded into {@code scope}. The fine kernel's query
-     * blocks have 64 rows on the Hopper path when that computes fewer empty rows than 128 (tiles of at most 64
-     * tokens, such as 4×4×4), else 128.
+     * The tables for one grid, batch, head count and k, uploaded into {@code scope}. Blocks have the rows
+     * {@link BlockRows#fewestComputed} picks for the grid's tiles (64 for tiles of at most 64 tokens, such as
+     * 4×4×4), in the backward always and in the fine forward on the Hopper path (its only kernel with 64-row blocks).
      */
     public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, DeviceScope scope) {
-        int rows = fineKernel.path() == TileAttentionKernel.Path.HOPPER
-                && VsaPlan.computedRows(grid, 64) < VsaPlan.computedRows(grid, 128) ? 64 : 128;
-        return plan(grid, batch, heads, topK, rows, scope);
+        int rows = BlockRows.fewestComputed(VsaPlan.tileLengths(grid));
+        return plan(grid, batch, heads, topK, fineKernel.path() == TileAttentionKernel.Path.HOPPER ? rows : 128, rows,
+                scope);
     }
 
     /** As {@link #plan(TileGrid, int, int, int, DeviceScope)} with the fine kernel's block rows given: 128, or 64 (Hopper path). */
     public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, int blockRows, DeviceScope scope) {
+        return plan(grid, batch, heads, topK, blockRows, BlockRows.fewestComputed(VsaPlan.tileLengths(grid)), scope);
+    }
+
+    /**
+     * As {@link #plan(TileGrid, int, int, int, int, DeviceScope)} with the backward's block rows given too: 128 or
+     * 64 (the backward kernels have both on every GPU).
+     */
+    public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, int blockRows, int backwardRows,
+                        DeviceScope scope) {
         if (blockRows == 64 && fineKernel.path() != TileAttentionKernel.Path.HOPPER) {
             throw new IllegalArgumentException("64-row query blocks need the Hopper kernel; this instance runs "
                     + fineKernel.path());
@@ -91,7 +100,7 @@ public final class VsaKernels {
             throw new IllegalArgumentException("B x heads = " + (long) batch * heads + " must be at most " + MAX_GRID_YZ);
         }
         coarseQueryTiles(grid.tileCount(), 128);  // fails early when the grid has too many tiles for the coarse kernel
-        return VsaPlan.upload(grid, batch, heads, topK, blockRows, scope);
+        return VsaPlan.upload(grid, batch, heads, topK, blockRows, backwardRows, scope);
     }
 
     /**
@@ -220,16 +229,18 @@ public final class VsaKernels {
         library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_prep_" + suffix).launch(Dim3.of(prepBlocks),
                 Dim3.of(BWD_THREADS), 0, stream, KernelArgs.of().pointer(ws.fine).pointer(dOut).pointer(ws.fineLse)
                         .pointer(delta).pointer(lse2).i64(rows));
-        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dkdv_" + suffix).launch(
-                new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(BWD_THREADS), 1024 * d + 1024, stream,
+        TileAttentionBackwardKernel.KernelShape kv = TileAttentionBackwardKernel.KernelShape.dkdv(plan.backwardRows(), d);
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dkdv_" + kv.prefix() + suffix).launch(
+                new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
                         .pointer(dk).pointer(dv).pointer(plan.keyBlocks()).pointer(plan.listOf())
                         .pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
                         .i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
-        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dq_" + suffix).launch(
-                new Dim3(plan.queryBlockCount(), planes, 1), Dim3.of(BWD_THREADS), 1024 * d, stream,
+        TileAttentionBackwardKernel.KernelShape qs = TileAttentionBackwardKernel.KernelShape.dq(plan.backwardRows(), d);
+        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dq_" + qs.prefix() + suffix).launch(
+                new Dim3(plan.gradientQueryBlockCount(), planes, 1), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta).pointer(dq)
-                        .pointer(plan.queryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets())
+                        .pointer(plan.gradientQueryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets())
                         .pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
     }
 

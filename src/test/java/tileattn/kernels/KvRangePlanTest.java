@@ -46,7 +46,13 @@ class KvRangePlanTest {
             for (int h = 0; h < heads; h++) {
                 windows[h] = new Window(randomExtent(rnd, n.t()), randomExtent(rnd, n.h()), randomExtent(rnd, n.w()));
             }
-            checkPlan(layout, windows, KvRangePlan.sta(layout, windows));
+            KvRangePlan plan = KvRangePlan.sta(layout, windows);
+            checkPlan(layout, windows, plan);
+            KvRangePlan small = plan.withBlockRows(64);
+            assertEquals(64, small.blockRows());
+            checkPlan(layout, windows, small);
+            assertArrayEquals(plan.blockTable(), small.withBlockRows(128).blockTable(), "64 and back gives the same blocks");
+            assertEquals(plan.attendedPairs(), small.attendedPairs(), 0.0);
         }
     }
 
@@ -71,7 +77,7 @@ class KvRangePlanTest {
         boolean videoSeen = false;
         for (int b = 0; b < plan.blockCount(); b++) {
             int start = plan.blockRowStart(b), count = plan.blockRowCount(b);
-            assertTrue(count >= 1 && count <= KvRangePlan.BLOCK_ROWS, what);
+            assertTrue(count >= 1 && count <= plan.blockRows(), what);
             boolean text = start >= video;
             if (text) {
                 assertFalse(videoSeen && !dense, what + ": text blocks come first");
@@ -79,7 +85,9 @@ class KvRangePlanTest {
             } else {
                 videoSeen = true;
                 if (!dense) {
+                    assertTrue(start + count <= video, what + ": block " + b + " runs into the text");
                     assertEquals(tileOf[start], tileOf[start + count - 1], what + ": block " + b + " crosses a tile");
+                    assertEquals(tileOf[start], plan.blockSlot(b), what + ": block " + b + " names another tile");
                 }
             }
             for (int r = start; r < start + count; r++) {

@@ -62,7 +62,7 @@ class QueryRangePlanTest {
         int[] starts = layout.grid().tileStarts();
         for (int b = 0; b < plan.blockCount(); b++) {
             int from = plan.blockRowStart(b), count = plan.blockRowCount(b), slot = plan.blockSlot(b);
-            assertTrue(count >= 1 && count <= QueryRangePlan.BLOCK_ROWS, "block " + b + " has " + count + " keys");
+            assertTrue(count >= 1 && count <= plan.blockRows(), "block " + b + " has " + count + " keys");
             int slotFrom = slot < layout.grid().tileCount() ? starts[slot] : layout.videoTokens();
             int slotTo = slot < layout.grid().tileCount() ? starts[slot + 1] : seq;
             assertTrue(from >= slotFrom && from + count <= slotTo, "block " + b + " crosses its slot " + slot);
@@ -102,7 +102,7 @@ class QueryRangePlanTest {
         for (Object[] c : cases) {
             TokenLayout layout = TokenLayout.of((Shape3) c[0], (Shape3) c[1], (int) c[2]);
             Window[] windows = (Window[]) c[3];
-            QueryRangePlan plan = QueryRangePlan.sta(layout, windows);
+            QueryRangePlan plan = QueryRangePlan.sta(layout, windows).withBlockRows(c[1].equals(new Shape3(4, 4, 4)) ? 64 : 128);
             KvRangePlan forward = KvRangePlan.sta(layout, windows);
             checkStructure(plan, layout);
             int[] tileOf = tileOf(layout.grid());

@@ -96,6 +96,30 @@ class TileAttentionBackwardKernelGpuTest {
         }
     }
 
+    /** STA backward through {@link TileAttentionBackwardKernel#upload} with the block rows of dQ and dK/dV forced. */
+    private static Gradients runOnGpu(Inputs in, DType dtype, float scale, TokenLayout layout, Window[] windows,
+                                      int dqRows, int dkdvRows) {
+        int[] shape = in.q.shape();
+        try (DeviceScope scope = context.openScope()) {
+            CudaStream stream = scope.createStream();
+            TileAttentionBackwardKernel.DevicePlan plan = TileAttentionBackwardKernel.upload(
+                    KvRangePlan.sta(layout, windows), QueryRangePlan.sta(layout, windows), dqRows, dkdvRows, scope);
+            assertEquals(dqRows, plan.gradientQueries().plan().blockRows());
+            assertEquals(dkdvRows, plan.keys().blockRows());
+            assertEquals(128, plan.queries().plan().blockRows(), "the forward's plan is left as given");
+            DeviceBuffer workspace = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(shape[0], shape[1], shape[2]));
+            DeviceTensor q = DeviceTensor.upload(scope, in.q, dtype), k = DeviceTensor.upload(scope, in.k, dtype),
+                    v = DeviceTensor.upload(scope, in.v, dtype), o = DeviceTensor.upload(scope, in.forward.out(), dtype),
+                    dO = DeviceTensor.upload(scope, in.dOut, dtype),
+                    lse = DeviceTensor.upload(scope, in.forward.lse(), DType.F32);
+            DeviceTensor dq = poisoned(scope, dtype, shape), dk = poisoned(scope, dtype, shape),
+                    dv = poisoned(scope, dtype, shape);
+            kernel.backward(q, k, v, o, lse, dO, dq, dk, dv, plan, workspace, scale, stream);
+            stream.synchronize();
+            return new Gradients(dq.download(), dk.download(), dv.download(), null);
+        }
+    }
+
     private static DeviceTensor poisoned(DeviceScope scope, DType dtype, int[] shape) {
         DeviceTensor t = scope.allocateTensor(dtype, shape);
         t.buffer().fill((byte) 0xFF);
@@ -161,6 +185,32 @@ class TileAttentionBackwardKernelGpuTest {
         }
     }
 
+    /**
+     * Both block sizes (and the two mixed) on small and partial tiles of 1..64 tokens, fresh inputs per run: the
+     * 64-row kernels' home ground, where a 128-row block holds rows of one tile only.
+     */
+    @Test
+    void bothBlockSizesMatchCpuBackwardOnSmallTiles() {
+        Random rnd = new Random(64);
+        List<StaCase> cases = List.of(
+                new StaCase(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 0, 1, 128, DType.BF16, new Window(3, 3, 3), new Window(1, 3, 1)),
+                new StaCase(new Shape3(5, 7, 6), new Shape3(2, 3, 4), 5, 2, 64, DType.F16, new Window(1, 1, 1), new Window(3, 3, 1)),
+                new StaCase(new Shape3(1, 21, 19), new Shape3(1, 8, 8), 1, 1, 64, DType.BF16, new Window(1, 3, 3)),
+                new StaCase(new Shape3(6, 5, 7), new Shape3(4, 4, 4), 0, 1, 128, DType.F16, new Window(1, 1, 1)));
+        int[][] sizes = {{64, 64}, {128, 128}, {64, 128}, {128, 64}};
+        for (StaCase c : cases) {
+            TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
+            float scale = CpuAttention.defaultScale(c.d);
+            for (int[] rows : c == cases.get(0) ? sizes : Arrays.copyOf(sizes, 2)) {
+                Inputs in = staInputs(c, rnd, scale);
+                Gradients expected = CpuAttentionBackward.sta(in.q, in.k, in.v, in.forward.out(), in.forward.lse(),
+                        in.dOut, layout, c.windows, scale);
+                assertGradientsClose(runOnGpu(in, c.dtype, scale, layout, c.windows, rows[0], rows[1]), expected,
+                        "STA dq rows " + rows[0] + ", dK/dV rows " + rows[1] + " " + c);
+            }
+        }
+    }
+
     @Test
     void staMatchesTheDoublePrecisionReferenceInRasterOrder() {
         Random rnd = new Random(17);
@@ -210,6 +260,8 @@ class TileAttentionBackwardKernelGpuTest {
             CudaStream stream = scope.createStream();
             TileAttentionBackwardKernel.DevicePlan plan = TileAttentionBackwardKernel.upload(
                     KvRangePlan.sta(layout, c.windows), QueryRangePlan.sta(layout, c.windows), scope);
+            assertEquals(64, plan.keys().blockRows(), "4x4x4 tiles take 64-row blocks");
+            assertEquals(64, plan.gradientQueries().plan().blockRows(), "4x4x4 tiles take 64-row blocks");
             DeviceBuffer workspace = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(shape[0], shape[1], shape[2]));
             DeviceTensor q = DeviceTensor.upload(scope, in.q, c.dtype), k = DeviceTensor.upload(scope, in.k, c.dtype),
                     v = DeviceTensor.upload(scope, in.v, c.dtype), o = DeviceTensor.upload(scope, in.forward.out(), c.dtype),

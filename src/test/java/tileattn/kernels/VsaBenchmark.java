@@ -31,7 +31,9 @@ import tileattn.tensor.FloatTensor;
  * and writes batch 0's selection for the FlexAttention peer (scripts/peers_vsa.py). Run on the device with the
  * bundle of scripts/device-build.sh:
  * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp test-classes:tileattn.jar tileattn.kernels.VsaBenchmark OUT_DIR [quick]}
- * ("quick": only the variant VsaKernels picks on Hopper, wgmma with 64-row blocks)
+ * ("quick": only the variant VsaKernels picks on Hopper, wgmma with 64-row blocks). The last fine-kernel variant
+ * listed first (wgmma BM64 on Hopper) is timed with both backward block sizes ("/b64", "/b128"); the others with
+ * the backward's default (64 rows on these tiles).
  */
 public final class VsaBenchmark {
 
@@ -81,12 +83,12 @@ public final class VsaBenchmark {
         }
         System.out.println();
         System.out.println("VSA on the GPU, B=1, 12 heads, d=128, bf16, tile 4x4x4, 87.5% sparse; ms, median of " + REPS);
-        System.out.printf(Locale.ROOT, "%-16s %-12s %6s %6s %6s %6s %7s %6s | %6s %6s %7s | %7s %6s | %7s %8s%n",
+        System.out.printf(Locale.ROOT, "%-16s %-16s %6s %6s %6s %6s %7s %6s | %6s %6s %7s | %7s %6s | %7s %8s%n",
                 "video", "fine kernel", "pool", "coarse", "fine", "comb", "fwd", "TF/s", "f.bwd", "c.bwd", "bwd",
                 "fwd+bwd", "TF/s", "keys/q", "rel.err");
         for (Row r : rows) {
             double flops = 4.0 * r.pairs * D;
-            System.out.printf(Locale.ROOT, "%-16s %-12s %6.3f %6.3f %6.3f %6.3f %7.3f %6.0f | %6.3f %6.3f %7.3f | %7.3f %6.0f | %7.0f %8.1e%n",
+            System.out.printf(Locale.ROOT, "%-16s %-16s %6.3f %6.3f %6.3f %6.3f %7.3f %6.0f | %6.3f %6.3f %7.3f | %7.3f %6.0f | %7.0f %8.1e%n",
                     r.video, r.variant, r.pool, r.coarse, r.fine, r.combine, r.forward, flops / r.forward / 1e9,
                     r.fineBackward, r.coarseBackward, r.backward, r.forwardBackward, 3.5 * flops / r.forwardBackward / 1e9,
                     r.pairs / HEADS / r.seq, r.sampleError);
@@ -128,9 +130,12 @@ public final class VsaBenchmark {
             for (VsaKernels vsa : kernels) {
                 int[] blockRows = vsa.path() != TileAttentionKernel.Path.HOPPER ? new int[]{128}
                         : quick ? new int[]{64} : new int[]{64, 128};
-                for (int rowsPerBlock : blockRows) {
-                    String variant = (vsa.path() == TileAttentionKernel.Path.HOPPER ? "wgmma" : "mma.sync") + " BM" + rowsPerBlock;
-                    VsaPlan plan = vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, scope);
+                for (int rowsPerBlock : blockRows) for (int backwardRows : vsa == kernels.get(kernels.size() - 1)
+                        && rowsPerBlock == blockRows[0] ? new int[]{64, 128} : new int[]{0}) {
+                    String variant = (vsa.path() == TileAttentionKernel.Path.HOPPER ? "wgmma" : "mma.sync") + " BM" + rowsPerBlock
+                            + (backwardRows == 0 ? "" : "/b" + backwardRows);
+                    VsaPlan plan = backwardRows == 0 ? vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, scope)
+                            : vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, backwardRows, scope);
                     VsaWorkspace ws = VsaWorkspace.allocate(plan, DType.BF16, D, true, scope);
                     out.buffer().fill((byte) 0xFF);
                     vsa.forward(dq, dk, dv, dg, out, ws, scale, stream);
@@ -139,7 +144,7 @@ public final class VsaBenchmark {
                     double pairs = attendedPairs(selection, grid);
                     double error = sampledError(q, k, v, gate, out.download(), selection[0], grid, topK, scale);
                     String unwritten = "";
-                    if (rowsPerBlock == blockRows[0] && vsa == kernels.get(0)) {
+                    if (backwardRows != 0 || (rowsPerBlock == blockRows[0] && vsa == kernels.get(0))) {
                         gq.buffer().fill((byte) 0xFF);
                         gv.buffer().fill((byte) 0xFF);
                         vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, stream);
@@ -165,7 +170,7 @@ public final class VsaBenchmark {
                         vsa.forward(dq, dk, dv, dg, out, ws, scale, s);
                         vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s);
                     });
-                    System.out.printf(Locale.ROOT, "  %-12s forward %.3f ms (pool %.3f, coarse %.3f, fine %.3f, combine %.3f),"
+                    System.out.printf(Locale.ROOT, "  %-16s forward %.3f ms (pool %.3f, coarse %.3f, fine %.3f, combine %.3f),"
                                     + " backward %.3f ms (fine %.3f, coarse %.3f), forward+backward %.3f ms,"
                                     + " sampled rows rel. error %.2e%s%n", variant, forward, pool, coarse, fine, combine,
                             backward, fineBackward, coarseBackward, forwardBackward, error, unwritten);

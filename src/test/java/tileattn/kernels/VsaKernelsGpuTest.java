@@ -264,11 +264,13 @@ class VsaKernelsGpuTest {
         FloatTensor dOut = rounded(rnd, c.dtype, 1, shape);
         VsaForward state = CpuAttention.vsa(in.q, in.k, in.v, in.gate, grid, topK, scale);
         Gradients expected = CpuAttentionBackward.vsa(state, in.q, in.k, in.v, in.gate, dOut, grid, scale);
-        for (Variant variant : VARIANTS) {
-            String what = variant + " " + c + " k=" + topK;
+        // Both backward block sizes with every forward variant: tiles here hold 1..64 tokens.
+        for (Variant variant : VARIANTS) for (int backwardRows : new int[]{64, 128}) {
+            String what = variant + " backward BM" + backwardRows + " " + c + " k=" + topK;
             try (DeviceScope scope = context.openScope()) {
                 CudaStream stream = scope.createStream();
-                VsaPlan plan = variant.kernels.plan(grid, c.batch, c.heads, topK, variant.blockRows, scope);
+                VsaPlan plan = variant.kernels.plan(grid, c.batch, c.heads, topK, variant.blockRows, backwardRows, scope);
+                assertEquals(backwardRows, plan.backwardRows(), what);
                 VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, true, scope);
                 DeviceTensor q = DeviceTensor.upload(scope, in.q, c.dtype), k = DeviceTensor.upload(scope, in.k, c.dtype),
                         v = DeviceTensor.upload(scope, in.v, c.dtype), dO = DeviceTensor.upload(scope, dOut, c.dtype);
