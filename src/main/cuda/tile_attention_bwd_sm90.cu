@@ -35,11 +35,11 @@ struct Sm90BwdKvConfig {
     static_assert(2 * BQ <= THREADS, "one thread per row loads lse2 and delta");
 };
 
-template <int D_, int BM_>
+template <int D_, int BM_, int BN_ = 64>
 struct Sm90BwdQConfig {
     static constexpr int D = D_;
     static constexpr int BM = BM_;  // 64 or 128 query rows: one warpgroup per 64
-    static constexpr int BN = 64;
+    static constexpr int BN = BN_;  // keys per step: 64 or 128 (the wgmma N of S and dP)
     static constexpr int THREADS = 2 * BM;
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;

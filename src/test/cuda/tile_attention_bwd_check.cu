@@ -300,10 +300,10 @@ struct SplitTables {
 };
 
 // sm90Kv / sm90Q: false runs the portable kernel for that gradient, so each wgmma kernel can be checked alone.
-template <typename T, int D, int ROWS, bool sm90Kv, bool sm90Q>
+template <typename T, int D, int ROWS, bool sm90Kv, bool sm90Q, int QBN>
 static void runBackwardSm90(const Buffers& b, int B, int heads, int S, float scale, cudaStream_t st, int which) {
     using KC = Sm90BwdKvConfig<D, ROWS>;
-    using QC = Sm90BwdQConfig<D, ROWS>;
+    using QC = Sm90BwdQConfig<D, ROWS, QBN>;
     static bool raised = false;
     if (!raised) {
         CUDA_CHECK(cudaFuncSetAttribute(tile_attention_bwd_sm90_dkdv_kernel<T, KC>, cudaFuncAttributeMaxDynamicSharedMemorySize, KC::SMEM));
@@ -336,27 +336,29 @@ static void runBackwardSm90(const Buffers& b, int B, int heads, int S, float sca
             heads, S, scaleLog2, scale);
 }
 
-template <int ROWS, bool sm90Kv, bool sm90Q>
+template <int ROWS, bool sm90Kv, bool sm90Q, int QBN = 64>
 static Variant makeSm90Variant(const char* name) {
     Variant v;
     v.name = name;
     v.run = [](const Buffers& b, int B, int heads, int S, int D, bool fp16, float scale, cudaStream_t st, int which) {
         if (D == 64) {
-            if (fp16) runBackwardSm90<__half, 64, ROWS, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
-            else runBackwardSm90<__nv_bfloat16, 64, ROWS, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackwardSm90<__half, 64, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+            else runBackwardSm90<__nv_bfloat16, 64, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
         } else {
-            if (fp16) runBackwardSm90<__half, 128, ROWS, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
-            else runBackwardSm90<__nv_bfloat16, 128, ROWS, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackwardSm90<__half, 128, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+            else runBackwardSm90<__nv_bfloat16, 128, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
         }
     };
     return v;
 }
 
 // sm90: both wgmma kernels on the 128-row tables (what Java would launch); sm90_dkdv / sm90_dq: one wgmma kernel,
-// the other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block).
+// the other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block);
+// sm90_dq128: dQ over 128 keys per step instead of 64 (236 registers, 193 KiB of shared memory at d = 128).
 static std::vector<Variant> sm90Variants() {
     return {makeSm90Variant<128, true, true>("sm90"), makeSm90Variant<128, true, false>("sm90_dkdv"),
-            makeSm90Variant<128, false, true>("sm90_dq"), makeSm90Variant<64, true, true>("sm90_r64")};
+            makeSm90Variant<128, false, true>("sm90_dq"), makeSm90Variant<64, true, true>("sm90_r64"),
+            makeSm90Variant<128, true, true, 128>("sm90_dq128")};
 }
 
 static std::vector<Variant> allVariants() {

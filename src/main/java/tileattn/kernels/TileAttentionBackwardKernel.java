@@ -17,20 +17,44 @@ import tileattn.mask.Window;
  * and out (the gradients take the inputs' type, rounded once from fp32 accumulators), d = 64 or 128; tiles outside
  * a window are skipped as in the forward. Every output element is written by exactly one thread block, so
  * results do not depend on scheduling. Portable mma.sync kernels: compute capability 8.0 and newer; at d = 128
- * they need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts).
+ * they need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts). {@link Path#HOPPER}
+ * runs the dK/dV and dQ kernels of tile_attention_bwd_sm90.cu (wgmma, same arguments) instead.
  */
 public final class TileAttentionBackwardKernel {
 
+    /** Which dK/dV and dQ kernels run; the prep kernel is the portable one on both paths. */
+    public enum Path {
+        /** mma.sync kernels; compute capability 8.0 and newer. The default. */
+        PORTABLE,
+        /** wgmma kernels (sm_90a code), compute capability 9.0 only; chosen only when asked for. */
+        HOPPER
+    }
+
     private static final String FAMILY = "tile_attention_bwd";
+    private static final String HOPPER_FAMILY = "tile_attention_bwd_sm90";
     private static final int THREADS = 256;
     private static final int MAX_GRID_YZ = 65535;
     /** The prep kernel's grid-stride loop: enough blocks to fill every SM several times over, no more. */
     private static final int PREP_BLOCKS_PER_SM = 8;
 
     private final KernelLibrary library;
+    private final Path path;
 
     public TileAttentionBackwardKernel(KernelLibrary library) {
+        this(library, Path.PORTABLE);
+    }
+
+    public TileAttentionBackwardKernel(KernelLibrary library, Path path) {
         this.library = library;
+        this.path = path;
+        if (path == Path.HOPPER && library.context().device().computeCapabilityNumber() != 90) {
+            throw new IllegalArgumentException("the HOPPER attention backward needs compute capability 9.0; "
+                    + library.context().device().name() + " has " + library.context().device().computeCapability());
+        }
+    }
+
+    public Path path() {
+        return path;
     }
 
     /** Both plans' tables in device memory, freed with the scope they were uploaded into. */
@@ -191,18 +215,22 @@ public final class TileAttentionBackwardKernel {
                 KernelArgs.of().pointer(o).pointer(dO).pointer(lse).pointer(delta).pointer(lse2).i64(rows));
 
         // Dynamic shared memory (tile_attention_bwd.cu): dkdv K, V and two stages of Q, dO (64 rows), lse2, delta;
-        // dq Q, dO and two stages of K, V (64 keys).
+        // dq Q, dO and two stages of K, V (64 keys). The Hopper kernels (Sm90BwdKvConfig, Sm90BwdQConfig at 128
+        // rows) hold the same plus 1 KiB to align their swizzled tiles.
+        boolean hopper = path == Path.HOPPER;
+        String family = hopper ? HOPPER_FAMILY : FAMILY;
+        int align = hopper ? 1024 : 0;
         QueryRangePlan keys = plan.keys();
-        library.function(FAMILY, "tileattn_tile_attention_bwd_dkdv_" + suffix).launch(
-                new Dim3(keys.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d + 1024, stream,
+        library.function(family, "tileattn_" + family + "_dkdv_" + suffix).launch(
+                new Dim3(keys.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d + 1024 + align, stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
                         .pointer(dk).pointer(dv)
                         .pointer(plan.keyBlocks()).pointer(plan.keyListOf()).pointer(plan.keyRangeOffsets())
                         .pointer(plan.keyRanges())
                         .i32(keys.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
         TileAttentionKernel.DevicePlan qp = plan.queries();
-        library.function(FAMILY, "tileattn_tile_attention_bwd_dq_" + suffix).launch(
-                new Dim3(queries.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d, stream,
+        library.function(family, "tileattn_" + family + "_dq_" + suffix).launch(
+                new Dim3(queries.blockCount(), heads, batch), Dim3.of(THREADS), 1024 * d + align, stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta).pointer(dq)
                         .pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets()).pointer(qp.ranges())
                         .i32(queries.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));

@@ -79,6 +79,11 @@ class TileAttentionBackwardKernelGpuTest {
 
     /** Runs the backward on uploaded copies (o in the tensor type), gradients NaN-poisoned first. */
     private static Gradients runOnGpu(Inputs in, DType dtype, float scale, TokenLayout layout, Window[] windows) {
+        return runOnGpu(kernel, in, dtype, scale, layout, windows);
+    }
+
+    private static Gradients runOnGpu(TileAttentionBackwardKernel kernel, Inputs in, DType dtype, float scale,
+                                      TokenLayout layout, Window[] windows) {
         try (DeviceScope scope = context.openScope()) {
             CudaStream stream = scope.createStream();
             DeviceTensor q = DeviceTensor.upload(scope, in.q, dtype), k = DeviceTensor.upload(scope, in.k, dtype),
@@ -159,6 +164,39 @@ class TileAttentionBackwardKernelGpuTest {
                     layout, c.windows, scale);
             assertGradientsClose(runOnGpu(in, c.dtype, scale, layout, c.windows), expected, "STA " + c);
         }
+    }
+
+    /** The wgmma kernels on compute capability 9.0 (chosen explicitly); elsewhere asking for them is refused. */
+    @Test
+    void hopperPathMatchesCpuBackward() {
+        KernelLibrary library = KernelLibrary.of(context);
+        if (context.device().computeCapabilityNumber() != 90) {
+            assertMessage(() -> new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER),
+                    "compute capability 9.0");
+            return;
+        }
+        TileAttentionBackwardKernel hopper = new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER);
+        Random rnd = new Random(90);
+        List<StaCase> cases = List.of(
+                new StaCase(new Shape3(13, 17, 19), new Shape3(6, 8, 8), 1, 1, 128, DType.BF16, new Window(3, 3, 3), new Window(1, 3, 1)),
+                new StaCase(new Shape3(7, 9, 23), new Shape3(4, 4, 4), 256, 1, 64, DType.F16,
+                        new Window(1, 3, 3), new Window(2, 3, 5), new Window(1, 1, 1)),
+                new StaCase(new Shape3(5, 5, 5), new Shape3(6, 8, 8), 1, 2, 64, DType.BF16, new Window(1, 1, 1)));
+        for (StaCase c : cases) {
+            TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
+            float scale = CpuAttention.defaultScale(c.d);
+            Inputs in = staInputs(c, rnd, scale);
+            Gradients expected = CpuAttentionBackward.sta(in.q, in.k, in.v, in.forward.out(), in.forward.lse(), in.dOut,
+                    layout, c.windows, scale);
+            assertGradientsClose(runOnGpu(hopper, in, c.dtype, scale, layout, c.windows), expected, "HOPPER STA " + c);
+        }
+        int[] shape = {1, 2, 257, 128};
+        FloatTensor q = randomRounded(rnd, DType.F16, shape), k = randomRounded(rnd, DType.F16, shape),
+                v = randomRounded(rnd, DType.F16, shape), dOut = randomRounded(rnd, DType.F16, shape);
+        float scale = CpuAttention.defaultScale(shape[3]);
+        Inputs in = new Inputs(q, k, v, dOut, CpuAttention.denseForward(q, k, v, scale));
+        assertGradientsClose(runOnGpu(hopper, in, DType.F16, scale, null, null),
+                CpuAttentionBackward.dense(q, k, v, in.forward.out(), in.forward.lse(), dOut, scale), "HOPPER dense");
     }
 
     @Test
