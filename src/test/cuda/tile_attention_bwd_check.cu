@@ -14,6 +14,8 @@
 // are checked too.
 #define TILEATTN_BWD_NO_ENTRY_POINTS
 #include "../../main/cuda/tile_attention_bwd.cu"
+#define TILEATTN_BWD_SM90_NO_ENTRY_POINTS
+#include "../../main/cuda/tile_attention_bwd_sm90.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -302,12 +304,105 @@ static Variant makeVariant(const char* name) {
     return v;
 }
 
+// ---- Hopper variants (tile_attention_bwd_sm90.cu): the portable prep, then wgmma dK/dV and/or dQ ----
+// Block tables of at most 64 rows for the _r64 kernels, split from the checker's 128-row tables. The cache is
+// keyed on the tables' contents (downloaded on every call, a few KiB), so a new case never meets stale tables.
+struct SplitTables {
+    std::vector<int4> src[2];
+    int4* dev[2] = {nullptr, nullptr};
+    int count[2] = {0, 0};
+    const int4* get(int which, const int4* table, int n) {
+        std::vector<int4> h(n);
+        CUDA_CHECK(cudaMemcpy(h.data(), table, n * sizeof(int4), cudaMemcpyDeviceToHost));
+        auto same = [](const std::vector<int4>& a, const std::vector<int4>& b) {
+            return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(int4)) == 0;
+        };
+        if (dev[which] == nullptr || !same(h, src[which])) {
+            std::vector<int4> split;
+            for (const int4& x : h)
+                for (int r = 0; r < x.y; r += 64) split.push_back({x.x + r, std::min(64, x.y - r), x.z, 0});
+            if (dev[which] != nullptr) CUDA_CHECK(cudaFree(dev[which]));
+            CUDA_CHECK(cudaMalloc(&dev[which], split.size() * sizeof(int4)));
+            CUDA_CHECK(cudaMemcpy(dev[which], split.data(), split.size() * sizeof(int4), cudaMemcpyHostToDevice));
+            src[which] = h;
+            count[which] = static_cast<int>(split.size());
+        }
+        return dev[which];
+    }
+};
+
+// sm90Kv / sm90Q: false runs the portable kernel for that gradient, so each wgmma kernel can be checked alone.
+template <typename T, int D, int ROWS, bool sm90Kv, bool sm90Q, int QBN>
+static void runBackwardSm90(const Buffers& b, int B, int heads, int S, float scale, cudaStream_t st, int which) {
+    using KC = Sm90BwdKvConfig<D, ROWS>;
+    using QC = Sm90BwdQConfig<D, ROWS, QBN>;
+    static bool raised = false;
+    if (!raised) {
+        CUDA_CHECK(cudaFuncSetAttribute(tile_attention_bwd_sm90_dkdv_kernel<T, KC>, cudaFuncAttributeMaxDynamicSharedMemorySize, KC::SMEM));
+        CUDA_CHECK(cudaFuncSetAttribute(tile_attention_bwd_sm90_dq_kernel<T, QC>, cudaFuncAttributeMaxDynamicSharedMemorySize, QC::SMEM));
+        raised = true;
+    }
+    using Portable = void (*)(const Buffers&, int, int, int, float, cudaStream_t, int);
+    const Portable portable = runBackward<T, BwdKvConfig<D, 64>, BwdQConfig<D, 64>>;
+    if (which == 0 || which == 1) portable(b, B, heads, S, scale, st, 1);  // prep
+    if (!sm90Kv && (which == 0 || which == 2)) portable(b, B, heads, S, scale, st, 2);
+    if (!sm90Q && (which == 0 || which == 3)) portable(b, B, heads, S, scale, st, 3);
+    static SplitTables split;
+    const int4* kvBlocks = b.kb;
+    const int4* qBlocks = b.qb;
+    int kvCount = b.kblocks, qCount = b.qblocks;
+    if (ROWS == 64) {
+        if (sm90Kv && (which == 0 || which == 2)) { kvBlocks = split.get(0, b.kb, b.kblocks); kvCount = split.count[0]; }
+        if (sm90Q && (which == 0 || which == 3)) { qBlocks = split.get(1, b.qb, b.qblocks); qCount = split.count[1]; }
+    }
+    const float scaleLog2 = scale * 1.4426950408889634f;
+    if (sm90Kv && (which == 0 || which == 2))
+        tile_attention_bwd_sm90_dkdv_kernel<T, KC><<<dim3(kvCount, heads, B), KC::THREADS, KC::SMEM, st>>>(
+            static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v), static_cast<const T*>(b.dO),
+            b.lse2, b.delta, static_cast<T*>(b.dk), static_cast<T*>(b.dv), kvBlocks, b.klo, b.kro, b.krg, b.kslots, heads,
+            S, scaleLog2, scale);
+    if (sm90Q && (which == 0 || which == 3))
+        tile_attention_bwd_sm90_dq_kernel<T, QC><<<dim3(qCount, heads, B), QC::THREADS, QC::SMEM, st>>>(
+            static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v),
+            static_cast<const T*>(b.dO), b.lse2, b.delta, static_cast<T*>(b.dq), qBlocks, b.qlo, b.qro, b.qrg, b.qslots,
+            heads, S, scaleLog2, scale);
+}
+
+template <int ROWS, bool sm90Kv, bool sm90Q, int QBN = 64>
+static Variant makeSm90Variant(const char* name) {
+    Variant v;
+    v.name = name;
+    v.run = [](const Buffers& b, int B, int heads, int S, int D, bool fp16, float scale, cudaStream_t st, int which) {
+        if (D == 64) {
+            if (fp16) runBackwardSm90<__half, 64, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+            else runBackwardSm90<__nv_bfloat16, 64, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+        } else {
+            if (fp16) runBackwardSm90<__half, 128, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+            else runBackwardSm90<__nv_bfloat16, 128, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+        }
+    };
+    return v;
+}
+
+// sm90: both wgmma kernels on the 128-row tables (what Java would launch); sm90_dkdv / sm90_dq: one wgmma kernel,
+// the other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block);
+// sm90_dq128: dQ over 128 keys per step instead of 64 (236 registers, 193 KiB of shared memory at d = 128).
+static std::vector<Variant> sm90Variants() {
+    return {makeSm90Variant<128, true, true>("sm90"), makeSm90Variant<128, true, false>("sm90_dkdv"),
+            makeSm90Variant<128, false, true>("sm90_dq"), makeSm90Variant<64, true, true>("sm90_r64"),
+            makeSm90Variant<128, true, true, 128>("sm90_dq128")};
+}
+
 static std::vector<Variant> allVariants() {
-    // "separate" and "bm64" are what the fatbin's entry points use (BwdKvShipped/BwdQShipped and their 64-row
-    // versions). An fp32-atomic dq added from the dK/dV kernel was compared here and dropped
-    // (docs/benchmarks-bwd.md). bm64_bq32 and bm64_bn32 study the step sizes of the 64-row kernels.
-    return {makeVariant<64, 64, 8>("separate"), makeVariant<32, 64, 8>("sep_bq32"), makeVariant<64, 64, 4>("bm64"),
-            makeVariant<32, 64, 4>("bm64_bq32"), makeVariant<64, 32, 4>("bm64_bn32")};
+    // "separate" and "bm64" are what the fatbin's portable entry points use (BwdKvShipped/BwdQShipped and their
+    // 64-row versions); "sm90" and "sm90_r64" the Hopper ones. An fp32-atomic dq added from the dK/dV kernel was
+    // compared here and dropped (docs/benchmarks-bwd.md). bm64_bq32 and bm64_bn32 study the step sizes of the
+    // 64-row kernels.
+    std::vector<Variant> vs = {makeVariant<64, 64, 8>("separate"), makeVariant<32, 64, 8>("sep_bq32"),
+                               makeVariant<64, 64, 4>("bm64"), makeVariant<32, 64, 4>("bm64_bq32"),
+                               makeVariant<64, 32, 4>("bm64_bn32")};
+    for (Variant& v : sm90Variants()) vs.push_back(v);
+    return vs;
 }
 
 // ---- one case ----
@@ -343,6 +438,30 @@ struct Err {
     double e = 0, r = 0;
     void add(double got, double ref) { e += (got - ref) * (got - ref); r += ref * ref; }
     double rel() const { double x = std::sqrt(e / std::max(r, 1e-300)); return x == x ? x : INFINITY; }
+};
+
+// Per-row errors of one (batch, head) slice, for reading a failing check: which gradient, which rows.
+struct RowErrors {
+    std::vector<int> rowOf;  // slot -> token row
+    std::vector<Err> e[3];   // dq, dk, dv per slot
+    explicit RowErrors(std::vector<int> rows) : rowOf(std::move(rows)) { for (auto& x : e) x.assign(rowOf.size(), Err{}); }
+    void report(int bh) const {
+        static const char* names[3] = {"dq", "dk", "dv"};
+        for (int g = 0; g < 3; ++g) {
+            std::vector<std::pair<double, int>> bad;
+            for (size_t i = 0; i < rowOf.size(); ++i)
+                if (!(e[g][i].rel() < 1e-2)) bad.push_back({e[g][i].rel(), rowOf[i]});
+            if (bad.empty()) continue;
+            int lo = bad[0].second, hi = lo;
+            for (auto& x : bad) { lo = std::min(lo, x.second); hi = std::max(hi, x.second); }
+            std::sort(bad.begin(), bad.end(), [](auto& a, auto& b) { return a.first > b.first; });
+            std::printf("  slice %d %s: %zu of %zu rows off (row relL2 > 1e-2), rows %d..%d; worst:", bh, names[g], bad.size(),
+                        rowOf.size(), lo, hi);
+            for (size_t i = 0; i < std::min<size_t>(8, bad.size()); ++i)
+                std::printf(" %d (%%128 = %d) %.1e", bad[i].second, bad[i].second % 128, bad[i].first);
+            std::printf("\n");
+        }
+    }
 };
 
 static float medianMs(const std::function<void()>& f, int reps) {
@@ -447,6 +566,9 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
         auto gq = downloadF<T>(b.dq, off, static_cast<size_t>(S) * D), gk = downloadF<T>(b.dk, off, static_cast<size_t>(S) * D);
         auto gv = downloadF<T>(b.dv, off, static_cast<size_t>(S) * D);
         Err eq, ek, ev;
+        std::vector<int> allRows(S);
+        for (int i = 0; i < S; ++i) allRows[i] = i;
+        RowErrors rowErr(c.sampleRows == 0 ? allRows : std::vector<int>{});
         if (c.sampleRows == 0) {
             // Exact gradients of the whole slice: threads split the query rows and keep their own dk, dv sums.
             std::vector<std::vector<double>> pk(nth, std::vector<double>(static_cast<size_t>(S) * D, 0.0)), pv = pk;
@@ -494,7 +616,10 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
                                 dvT[static_cast<size_t>(j) * D + e] += p * doi[e];
                             }
                         }
-                        for (int e = 0; e < D; ++e) tq[t].add(gq[static_cast<size_t>(i) * D + e], dq[e]);
+                        for (int e = 0; e < D; ++e) {
+                            tq[t].add(gq[static_cast<size_t>(i) * D + e], dq[e]);
+                            rowErr.e[0][i].add(gq[static_cast<size_t>(i) * D + e], dq[e]);
+                        }
                     }
                 });
             for (auto& th : pool) th.join();
@@ -504,6 +629,8 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
                 for (unsigned t = 0; t < nth; ++t) { rk += pk[t][x]; rv += pv[t][x]; }
                 ek.add(gk[x], rk);
                 ev.add(gv[x], rv);
+                rowErr.e[1][x / D].add(gk[x], rk);
+                rowErr.e[2][x / D].add(gv[x], rv);
             }
         } else {
             // Sampled rows: dq of a query row exactly; dk, dv of a key row from the GPU's lse2 and delta (each
@@ -516,6 +643,7 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
             std::vector<int> sample = {0, V - 1, S - 1};
             if (c.text > 0) sample.push_back(V);
             while (static_cast<int>(sample.size()) < c.sampleRows) sample.push_back(rnd(S));
+            rowErr = RowErrors(sample);
             std::vector<Err> tq(nth), tk(nth), tv(nth);
             std::vector<double> worstAux(nth, 0);
             std::vector<std::thread> pool;
@@ -559,7 +687,10 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
                             const float* kj = &fk[static_cast<size_t>(j) * D];
                             for (int e = 0; e < D; ++e) acc[e] += ds * kj[e];
                         }
-                        for (int e = 0; e < D; ++e) tq[t].add(gq[static_cast<size_t>(i) * D + e], acc[e]);
+                        for (int e = 0; e < D; ++e) {
+                            tq[t].add(gq[static_cast<size_t>(i) * D + e], acc[e]);
+                            rowErr.e[0][si].add(gq[static_cast<size_t>(i) * D + e], acc[e]);
+                        }
                         // key row i: every query row that attends it
                         const int j = i;
                         const float* kj = &fk[static_cast<size_t>(j) * D];
@@ -579,6 +710,8 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
                         for (int e = 0; e < D; ++e) {
                             tk[t].add(gk[static_cast<size_t>(j) * D + e], acc[e]);
                             tv[t].add(gv[static_cast<size_t>(j) * D + e], acc2[e]);
+                            rowErr.e[1][si].add(gk[static_cast<size_t>(j) * D + e], acc[e]);
+                            rowErr.e[2][si].add(gv[static_cast<size_t>(j) * D + e], acc2[e]);
                         }
                     }
                 });
@@ -590,6 +723,7 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
             }
             if (aux > 1e-2) { std::printf("  lse/delta mismatch %.2e on slice %d\n", aux, bh); res.nonFinite += 1; }
         }
+        if (!(std::max({eq.rel(), ek.rel(), ev.rel()}) < 1e-2)) rowErr.report(bh);
         res.rel[0] = std::max(res.rel[0], eq.rel());
         res.rel[1] = std::max(res.rel[1], ek.rel());
         res.rel[2] = std::max(res.rel[2], ev.rel());
@@ -704,8 +838,9 @@ int main(int argc, char** argv) {
             Result base;  // the 128-row "separate" variant of this case, when it ran
             for (const Variant& v : variants) {
                 const bool dense = bn.c.windows.empty() && bn.c.topK == 0;
-                const bool study = v.name != "separate" && v.name != "bm64";
+                const bool study = v.name != "separate" && v.name != "bm64" && v.name.rfind("sm90", 0) != 0;
                 if (!wanted(v) || (dense && study)) continue;  // step sizes matter at sparse sizes
+                if (want.empty() && (v.name == "sm90_dkdv" || v.name == "sm90_dq")) continue;  // sm90's dkdv / dq columns
                 Result r = run(bn.c, v, bn.reps, seed++);
                 allOk &= r.ok;
                 if (v.name == "separate") base = r;

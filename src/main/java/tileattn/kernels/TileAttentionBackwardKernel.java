@@ -18,20 +18,50 @@ import tileattn.mask.Window;
  * a window are skipped as in the forward. Every output element is written by exactly one thread block, so
  * results do not depend on scheduling. Portable mma.sync kernels: compute capability 8.0 and newer; at d = 128
  * the 128-row kernels need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts). Each
- * kernel runs with 64-row blocks (its bm64 entry point) where {@link BlockRows} finds they compute fewer rows.
+ * kernel runs with 64-row blocks (its 64-row entry point) where {@link BlockRows} finds they compute fewer rows.
+ * {@link Path#HOPPER}, the default on compute capability 9.0, runs the dK/dV and dQ kernels of
+ * tile_attention_bwd_sm90.cu (wgmma, same arguments) instead.
  */
 public final class TileAttentionBackwardKernel {
 
+    /** Which dK/dV and dQ kernels run; the prep kernel is the portable one on both paths. */
+    public enum Path {
+        /** mma.sync kernels; compute capability 8.0 and newer. */
+        PORTABLE,
+        /** wgmma kernels (sm_90a code), compute capability 9.0 only: 1.5-1.6x faster than PORTABLE there. */
+        HOPPER;
+
+        /** HOPPER on compute capability 9.0, PORTABLE elsewhere. */
+        public static Path fastestFor(KernelLibrary library) {
+            return library.context().device().computeCapabilityNumber() == 90 ? HOPPER : PORTABLE;
+        }
+    }
+
     private static final String FAMILY = "tile_attention_bwd";
+    private static final String HOPPER_FAMILY = "tile_attention_bwd_sm90";
     private static final int THREADS = 256;
     private static final int MAX_GRID_YZ = 65535;
     /** The prep kernel's grid-stride loop: enough blocks to fill every SM several times over, no more. */
     private static final int PREP_BLOCKS_PER_SM = 8;
 
     private final KernelLibrary library;
+    private final Path path;
 
     public TileAttentionBackwardKernel(KernelLibrary library) {
+        this(library, Path.fastestFor(library));
+    }
+
+    public TileAttentionBackwardKernel(KernelLibrary library, Path path) {
         this.library = library;
+        this.path = path;
+        if (path == Path.HOPPER && library.context().device().computeCapabilityNumber() != 90) {
+            throw new IllegalArgumentException("the HOPPER attention backward needs compute capability 9.0; "
+                    + library.context().device().name() + " has " + library.context().device().computeCapability());
+        }
+    }
+
+    public Path path() {
+        return path;
     }
 
     /**
@@ -215,8 +245,10 @@ public final class TileAttentionBackwardKernel {
                 KernelArgs.of().pointer(o).pointer(dO).pointer(lse).pointer(delta).pointer(lse2).i64(rows));
 
         QueryRangePlan keys = plan.keys();
-        KernelShape kv = KernelShape.dkdv(keys.blockRows(), d);
-        library.function(FAMILY, "tileattn_tile_attention_bwd_dkdv_" + kv.prefix() + suffix).launch(
+        boolean hopper = path == Path.HOPPER;
+        String family = hopper ? HOPPER_FAMILY : FAMILY;
+        KernelShape kv = KernelShape.dkdv(keys.blockRows(), d, hopper);
+        library.function(family, "tileattn_" + family + "_dkdv_" + kv.prefix() + suffix).launch(
                 new Dim3(keys.blockCount(), heads, batch), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
                         .pointer(dk).pointer(dv)
@@ -224,8 +256,8 @@ public final class TileAttentionBackwardKernel {
                         .pointer(plan.keyRanges())
                         .i32(keys.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
         TileAttentionKernel.DevicePlan qp = plan.gradientQueries();
-        KernelShape qs = KernelShape.dq(qp.plan().blockRows(), d);
-        library.function(FAMILY, "tileattn_tile_attention_bwd_dq_" + qs.prefix() + suffix).launch(
+        KernelShape qs = KernelShape.dq(qp.plan().blockRows(), d, hopper);
+        library.function(family, "tileattn_" + family + "_dq_" + qs.prefix() + suffix).launch(
                 new Dim3(qp.plan().blockCount(), heads, batch), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta).pointer(dq)
                         .pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets()).pointer(qp.ranges())
@@ -237,13 +269,25 @@ public final class TileAttentionBackwardKernel {
      * (tile_attention_bwd.cu's header): 128 rows, 256 threads; 64 rows ("bm64_"), 128 threads. dK/dV holds K, V
      * and two stages of Q, dO (64 rows), lse2 and delta; dQ holds Q, dO and two stages of K, V (64 keys).
      */
+    /**
+     * Entry-point prefix, threads and dynamic shared memory of a kernel for blocks of {@code rows} (64 or 128). The
+     * sizes follow the kernels' configs: portable dK/dV holds K, V and two stages of Q, dO (64 rows), lse2 and
+     * delta; portable dQ holds Q, dO and two stages of K, V (64 keys); the Hopper kernels hold the same plus 1 KiB
+     * to align their swizzled tiles (dK/dV also 1 KiB of row statistics).
+     */
     record KernelShape(String prefix, int threads, int sharedBytes) {
-        static KernelShape dkdv(int rows, int d) {
+        static KernelShape dkdv(int rows, int d, boolean hopper) {
+            if (hopper) {
+                return new KernelShape(rows == BlockRows.SMALL ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 2048);
+            }
             return rows == BlockRows.SMALL ? new KernelShape("bm64_", 128, 768 * d + 1024)
                     : new KernelShape("", THREADS, 1024 * d + 1024);
         }
 
-        static KernelShape dq(int rows, int d) {
+        static KernelShape dq(int rows, int d, boolean hopper) {
+            if (hopper) {
+                return new KernelShape(rows == BlockRows.SMALL ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 1024);
+            }
             return rows == BlockRows.SMALL ? new KernelShape("bm64_", 128, 768 * d) : new KernelShape("", THREADS, 1024 * d);
         }
     }

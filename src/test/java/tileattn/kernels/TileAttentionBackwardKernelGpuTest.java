@@ -46,7 +46,9 @@ class TileAttentionBackwardKernelGpuTest {
     @BeforeAll
     static void open() {
         context = GpuTests.openContext();
-        kernel = new TileAttentionBackwardKernel(KernelLibrary.of(context));
+        // The portable kernels explicitly: the tests below that take no path cover them on every device;
+        // hopperPathMatchesCpuBackward and the block-size test cover the default wgmma kernels of compute capability 9.0.
+        kernel = new TileAttentionBackwardKernel(KernelLibrary.of(context), TileAttentionBackwardKernel.Path.PORTABLE);
     }
 
     @AfterAll
@@ -79,6 +81,11 @@ class TileAttentionBackwardKernelGpuTest {
 
     /** Runs the backward on uploaded copies (o in the tensor type), gradients NaN-poisoned first. */
     private static Gradients runOnGpu(Inputs in, DType dtype, float scale, TokenLayout layout, Window[] windows) {
+        return runOnGpu(kernel, in, dtype, scale, layout, windows);
+    }
+
+    private static Gradients runOnGpu(TileAttentionBackwardKernel kernel, Inputs in, DType dtype, float scale,
+                                      TokenLayout layout, Window[] windows) {
         try (DeviceScope scope = context.openScope()) {
             CudaStream stream = scope.createStream();
             DeviceTensor q = DeviceTensor.upload(scope, in.q, dtype), k = DeviceTensor.upload(scope, in.k, dtype),
@@ -97,8 +104,8 @@ class TileAttentionBackwardKernelGpuTest {
     }
 
     /** STA backward through {@link TileAttentionBackwardKernel#upload} with the block rows of dQ and dK/dV forced. */
-    private static Gradients runOnGpu(Inputs in, DType dtype, float scale, TokenLayout layout, Window[] windows,
-                                      int dqRows, int dkdvRows) {
+    private static Gradients runOnGpu(TileAttentionBackwardKernel kernel, Inputs in, DType dtype, float scale,
+                                      TokenLayout layout, Window[] windows, int dqRows, int dkdvRows) {
         int[] shape = in.q.shape();
         try (DeviceScope scope = context.openScope()) {
             CudaStream stream = scope.createStream();
@@ -192,6 +199,10 @@ class TileAttentionBackwardKernelGpuTest {
     @Test
     void bothBlockSizesMatchCpuBackwardOnSmallTiles() {
         Random rnd = new Random(64);
+        KernelLibrary library = KernelLibrary.of(context);
+        List<TileAttentionBackwardKernel> kernels = context.device().computeCapabilityNumber() == 90
+                ? List.of(kernel, new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER))
+                : List.of(kernel);
         List<StaCase> cases = List.of(
                 new StaCase(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 0, 1, 128, DType.BF16, new Window(3, 3, 3), new Window(1, 3, 1)),
                 new StaCase(new Shape3(5, 7, 6), new Shape3(2, 3, 4), 5, 2, 64, DType.F16, new Window(1, 1, 1), new Window(3, 3, 1)),
@@ -201,14 +212,49 @@ class TileAttentionBackwardKernelGpuTest {
         for (StaCase c : cases) {
             TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
             float scale = CpuAttention.defaultScale(c.d);
-            for (int[] rows : c == cases.get(0) ? sizes : Arrays.copyOf(sizes, 2)) {
-                Inputs in = staInputs(c, rnd, scale);
-                Gradients expected = CpuAttentionBackward.sta(in.q, in.k, in.v, in.forward.out(), in.forward.lse(),
-                        in.dOut, layout, c.windows, scale);
-                assertGradientsClose(runOnGpu(in, c.dtype, scale, layout, c.windows, rows[0], rows[1]), expected,
-                        "STA dq rows " + rows[0] + ", dK/dV rows " + rows[1] + " " + c);
+            for (TileAttentionBackwardKernel k : kernels) {
+                for (int[] rows : c == cases.get(0) ? sizes : Arrays.copyOf(sizes, 2)) {
+                    Inputs in = staInputs(c, rnd, scale);
+                    Gradients expected = CpuAttentionBackward.sta(in.q, in.k, in.v, in.forward.out(), in.forward.lse(),
+                            in.dOut, layout, c.windows, scale);
+                    assertGradientsClose(runOnGpu(k, in, c.dtype, scale, layout, c.windows, rows[0], rows[1]), expected,
+                            k.path() + " STA dq rows " + rows[0] + ", dK/dV rows " + rows[1] + " " + c);
+                }
             }
         }
+    }
+
+    /** The wgmma kernels on compute capability 9.0 (chosen explicitly); elsewhere asking for them is refused. */
+    @Test
+    void hopperPathMatchesCpuBackward() {
+        KernelLibrary library = KernelLibrary.of(context);
+        if (context.device().computeCapabilityNumber() != 90) {
+            assertMessage(() -> new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER),
+                    "compute capability 9.0");
+            return;
+        }
+        TileAttentionBackwardKernel hopper = new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER);
+        Random rnd = new Random(90);
+        List<StaCase> cases = List.of(
+                new StaCase(new Shape3(13, 17, 19), new Shape3(6, 8, 8), 1, 1, 128, DType.BF16, new Window(3, 3, 3), new Window(1, 3, 1)),
+                new StaCase(new Shape3(7, 9, 23), new Shape3(4, 4, 4), 256, 1, 64, DType.F16,
+                        new Window(1, 3, 3), new Window(2, 3, 5), new Window(1, 1, 1)),
+                new StaCase(new Shape3(5, 5, 5), new Shape3(6, 8, 8), 1, 2, 64, DType.BF16, new Window(1, 1, 1)));
+        for (StaCase c : cases) {
+            TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
+            float scale = CpuAttention.defaultScale(c.d);
+            Inputs in = staInputs(c, rnd, scale);
+            Gradients expected = CpuAttentionBackward.sta(in.q, in.k, in.v, in.forward.out(), in.forward.lse(), in.dOut,
+                    layout, c.windows, scale);
+            assertGradientsClose(runOnGpu(hopper, in, c.dtype, scale, layout, c.windows), expected, "HOPPER STA " + c);
+        }
+        int[] shape = {1, 2, 257, 128};
+        FloatTensor q = randomRounded(rnd, DType.F16, shape), k = randomRounded(rnd, DType.F16, shape),
+                v = randomRounded(rnd, DType.F16, shape), dOut = randomRounded(rnd, DType.F16, shape);
+        float scale = CpuAttention.defaultScale(shape[3]);
+        Inputs in = new Inputs(q, k, v, dOut, CpuAttention.denseForward(q, k, v, scale));
+        assertGradientsClose(runOnGpu(hopper, in, DType.F16, scale, null, null),
+                CpuAttentionBackward.dense(q, k, v, in.forward.out(), in.forward.lse(), dOut, scale), "HOPPER dense");
     }
 
     @Test

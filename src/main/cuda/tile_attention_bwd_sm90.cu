@@ -1,0 +1,383 @@
+// Hopper (sm_90a) path of the block-sparse attention backward: the dK/dV and dQ kernels of tile_attention_bwd.cu
+// (read its header: same arguments, block tables, range lists and launch grids; its prep kernel writes lse2 and
+// delta first) with the matrix work on wgmma. No atomics: every output row is written by one thread block.
+//   dkdv: one warpgroup per 64 keys of the KV block (BKV = 128: 256 threads; BKV = 64: 128 threads, for blocks
+//         of at most 64 keys). K and V stay in shared memory; per query block of BQ = 64 rows (Q, dO, lse2 and
+//         delta double-buffered with cp.async by all threads):
+//           S^T  = K Q^T    wgmma SS, both K-major        dP^T = V dO^T   wgmma SS
+//           P^T  = exp2(S^T · scaleLog2 − lse2[query]),    dS^T = P^T ⊙ (dP^T − delta[query])
+//           dV  += P^T dO   wgmma RS (P^T from registers, dO MN-major)     dK += dS^T Q   wgmma RS
+//         dK and dV (64 × D each per warpgroup) stay in registers until the end.
+//   dq:   one warpgroup per 64 query rows (BM = 128: 256 threads; BM = 64: 128 threads); per KV block of BN = 64
+//         keys (K, V double-buffered): S = Q K^T, dP = dO V^T (SS), dS = P ⊙ (dP − delta), dQ += dS K (RS, K
+//         MN-major).
+// Masking, as the portable kernels: rows past a range's end load as zeros (lse2 = delta = 0 for query rows), keys
+// past a block's or range's end get P = 0.
+// Launch: grid (blocks, heads, B); dkdv BKV * 2 threads and Sm90BwdKvConfig::SMEM bytes of dynamic shared memory
+// ((2 * BKV + 256) * D * 2 + 2048: 133120 at BKV = 128, D = 128), dq BM * 2 threads and
+// Sm90BwdQConfig::SMEM ((2 * BM + 256) * D * 2 + 1024: 132096 at BM = 128, D = 128). Built for every target, but
+// the bodies exist only in sm_90a code; elsewhere the entry points trap, and callers pick tile_attention_bwd.cu.
+#include "tileattn/tile_attention.cuh"
+#include "tileattn/wgmma.cuh"
+
+namespace tileattn {
+
+template <int D_, int BKV_>
+struct Sm90BwdKvConfig {
+    static constexpr int D = D_;
+    static constexpr int BKV = BKV_;  // 64 or 128 keys: one warpgroup per 64
+    static constexpr int BQ = 64;
+    static constexpr int THREADS = 2 * BKV;
+    static constexpr int KV_ELEMS = BKV * D;
+    static constexpr int Q_ELEMS = BQ * D;
+    // K, V; two stages of Q and dO; two stages of lse2 and delta; 1 KiB to align the swizzled tiles.
+    static constexpr int SMEM = (2 * KV_ELEMS + 4 * Q_ELEMS) * 2 + 4 * BQ * 4 + 1024;
+    static_assert(2 * BQ <= THREADS, "one thread per row loads lse2 and delta");
+};
+
+template <int D_, int BM_, int BN_ = 64>
+struct Sm90BwdQConfig {
+    static constexpr int D = D_;
+    static constexpr int BM = BM_;  // 64 or 128 query rows: one warpgroup per 64
+    static constexpr int BN = BN_;  // keys per step: 64 or 128 (the wgmma N of S and dP)
+    static constexpr int THREADS = 2 * BM;
+    static constexpr int Q_ELEMS = BM * D;
+    static constexpr int KV_ELEMS = BN * D;
+    static constexpr int SMEM = (2 * Q_ELEMS + 4 * KV_ELEMS) * 2 + 1024;  // Q, dO; two stages of K and of V
+};
+
+// cp.async writes go through the generic proxy and wgmma reads through the async proxy: each thread waits for
+// its copies and fences before the barrier that publishes them.
+__device__ __forceinline__ void bwd90_publish_copies() {
+    cp_async_wait<0>();
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+}
+
+__device__ __forceinline__ void bwd90_cp_async4(uint32_t dst, const void* src, int srcBytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(srcBytes));
+}
+
+// Rows warpRow .. warpRow+15 of a block (those below rowCount) from m64nD accumulators (the m16n8 layout per warp).
+template <typename T, int DT>
+__device__ __forceinline__ void bwd90_store_rows(T* base, const float (&acc)[DT][4], float scale, int warpRow,
+                                                 int rowStart, int rowCount, int lane) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int local = warpRow + (lane >> 2) + 8 * h;
+        if (local < rowCount) {
+            T* dst = base + static_cast<size_t>(rowStart + local) * (DT * 8) + 2 * (lane & 3);
+#pragma unroll
+            for (int dt = 0; dt < DT; ++dt)
+                *reinterpret_cast<uint32_t*>(dst + dt * 8) = pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
+        }
+    }
+}
+
+template <typename T, typename C>
+__device__ __forceinline__ void
+tile_attention_bwd_sm90_dkdv(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                             const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
+                             T* __restrict__ dk, T* __restrict__ dv, const int4* __restrict__ kvBlocks,
+                             const int* __restrict__ listOf, const int* __restrict__ rangeOffsets,
+                             const int2* __restrict__ ranges, int slots, int heads, int S, float scaleLog2, float scale) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int D = C::D, BQ = C::BQ, BKV = C::BKV, THREADS = C::THREADS;
+    constexpr int NQ = BQ / 8, DT = D / 8;
+    using KvLayout = Swizzle128<BKV>;
+    using QLayout = Swizzle128<BQ>;
+    using State = RowState<NQ, DT>;
+
+    extern __shared__ unsigned char smemRaw[];
+    T* sK = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+    T* sV = sK + C::KV_ELEMS;
+    T* sQ = sV + C::KV_ELEMS;      // [2][BQ*D]
+    T* sdO = sQ + 2 * C::Q_ELEMS;  // [2][BQ*D]
+    float* sL = reinterpret_cast<float*>(sdO + 2 * C::Q_ELEMS);  // [2][BQ]
+    float* sDelta = sL + 2 * BQ;                                 // [2][BQ]
+
+    const int tid = threadIdx.x, lane = tid & 31, warpRow = (tid >> 5) * 16;
+    const int groupRow = (tid >> 7) * 64;  // first key of this warpgroup
+    const int4 kb = kvBlocks[blockIdx.x];
+    const int head = blockIdx.y, batch = blockIdx.z;
+    const int list = listOf[head * slots + kb.z];
+    const int rEnd = rangeOffsets[list + 1];
+    const size_t slice = static_cast<size_t>(batch) * heads + head;
+    const size_t headOffset = slice * S * D;
+    const T* qh = q + headOffset;
+    const T* dOh = dO + headOffset;
+    const float* l2h = lse2 + slice * S;
+    const float* dh = delta + slice * S;
+
+    load_rows<BKV, D, THREADS, KvLayout>(sK, k + headOffset, kb.x, kb.x + kb.y, tid);
+    load_rows<BKV, D, THREADS, KvLayout>(sV, v + headOffset, kb.x, kb.x + kb.y, tid);
+    auto loadStage = [&](int stage, const KvCursor& c) {
+        load_rows<BQ, D, THREADS, QLayout>(sQ + stage * C::Q_ELEMS, qh, c.kb, c.end, tid);
+        load_rows<BQ, D, THREADS, QLayout>(sdO + stage * C::Q_ELEMS, dOh, c.kb, c.end, tid);
+        if (tid < 2 * BQ) {
+            const int i = tid % BQ, row = c.kb + i;
+            const bool real = row < c.end;
+            const float* src = (tid < BQ ? l2h : dh) + (real ? row : c.kb);
+            bwd90_cp_async4(smem_addr((tid < BQ ? sL : sDelta) + stage * BQ + i), src, real ? 4 : 0);
+        }
+    };
+    KvCursor cur;
+    cur.start(ranges, rangeOffsets[list], rEnd);
+    if (cur.valid(rEnd)) loadStage(0, cur);
+    cp_async_commit();
+
+    float dkAcc[DT][4], dvAcc[DT][4];
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dkAcc[dt][e] = dvAcc[dt][e] = 0.f;
+    const bool keyLo = warpRow + (lane >> 2) < kb.y, keyHi = warpRow + (lane >> 2) + 8 < kb.y;
+
+    for (int j = 0; cur.valid(rEnd); ++j) {
+        KvCursor next = cur;
+        next.template advance<BQ>(ranges, rEnd);
+        bwd90_publish_copies();  // stage j landed; every warpgroup is done with stage j-1
+        if (next.valid(rEnd)) loadStage((j + 1) & 1, next);
+        cp_async_commit();
+        const T* sQs = sQ + (j & 1) * C::Q_ELEMS;
+        const T* sdOs = sdO + (j & 1) * C::Q_ELEMS;
+        const float* sLs = sL + (j & 1) * BQ;
+        const float* sDeltaS = sDelta + (j & 1) * BQ;
+
+        // S^T = K Q^T and dP^T = V dO^T, two commit groups; k16 step kk lies inside one 128-byte swizzle row.
+        float s[NQ][4], dp[NQ][4];
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_ss<T, BQ>(s, smem_desc(sK + (kk >> 2) * BKV * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024),
+                            smem_desc(sQs + (kk >> 2) * BQ * 64 + (kk & 3) * 16, 16, 1024), kk > 0);
+        wgmma_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_ss<T, BQ>(dp, smem_desc(sV + (kk >> 2) * BKV * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024),
+                            smem_desc(sdOs + (kk >> 2) * BQ * 64 + (kk & 3) * 16, 16, 1024), kk > 0);
+        wgmma_commit();
+
+        // P^T while dP^T runs; keys past the block's end get 0.
+        wgmma_wait<1>();
+        pin(s);
+#pragma unroll
+        for (int nt = 0; nt < NQ; ++nt) {
+            const float2 l = *reinterpret_cast<const float2*>(sLs + nt * 8 + 2 * (lane & 3));
+            s[nt][0] = keyLo ? fast_exp2(fmaf(s[nt][0], scaleLog2, -l.x)) : 0.f;
+            s[nt][1] = keyLo ? fast_exp2(fmaf(s[nt][1], scaleLog2, -l.y)) : 0.f;
+            s[nt][2] = keyHi ? fast_exp2(fmaf(s[nt][2], scaleLog2, -l.x)) : 0.f;
+            s[nt][3] = keyHi ? fast_exp2(fmaf(s[nt][3], scaleLog2, -l.y)) : 0.f;
+        }
+
+        // dV += P^T dO: k16 step ks covers queries 16ks .. 16ks+15 (two 1 KiB swizzle atoms of dO).
+        uint32_t pa[BQ / 16][4];
+#pragma unroll
+        for (int ks = 0; ks < BQ / 16; ++ks) State::template probabilities<T>(s, ks, pa[ks]);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < BQ / 16; ++ks) wgmma_rs<T, D>(dvAcc, pa[ks], smem_desc(sdOs + ks * 16 * 64, BQ * 128, 1024));
+        wgmma_commit();
+
+        // dS^T = P^T ⊙ (dP^T − delta) while dV runs, then dK += dS^T Q (scaled at the store).
+        wgmma_wait<1>();
+        pin(dp);
+#pragma unroll
+        for (int nt = 0; nt < NQ; ++nt) {
+            const float2 dl = *reinterpret_cast<const float2*>(sDeltaS + nt * 8 + 2 * (lane & 3));
+            dp[nt][0] = s[nt][0] * (dp[nt][0] - dl.x);
+            dp[nt][1] = s[nt][1] * (dp[nt][1] - dl.y);
+            dp[nt][2] = s[nt][2] * (dp[nt][2] - dl.x);
+            dp[nt][3] = s[nt][3] * (dp[nt][3] - dl.y);
+        }
+        uint32_t da[BQ / 16][4];
+#pragma unroll
+        for (int ks = 0; ks < BQ / 16; ++ks) State::template probabilities<T>(dp, ks, da[ks]);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < BQ / 16; ++ks) wgmma_rs<T, D>(dkAcc, da[ks], smem_desc(sQs + ks * 16 * 64, BQ * 128, 1024));
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(dvAcc);
+        pin(dkAcc);
+        cur = next;
+    }
+    cp_async_wait<0>();  // an empty list leaves K and V copies in flight
+
+    bwd90_store_rows<T, DT>(dk + headOffset, dkAcc, scale, warpRow, kb.x, kb.y, lane);
+    bwd90_store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, warpRow, kb.x, kb.y, lane);
+#else
+    __trap();  // sm_90a only: callers pick tile_attention_bwd.cu elsewhere
+#endif
+}
+
+template <typename T, typename C>
+__device__ __forceinline__ void
+tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                           const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
+                           T* __restrict__ dq, const int4* __restrict__ qBlocks, const int* __restrict__ listOf,
+                           const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
+                           int S, float scaleLog2, float scale) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int D = C::D, BN = C::BN, BM = C::BM, THREADS = C::THREADS;
+    constexpr int NT = BN / 8, DT = D / 8;
+    using QLayout = Swizzle128<BM>;
+    using KvLayout = Swizzle128<BN>;
+    using State = RowState<NT, DT>;
+
+    extern __shared__ unsigned char smemRaw[];
+    T* sQ = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+    T* sdO = sQ + C::Q_ELEMS;
+    T* sK = sdO + C::Q_ELEMS;      // [2][BN*D]
+    T* sV = sK + 2 * C::KV_ELEMS;  // [2][BN*D]
+
+    const int tid = threadIdx.x, lane = tid & 31, warpRow = (tid >> 5) * 16;
+    const int groupRow = (tid >> 7) * 64;  // first query row of this warpgroup
+    const BlockWork work = block_work(qBlocks, listOf, rangeOffsets, slots, heads, S, D, nullptr);
+    const int rEnd = work.rangeEnd;
+    const T* kh = k + work.headOffset;
+    const T* vh = v + work.headOffset;
+    const size_t rowBase = work.headOffset / D;
+
+    float rowL[2], rowD[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int local = warpRow + (lane >> 2) + 8 * h;
+        const bool real = local < work.rowCount;
+        rowL[h] = real ? lse2[rowBase + work.rowStart + local] : 0.f;
+        rowD[h] = real ? delta[rowBase + work.rowStart + local] : 0.f;
+    }
+
+    KvCursor cur;
+    cur.start(ranges, work.rangeBegin, rEnd);
+    load_rows<BM, D, THREADS, QLayout>(sQ, q + work.headOffset, work.rowStart, work.rowStart + work.rowCount, tid);
+    load_rows<BM, D, THREADS, QLayout>(sdO, dO + work.headOffset, work.rowStart, work.rowStart + work.rowCount, tid);
+    if (cur.valid(rEnd)) {
+        load_rows<BN, D, THREADS, KvLayout>(sK, kh, cur.kb, cur.end, tid);
+        load_rows<BN, D, THREADS, KvLayout>(sV, vh, cur.kb, cur.end, tid);
+    }
+    cp_async_commit();
+
+    float acc[DT][4];
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[dt][e] = 0.f;
+
+    for (int j = 0; cur.valid(rEnd); ++j) {
+        KvCursor next = cur;
+        next.template advance<BN>(ranges, rEnd);
+        bwd90_publish_copies();  // stage j landed; every warpgroup is done with stage j-1
+        if (next.valid(rEnd)) {
+            load_rows<BN, D, THREADS, KvLayout>(sK + ((j + 1) & 1) * C::KV_ELEMS, kh, next.kb, next.end, tid);
+            load_rows<BN, D, THREADS, KvLayout>(sV + ((j + 1) & 1) * C::KV_ELEMS, vh, next.kb, next.end, tid);
+        }
+        cp_async_commit();
+        const T* sKs = sK + (j & 1) * C::KV_ELEMS;
+        const T* sVs = sV + (j & 1) * C::KV_ELEMS;
+
+        float s[NT][4], dp[NT][4];
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_ss<T, BN>(s, smem_desc(sQ + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024),
+                            smem_desc(sKs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024), kk > 0);
+        wgmma_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_ss<T, BN>(dp, smem_desc(sdO + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024),
+                            smem_desc(sVs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024), kk > 0);
+        wgmma_commit();
+
+        // P while dP runs; keys past the range's end get -inf, so P = 0 (and their V rows are zeros: dP = 0).
+        wgmma_wait<1>();
+        pin(s);
+        State::mask(s, cur.kb, cur.end, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[nt][e] = fast_exp2(fmaf(s[nt][e], scaleLog2, -rowL[e >> 1]));
+        wgmma_wait<0>();
+        pin(dp);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) dp[nt][e] = s[nt][e] * (dp[nt][e] - rowD[e >> 1]);
+
+        // dQ += dS K: k16 step ks covers keys 16ks .. 16ks+15; K read MN-major (scaled at the store).
+        uint32_t a[BN / 16][4];
+#pragma unroll
+        for (int ks = 0; ks < BN / 16; ++ks) State::template probabilities<T>(dp, ks, a[ks]);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < BN / 16; ++ks) wgmma_rs<T, D>(acc, a[ks], smem_desc(sKs + ks * 16 * 64, BN * 128, 1024));
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(acc);
+        cur = next;
+    }
+    cp_async_wait<0>();  // an empty list leaves the Q and dO copies in flight
+
+    bwd90_store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
+#else
+    __trap();  // sm_90a only: callers pick tile_attention_bwd.cu elsewhere
+#endif
+}
+
+// The same bodies as template kernels, for the standalone checker's configuration sweeps.
+template <typename T, typename C>
+__global__ void __launch_bounds__(C::THREADS, 256 / C::THREADS)
+tile_attention_bwd_sm90_dkdv_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2,
+                                    const float* delta, T* dk, T* dv, const int4* kvBlocks, const int* listOf,
+                                    const int* rangeOffsets, const int2* ranges, int slots, int heads, int S,
+                                    float scaleLog2, float scale) {
+    tile_attention_bwd_sm90_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, kvBlocks, listOf, rangeOffsets, ranges, slots,
+                                       heads, S, scaleLog2, scale);
+}
+
+template <typename T, typename C>
+__global__ void __launch_bounds__(C::THREADS, 256 / C::THREADS)
+tile_attention_bwd_sm90_dq_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2,
+                                  const float* delta, T* dq, const int4* qBlocks, const int* listOf,
+                                  const int* rangeOffsets, const int2* ranges, int slots, int heads, int S,
+                                  float scaleLog2, float scale) {
+    tile_attention_bwd_sm90_dq<T, C>(q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets, ranges, slots, heads,
+                                     S, scaleLog2, scale);
+}
+
+}  // namespace tileattn
+
+// ROWS = 128: blocks of at most 128 keys / query rows, 256 threads (the portable kernels' tables). ROWS = 64
+// (the _r64 entries): blocks of at most 64, 128 threads, two thread blocks per SM.
+#define TILEATTN_BWD_SM90_ENTRIES(SUFFIX, T, D, ROWS)                                                              \
+    extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \
+    tileattn_tile_attention_bwd_sm90_dkdv_##SUFFIX(const T* q, const T* k, const T* v, const T* dO,               \
+                                                   const float* lse2, const float* delta, T* dk, T* dv,           \
+                                                   const int4* kvBlocks, const int* listOf,                       \
+                                                   const int* rangeOffsets, const int2* ranges, int slots,        \
+                                                   int heads, int S, float scaleLog2, float scale) {              \
+        tileattn::tile_attention_bwd_sm90_dkdv<T, tileattn::Sm90BwdKvConfig<D, ROWS>>(                             \
+            q, k, v, dO, lse2, delta, dk, dv, kvBlocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2,  \
+            scale);                                                                                                \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \
+    tileattn_tile_attention_bwd_sm90_dq_##SUFFIX(const T* q, const T* k, const T* v, const T* dO,                 \
+                                                 const float* lse2, const float* delta, T* dq,                    \
+                                                 const int4* qBlocks, const int* listOf,                          \
+                                                 const int* rangeOffsets, const int2* ranges, int slots,          \
+                                                 int heads, int S, float scaleLog2, float scale) {                \
+        tileattn::tile_attention_bwd_sm90_dq<T, tileattn::Sm90BwdQConfig<D, ROWS>>(                                \
+            q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2,       \
+            scale);                                                                                                \
+    }
+
+#ifndef TILEATTN_BWD_SM90_NO_ENTRY_POINTS
+TILEATTN_BWD_SM90_ENTRIES(bf16_d64, __nv_bfloat16, 64, 128)
+TILEATTN_BWD_SM90_ENTRIES(bf16_d128, __nv_bfloat16, 128, 128)
+TILEATTN_BWD_SM90_ENTRIES(f16_d64, __half, 64, 128)
+TILEATTN_BWD_SM90_ENTRIES(f16_d128, __half, 128, 128)
+TILEATTN_BWD_SM90_ENTRIES(r64_bf16_d64, __nv_bfloat16, 64, 64)
+TILEATTN_BWD_SM90_ENTRIES(r64_bf16_d128, __nv_bfloat16, 128, 64)
+TILEATTN_BWD_SM90_ENTRIES(r64_f16_d64, __half, 64, 64)
+TILEATTN_BWD_SM90_ENTRIES(r64_f16_d128, __half, 128, 64)
+#endif
