@@ -117,6 +117,23 @@ public final class VsaKernels {
         combine(gate, out, ws, stream);
     }
 
+    /**
+     * The forward with the coarse branch gated by zero, as in Wan, whose VSA gate is a zero-initialised projection
+     * absent from the published checkpoints: pooling, coarse attention and the selection, then the fine attention
+     * over the selected tiles, which is the output. Returns {@code ws.fine()} (valid until the next forward with
+     * {@code ws}); queued on {@code stream}.
+     */
+    public DeviceTensor forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale,
+                                    CudaStream stream) {
+        checkTokens(ws, new DeviceTensor[]{q, k, v}, new String[]{"q", "k", "v"});
+        checkScale(scale);
+        Kernels.checkContext(library, stream, q, k, v);
+        pool(q, k, v, ws, stream);
+        coarse(ws, scale, stream);
+        fine(q, k, v, ws, scale, stream);
+        return ws.fine();
+    }
+
     // The forward's four steps, each queued on the stream (arguments already checked by forward).
 
     void pool(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, CudaStream stream) {
