@@ -191,7 +191,10 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     }
 
     private final WanConfig c;
-    private final WanWeights hostWeights;
+    /** What stays on the host: the time MLPs and the modulation tables (the rest of the weights may be dropped). */
+    private final Linear time1, time2, timeProj;
+    private final float[] headModulation;
+    private final float[][] blockModulation;
     private final GpuBackend backend;
     private final CudaContext context;
     private final CudaStream stream;
@@ -208,7 +211,14 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
 
     private GpuWanModel(WanWeights w, GpuBackend backend, Gemm gemm) {
         this.c = w.config();
-        this.hostWeights = w;
+        this.time1 = w.time1;
+        this.time2 = w.time2;
+        this.timeProj = w.timeProj;
+        this.headModulation = w.headModulation.clone();
+        this.blockModulation = new float[c.layers()][];
+        for (int i = 0; i < c.layers(); i++) {
+            blockModulation[i] = w.blocks[i].modulation().clone();
+        }
         this.backend = backend;
         this.context = backend.context();
         this.stream = context.defaultStream();
@@ -478,13 +488,13 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
 
     /** [B, layers + 1, 6, dim] on the host: each block's table + timeProj, then the head's (shift, scale) + temb. */
     private float[] modulation(float[] timesteps) {
-        float[][] time = WanModel.timeSignals(hostWeights, timesteps);
+        float[][] time = WanModel.timeSignals(c, time1, time2, timeProj, timesteps);
         float[] temb = time[0], timeProj = time[1];
         int batch = timesteps.length, dim = c.dim(), per = (c.layers() + 1) * CHUNKS * dim;
         float[] m = new float[batch * per];
         for (int bt = 0; bt < batch; bt++) {
             for (int layer = 0; layer < c.layers(); layer++) {
-                float[] table = hostWeights.blocks[layer].modulation();
+                float[] table = blockModulation[layer];
                 int dst = bt * per + layer * CHUNKS * dim;
                 for (int i = 0; i < CHUNKS * dim; i++) {
                     m[dst + i] = table[i] + timeProj[bt * CHUNKS * dim + i];
@@ -493,7 +503,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             int head = bt * per + c.layers() * CHUNKS * dim;
             for (int chunk = 0; chunk < 2; chunk++) {
                 for (int i = 0; i < dim; i++) {
-                    m[head + chunk * dim + i] = hostWeights.headModulation[chunk * dim + i] + temb[bt * dim + i];
+                    m[head + chunk * dim + i] = headModulation[chunk * dim + i] + temb[bt * dim + i];
                 }
             }
         }

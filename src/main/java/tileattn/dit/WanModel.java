@@ -85,15 +85,17 @@ public final class WanModel implements WanTransformer<TextCondition> {
      * the blocks with timeProj).
      */
     static float[][] timeSignals(WanWeights w, float[] timesteps) {
-        WanConfig c = w.config();
+        return timeSignals(w.config(), w.time1, w.time2, w.timeProj, timesteps);
+    }
+
+    static float[][] timeSignals(WanConfig c, Linear time1, Linear time2, Linear timeProj, float[] timesteps) {
         int batch = timesteps.length;
         float[] tIn = new float[batch * c.freqDim()];
         for (int b = 0; b < batch; b++) {
             System.arraycopy(TimestepEmbedding.sinusoid(timesteps[b], c.freqDim()), 0, tIn, b * c.freqDim(), c.freqDim());
         }
-        float[] temb = w.time2.apply(Activations.silu(w.time1.apply(tIn, batch)), batch);
-        float[] timeProj = w.timeProj.apply(Activations.silu(temb), batch);
-        return new float[][]{temb, timeProj};
+        float[] temb = time2.apply(Activations.silu(time1.apply(tIn, batch)), batch);
+        return new float[][]{temb, timeProj.apply(Activations.silu(temb), batch)};
     }
 
     /** One forward pass; returns the velocity [B, outChannels, T, H, W]. */

@@ -88,6 +88,25 @@ class GpuWanModelGpuTest {
     }
 
     @Test
+    void samplerRunsOnEitherModelAndTheLatentsAgree() {
+        FloatTensor noise = Noise.gaussian(21, 1, 16, 4, 12, 10);
+        TextEmbeddings text = TextEmbeddings.random(SMALL, 9, 22);
+        FlowMatchSampler.Settings settings = new FlowMatchSampler.Settings(3, 5.0, 5.0,
+                AttentionSchedule.denseFirst(1, AttentionSchedule.always(
+                        SelfAttention.Sta.uniform(new Shape3(2, 2, 2), new Window(2, 3, 3), SMALL.heads()))));
+        float[] want = FlowMatchSampler.sample(cpu, noise, text, settings, null).data();
+        float[] got = FlowMatchSampler.sample(gpu, noise, text, settings, null).data();
+        double err = 0, norm = 0;
+        for (int i = 0; i < want.length; i++) {
+            err += (double) (want[i] - got[i]) * (want[i] - got[i]);
+            norm += (double) want[i] * want[i];
+        }
+        double rel = Math.sqrt(err / norm);
+        System.out.printf("sampled latent, GPU vs CPU: relative L2 %.3e%n", rel);
+        assertTrue(rel < 2e-2, "relative L2 " + rel);
+    }
+
+    @Test
     void aConditionOfAnotherBatchIsRefusedByName() {
         FloatTensor latent = Noise.gaussian(4, 1, 16, 4, 12, 10);
         try (GpuWanModel.Text text = gpu.condition(Noise.gaussian(5, 2, 3, SMALL.textDim()))) {
