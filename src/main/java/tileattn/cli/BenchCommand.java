@@ -31,7 +31,7 @@ import tileattn.tensor.SafetensorsWriter;
 
 /** CPU benchmark: Java dense attention against numpy on the same inputs, then STA at several sparsities. */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
-        subcommands = {BenchGpuCommand.class, BenchWorkloadCommand.class},
+        subcommands = {BenchGpuCommand.class, BenchWorkloadCommand.class, BenchDitCommand.class},
         description = {
             "Times Java dense attention against numpy, and STA at several sparsities, on the CPU.",
             "numpy computes softmax(QK^T)V with BLAS matmuls per head (run by python3) on the same inputs in the",

@@ -11,12 +11,14 @@ import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import tileattn.dit.AttentionSchedule;
 import tileattn.dit.FlowMatchSampler;
+import tileattn.dit.GpuWanModel;
 import tileattn.dit.Matmul;
 import tileattn.dit.Noise;
 import tileattn.dit.RandomWeights;
@@ -25,6 +27,7 @@ import tileattn.dit.TextEmbeddings;
 import tileattn.dit.WanCheckpoint;
 import tileattn.dit.WanConfig;
 import tileattn.dit.WanModel;
+import tileattn.dit.WanTransformer;
 import tileattn.dit.WanWeights;
 import tileattn.dit.WindowSchedule;
 import tileattn.layout.Shape3;
@@ -36,11 +39,12 @@ import tileattn.tensor.FloatTensor;
 import tileattn.tensor.NamedTensor;
 import tileattn.tensor.SafetensorsWriter;
 
-/** Samples a latent video with the Wan-2.1 transformer on the CPU. */
+/** Samples a latent video with the Wan-2.1 transformer on the CPU (fp32) or the GPU (bf16). */
 @Command(name = "dit", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
             "Samples a latent video with the Wan-2.1 text-to-video transformer on the CPU",
-            "(fp32): flow-matching Euler with classifier-free guidance, dense attention for",
+            "(fp32) or the GPU (bf16, cuBLASLt; --device): flow-matching Euler with",
+            "classifier-free guidance, dense attention for",
             "the first steps and STA or VSA after them. Weights come from a diffusers",
             "checkpoint folder (--weights) or are random (seeded) for latency work; text",
             "embeddings come from a safetensors file (--text) or are random."},
@@ -136,6 +140,9 @@ final class DitCommand implements Callable<Integer> {
             description = "Tokens of the random text embeddings (default: the model's text length).")
     Integer textTokens;
 
+    @Mixin
+    DeviceOption device;
+
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "Where to write the final latent.")
     Path out;
 
@@ -177,10 +184,14 @@ final class DitCommand implements Callable<Integer> {
                 denseSteps > 0 ? " after " + Math.min(denseSteps, steps) + " dense steps" : "");
         pw.flush();
 
+        DeviceOption.Backend backend = config.headDim() == 64 || config.headDim() == 128 ? device.resolve()
+                : device.resolveCpuOnly("the GPU attention kernels take head dim 64 or 128, " + config.name()
+                        + " has " + config.headDim());
+        pw.printf("device: %s%n", device.note());
+        pw.flush();
+
         long loadStart = System.nanoTime();
         WanWeights w = weights == null ? RandomWeights.create(config, seed) : WanCheckpoint.load(weights, config);
-        WanModel model = new WanModel(w);
-        double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
         TextEmbeddings embeddings = text == null
                 ? TextEmbeddings.random(config, textTokens == null ? config.textLength() : textTokens, seed + 1)
                 : TextEmbeddings.read(text, config);
@@ -189,13 +200,18 @@ final class DitCommand implements Callable<Integer> {
 
         double[] stepMs = new double[steps];
         FloatTensor result;
-        try (ProgressBar progress = new ProgressBar(steps)) {
-            progress.label("step 1/" + steps);
-            result = FlowMatchSampler.sample(model, noise, embeddings, settings, (step, total, sigma, attention, nanos) -> {
-                stepMs[step] = nanos / 1e6;
-                progress.step();
-                progress.label(step + 1 < total ? "step " + (step + 2) + "/" + total : "");
-            });
+        if (backend == DeviceOption.Backend.GPU) {
+            try (GpuWanModel model = GpuWanModel.open(w)) {
+                w = null;   // the host copy is no longer needed once uploaded (the model keeps what it uses)
+                pw.printf("weights on the GPU in %.1f s; %s%n", (System.nanoTime() - loadStart) / 1e9, model.describe());
+                pw.flush();
+                result = sample(model, noise, embeddings, settings, stepMs);
+            }
+        } else {
+            WanModel model = new WanModel(w);
+            pw.printf("weights ready in %.1f s%n", (System.nanoTime() - loadStart) / 1e9);
+            pw.flush();
+            result = sample(model, noise, embeddings, settings, stepMs);
         }
         writeLatent(result, config, embeddings, schedule);
 
@@ -203,10 +219,22 @@ final class DitCommand implements Callable<Integer> {
         addRow(table, stepMs, 0, Math.min(denseSteps, steps), "dense");
         addRow(table, stepMs, Math.min(denseSteps, steps), steps, schedule.at(steps - 1).describe());
         table.print(pw);
-        pw.printf("weights ready in %.1f s; latent %s written to %s%n", loadSeconds,
-                FloatTensor.zeros(outShape(result)).shapeString(), out);
+        pw.printf("latent %s written to %s%n", FloatTensor.zeros(outShape(result)).shapeString(), out);
         pw.flush();
         return 0;
+    }
+
+    private static <C extends WanTransformer.Condition> FloatTensor sample(WanTransformer<C> model, FloatTensor noise,
+            TextEmbeddings embeddings, FlowMatchSampler.Settings settings, double[] stepMs) {
+        int steps = settings.steps();
+        try (ProgressBar progress = new ProgressBar(steps)) {
+            progress.label("step 1/" + steps);
+            return FlowMatchSampler.sample(model, noise, embeddings, settings, (step, total, sigma, attention, nanos) -> {
+                stepMs[step] = nanos / 1e6;
+                progress.step();
+                progress.label(step + 1 < total ? "step " + (step + 2) + "/" + total : "");
+            });
+        }
     }
 
     /**

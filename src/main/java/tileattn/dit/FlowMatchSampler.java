@@ -56,7 +56,7 @@ public final class FlowMatchSampler {
      * Denoises {@code noise} [N, C, T, H, W] under the N prompts of {@code text}; returns the final latent of the
      * same shape.
      */
-    public static FloatTensor sample(WanModel model, FloatTensor noise, TextEmbeddings text, Settings settings,
+    public static <C extends WanTransformer.Condition> FloatTensor sample(WanTransformer<C> model, FloatTensor noise, TextEmbeddings text, Settings settings,
                                      StepListener listener) {
         int n = noise.dim(0);
         if (text.prompts() != n) {
@@ -71,32 +71,43 @@ public final class FlowMatchSampler {
         FloatTensor context = settings.guided()
                 ? stack(pad(text.context(), n, l), pad(text.contextNull(), n, l))
                 : pad(text.context(), n, l);
-        TextCondition condition = model.condition(context);
+        C condition = model.condition(context);
         int batch = condition.batch();
 
-        double[] sigmas = sigmas(settings.steps(), settings.shift());
-        float[] x = noise.data().clone();
-        for (int step = 0; step < settings.steps(); step++) {
-            long start = System.nanoTime();
-            SelfAttention attention = settings.attention().at(step);
-            float[] input = batch == n ? x : repeat(x, 2);
-            float[] timesteps = new float[batch];
-            java.util.Arrays.fill(timesteps, (float) (WanConfig.TRAIN_TIMESTEPS * sigmas[step]));
-            int[] shape = noise.shape();
-            shape[0] = batch;
-            float[] v = model.forward(new FloatTensor(shape, input), timesteps, condition, attention).data();
-            float dt = (float) (sigmas[step + 1] - sigmas[step]);
-            int half = x.length;
-            float g = (float) settings.guidance();
-            for (int i = 0; i < half; i++) {
-                float velocity = batch == n ? v[i] : v[half + i] + g * (v[i] - v[half + i]);
-                x[i] += dt * velocity;
+        try {
+            double[] sigmas = sigmas(settings.steps(), settings.shift());
+            float[] x = noise.data().clone();
+            for (int step = 0; step < settings.steps(); step++) {
+                long start = System.nanoTime();
+                SelfAttention attention = settings.attention().at(step);
+                float[] input = batch == n ? x : repeat(x, 2);
+                float[] timesteps = new float[batch];
+                java.util.Arrays.fill(timesteps, (float) (WanConfig.TRAIN_TIMESTEPS * sigmas[step]));
+                int[] shape = noise.shape();
+                shape[0] = batch;
+                float[] v = model.forward(new FloatTensor(shape, input), timesteps, condition, attention).data();
+                float dt = (float) (sigmas[step + 1] - sigmas[step]);
+                int half = x.length;
+                float g = (float) settings.guidance();
+                for (int i = 0; i < half; i++) {
+                    float velocity = batch == n ? v[i] : v[half + i] + g * (v[i] - v[half + i]);
+                    x[i] += dt * velocity;
+                }
+                if (listener != null) {
+                    listener.stepDone(step, settings.steps(), sigmas[step], attention, System.nanoTime() - start);
+                }
             }
-            if (listener != null) {
-                listener.stepDone(step, settings.steps(), sigmas[step], attention, System.nanoTime() - start);
+            return new FloatTensor(noise.shape(), x);
+        } finally {
+            // A GPU condition holds device memory; it is needed no longer.
+            if (condition instanceof AutoCloseable closeable) {
+                try {
+                    closeable.close();
+                } catch (Exception e) {
+                    throw new IllegalStateException("releasing the text condition: " + e.getMessage(), e);
+                }
             }
         }
-        return new FloatTensor(noise.shape(), x);
     }
 
     /** [N or 1, L, D] zero-padded to [N, l, D], a single prompt repeated N times. */

@@ -42,6 +42,20 @@ final class RopeTable {
         }
     }
 
+    /** Rotary pairs per head (d/2). */
+    int pairs() {
+        return pairs;
+    }
+
+    /** cos of every (position, pair) angle, [S, d/2] row-major; the GPU model uploads these. */
+    float[] cosTable() {
+        return cos.clone();
+    }
+
+    float[] sinTable() {
+        return sin.clone();
+    }
+
     /** Rotates one head vector {@code src[srcOff .. srcOff+d)} of the token at {@code position} into dst. */
     void rotate(float[] src, int srcOff, float[] dst, int dstOff, int position) {
         int t = position * pairs;

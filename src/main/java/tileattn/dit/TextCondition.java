@@ -4,7 +4,7 @@ package tileattn.dit;
  * Text embeddings prepared for the cross-attentions: projected to the hidden width, then each block's keys
  * (RMS-normalised) and values. They depend on the text alone, so a sampler prepares them once for all steps.
  */
-public final class TextCondition {
+public final class TextCondition implements WanTransformer.Condition {
 
     final int batch;
     final int length;
@@ -18,6 +18,7 @@ public final class TextCondition {
         this.values = values;
     }
 
+    @Override
     public int batch() {
         return batch;
     }

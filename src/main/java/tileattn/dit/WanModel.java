@@ -21,7 +21,7 @@ import tileattn.tensor.FloatTensor;
  * tokens are put into the self-attention's tile order once, when the patches are embedded; the RoPE tables are
  * built for that order and the output is unpatchified from it.
  */
-public final class WanModel {
+public final class WanModel implements WanTransformer<TextCondition> {
 
     private static final int SHIFT_1 = 0, SCALE_1 = 1, GATE_1 = 2, SHIFT_2 = 3, SCALE_2 = 4, GATE_2 = 5;
 
@@ -33,6 +33,7 @@ public final class WanModel {
         this.c = weights.config();
     }
 
+    @Override
     public WanConfig config() {
         return c;
     }
@@ -41,20 +42,10 @@ public final class WanModel {
      * Projects text embeddings [B, L, textDim] (L ≤ the configuration's text length; shorter ones are zero-padded
      * to it, as Wan pads every prompt) and computes each block's cross-attention keys and values.
      */
+    @Override
     public TextCondition condition(FloatTensor context) {
-        if (context.rank() != 3 || context.dim(2) != c.textDim()) {
-            throw new IllegalArgumentException("text embeddings must be [batch, tokens, " + c.textDim() + "] for "
-                    + c.name() + ", got " + context.shapeString());
-        }
-        int batch = context.dim(0), given = context.dim(1), l = c.textLength();
-        if (given > l || given < 1 || batch < 1) {
-            throw new IllegalArgumentException("text embeddings " + context.shapeString() + " must hold 1.." + l
-                    + " tokens per prompt (" + c.name() + " attends " + l + " text tokens)");
-        }
-        float[] padded = new float[batch * l * c.textDim()];
-        for (int b = 0; b < batch; b++) {
-            System.arraycopy(context.data(), b * given * c.textDim(), padded, b * l * c.textDim(), given * c.textDim());
-        }
+        int batch = context.dim(0), l = c.textLength();
+        float[] padded = paddedContext(c, context);
         float[] h = w.text1.apply(padded, batch * l);
         Activations.geluTanh(h);
         float[] text = w.text2.apply(h, batch * l);
@@ -68,7 +59,47 @@ public final class WanModel {
         return new TextCondition(batch, l, keys, values);
     }
 
+    /**
+     * Checks text embeddings [B, L, textDim] (1 ≤ L ≤ the text length) and zero-pads each prompt to the text length,
+     * as Wan pads every prompt: [B · textLength, textDim] row-major.
+     */
+    static float[] paddedContext(WanConfig c, FloatTensor context) {
+        if (context.rank() != 3 || context.dim(2) != c.textDim()) {
+            throw new IllegalArgumentException("text embeddings must be [batch, tokens, " + c.textDim() + "] for "
+                    + c.name() + ", got " + context.shapeString());
+        }
+        int batch = context.dim(0), given = context.dim(1), l = c.textLength();
+        if (given > l || given < 1 || batch < 1) {
+            throw new IllegalArgumentException("text embeddings " + context.shapeString() + " must hold 1.." + l
+                    + " tokens per prompt (" + c.name() + " attends " + l + " text tokens)");
+        }
+        float[] padded = new float[batch * l * c.textDim()];
+        for (int b = 0; b < batch; b++) {
+            System.arraycopy(context.data(), b * given * c.textDim(), padded, b * l * c.textDim(), given * c.textDim());
+        }
+        return padded;
+    }
+
+    /**
+     * The time signals of a batch of timesteps: {temb [B, dim], timeProj [B, 6·dim]} (the head modulates with temb,
+     * the blocks with timeProj).
+     */
+    static float[][] timeSignals(WanWeights w, float[] timesteps) {
+        return timeSignals(w.config(), w.time1, w.time2, w.timeProj, timesteps);
+    }
+
+    static float[][] timeSignals(WanConfig c, Linear time1, Linear time2, Linear timeProj, float[] timesteps) {
+        int batch = timesteps.length;
+        float[] tIn = new float[batch * c.freqDim()];
+        for (int b = 0; b < batch; b++) {
+            System.arraycopy(TimestepEmbedding.sinusoid(timesteps[b], c.freqDim()), 0, tIn, b * c.freqDim(), c.freqDim());
+        }
+        float[] temb = time2.apply(Activations.silu(time1.apply(tIn, batch)), batch);
+        return new float[][]{temb, timeProj.apply(Activations.silu(temb), batch)};
+    }
+
     /** One forward pass; returns the velocity [B, outChannels, T, H, W]. */
+    @Override
     public FloatTensor forward(FloatTensor latent, float[] timesteps, TextCondition text, SelfAttention attention) {
         if (latent.rank() != 5 || latent.dim(1) != c.inChannels()) {
             throw new IllegalArgumentException("latent must be [batch, " + c.inChannels() + ", T, H, W], got "
@@ -87,12 +118,8 @@ public final class WanModel {
         float[] x = w.patchEmbedding.apply(Patchify.patches(latent, c.patch(), grid, rasterOfPosition), rows);
         RopeTable rope = new RopeTable(c, grid, rasterOfPosition);
 
-        float[] tIn = new float[batch * c.freqDim()];
-        for (int b = 0; b < batch; b++) {
-            System.arraycopy(TimestepEmbedding.sinusoid(timesteps[b], c.freqDim()), 0, tIn, b * c.freqDim(), c.freqDim());
-        }
-        float[] temb = w.time2.apply(Activations.silu(w.time1.apply(tIn, batch)), batch);
-        float[] timeProj = w.timeProj.apply(Activations.silu(temb), batch);
+        float[][] time = timeSignals(w, timesteps);
+        float[] temb = time[0], timeProj = time[1];
 
         for (int layer = 0; layer < c.layers(); layer++) {
             block(layer, x, batch, s, timeProj, text, rope, attention, tiles);

@@ -173,6 +173,17 @@ public abstract sealed class BlockRangePlan permits KvRangePlan, QueryRangePlan 
         return Arrays.copyOf(out, n);
     }
 
+    /** Every query of [0, S) reads the keys [0, keys): attention to a prefix, e.g. text keys stored in front of padding. */
+    static Tables prefixTables(int sequenceLength, int heads, int keys) {
+        if (keys < 1 || keys > sequenceLength) {
+            throw new IllegalArgumentException("prefix of " + keys + " keys must be within the sequence of "
+                    + sequenceLength + " (the keys live in tensors of the queries' shape)");
+        }
+        Tables dense = denseTables(sequenceLength, heads);
+        return new Tables(heads, sequenceLength, 1, dense.blockRows(), dense.blocks(), dense.listOf(),
+                dense.rangeOffsets(), new int[]{0, keys});
+    }
+
     public int heads() {
         return heads;
     }

@@ -22,11 +22,12 @@ final class BlockRows {
     }
 
     /**
-     * 64-row blocks where they compute fewer rows than 128-row ones (segments of at most 64 tokens, such as 4×4×4
-     * tiles, halve the work), else 128: a larger block loads each operand once for twice the rows.
+     * 64-row blocks where they compute at most 90% of the rows 128-row ones do (segments of at most 64 tokens, such
+     * as 4×4×4 tiles, halve the work), else 128: a larger block loads each operand once for twice the rows, which
+     * made 64-row blocks 4-7% slower at equal rows on an H200 (HunyuanVideo STA and dense, docs/benchmarks-bwd.md).
      */
     static int fewestComputed(int[] segmentLengths) {
-        return computedRows(segmentLengths, SMALL) < computedRows(segmentLengths, LARGE) ? SMALL : LARGE;
+        return 10 * computedRows(segmentLengths, SMALL) <= 9 * computedRows(segmentLengths, LARGE) ? SMALL : LARGE;
     }
 
     static void check(int blockRows) {

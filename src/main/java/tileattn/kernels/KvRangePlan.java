@@ -39,6 +39,14 @@ public final class KvRangePlan extends BlockRangePlan {
         return new KvRangePlan(denseTables(sequenceLength, heads));
     }
 
+    /**
+     * Every query reads only the first {@code keys} tokens of k and v (which have the queries' shape [B, heads, S,
+     * d]): cross-attention to L text keys placed at the start of each plane of padded tensors.
+     */
+    public static KvRangePlan prefix(int sequenceLength, int heads, int keys) {
+        return new KvRangePlan(prefixTables(sequenceLength, heads, keys));
+    }
+
     /** Σ over heads and query rows of the keys attended, for one batch element: FLOPs = 4 · this · d · B. */
     public double attendedPairs() {
         return attendedPairs;

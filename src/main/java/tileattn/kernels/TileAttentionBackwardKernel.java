@@ -245,10 +245,8 @@ public final class TileAttentionBackwardKernel {
                 KernelArgs.of().pointer(o).pointer(dO).pointer(lse).pointer(delta).pointer(lse2).i64(rows));
 
         QueryRangePlan keys = plan.keys();
-        boolean hopper = path == Path.HOPPER;
-        String family = hopper ? HOPPER_FAMILY : FAMILY;
-        KernelShape kv = KernelShape.dkdv(keys.blockRows(), d, hopper);
-        library.function(family, "tileattn_" + family + "_dkdv_" + kv.prefix() + suffix).launch(
+        KernelShape kv = KernelShape.dkdv(path, keys.blockRows(), d);
+        library.function(kv.family(), kv.function("dkdv", suffix)).launch(
                 new Dim3(keys.blockCount(), heads, batch), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
                         .pointer(dk).pointer(dv)
@@ -256,8 +254,8 @@ public final class TileAttentionBackwardKernel {
                         .pointer(plan.keyRanges())
                         .i32(keys.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
         TileAttentionKernel.DevicePlan qp = plan.gradientQueries();
-        KernelShape qs = KernelShape.dq(qp.plan().blockRows(), d, hopper);
-        library.function(family, "tileattn_" + family + "_dq_" + qs.prefix() + suffix).launch(
+        KernelShape qs = KernelShape.dq(path, qp.plan().blockRows(), d);
+        library.function(qs.family(), qs.function("dq", suffix)).launch(
                 new Dim3(qp.plan().blockCount(), heads, batch), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta).pointer(dq)
                         .pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets()).pointer(qp.ranges())
@@ -265,30 +263,32 @@ public final class TileAttentionBackwardKernel {
     }
 
     /**
-     * Entry-point prefix, threads and dynamic shared memory of a dK/dV or dQ kernel with blocks of {@code rows}
-     * (tile_attention_bwd.cu's header): 128 rows, 256 threads; 64 rows ("bm64_"), 128 threads. dK/dV holds K, V
-     * and two stages of Q, dO (64 rows), lse2 and delta; dQ holds Q, dO and two stages of K, V (64 keys).
+     * Family, entry-point prefix, threads and dynamic shared memory of a dK/dV or dQ kernel for blocks of
+     * {@code rows} (64 or 128). The sizes follow the kernels' configs: portable dK/dV holds K, V and two stages of
+     * Q, dO (64 rows), lse2 and delta; portable dQ holds Q, dO and two stages of K, V (64 keys); the Hopper kernels
+     * hold the same plus 1 KiB to align their swizzled tiles (dK/dV also 1 KiB of row statistics).
      */
-    /**
-     * Entry-point prefix, threads and dynamic shared memory of a kernel for blocks of {@code rows} (64 or 128). The
-     * sizes follow the kernels' configs: portable dK/dV holds K, V and two stages of Q, dO (64 rows), lse2 and
-     * delta; portable dQ holds Q, dO and two stages of K, V (64 keys); the Hopper kernels hold the same plus 1 KiB
-     * to align their swizzled tiles (dK/dV also 1 KiB of row statistics).
-     */
-    record KernelShape(String prefix, int threads, int sharedBytes) {
-        static KernelShape dkdv(int rows, int d, boolean hopper) {
-            if (hopper) {
-                return new KernelShape(rows == BlockRows.SMALL ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 2048);
+    record KernelShape(String family, String prefix, int threads, int sharedBytes) {
+        static KernelShape dkdv(Path path, int rows, int d) {
+            boolean small = rows == BlockRows.SMALL;
+            if (path == Path.HOPPER) {
+                return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 2048);
             }
-            return rows == BlockRows.SMALL ? new KernelShape("bm64_", 128, 768 * d + 1024)
-                    : new KernelShape("", THREADS, 1024 * d + 1024);
+            return small ? new KernelShape(FAMILY, "bm64_", 128, 768 * d + 1024)
+                    : new KernelShape(FAMILY, "", THREADS, 1024 * d + 1024);
         }
 
-        static KernelShape dq(int rows, int d, boolean hopper) {
-            if (hopper) {
-                return new KernelShape(rows == BlockRows.SMALL ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 1024);
+        static KernelShape dq(Path path, int rows, int d) {
+            boolean small = rows == BlockRows.SMALL;
+            if (path == Path.HOPPER) {
+                return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 1024);
             }
-            return rows == BlockRows.SMALL ? new KernelShape("bm64_", 128, 768 * d) : new KernelShape("", THREADS, 1024 * d);
+            return small ? new KernelShape(FAMILY, "bm64_", 128, 768 * d) : new KernelShape(FAMILY, "", THREADS, 1024 * d);
+        }
+
+        /** The entry point for {@code kernel} ("dkdv" or "dq") and a type/d suffix such as "bf16_d128". */
+        String function(String kernel, String suffix) {
+            return "tileattn_" + family + "_" + kernel + "_" + prefix + suffix;
         }
     }
 

@@ -36,6 +36,7 @@ public final class VsaKernels {
 
     private final KernelLibrary library;
     private final TileAttentionKernel fineKernel;
+    private final TileAttentionBackwardKernel.Path backwardPath;
 
     public VsaKernels(KernelLibrary library) {
         this(library, TileAttentionKernel.Path.AUTO);
@@ -45,13 +46,16 @@ public final class VsaKernels {
      * @param path which fine attention kernel runs (see {@link TileAttentionKernel.Path}); AUTO takes the HOPPER
      *             kernel on compute capability 9.0, not the warp-specialized one: VSA's KV ranges are single tiles
      *             (64 tokens for 4×4×4), and that kernel's 192-key blocks and 128-row query blocks would compute
-     *             mostly masked keys and empty rows
+     *             mostly masked keys and empty rows. The fine backward follows: the portable kernels with
+     *             PORTABLE, else the fastest for the device
      */
     public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path) {
         this.library = library;
         boolean hopper = library.context().device().computeCapabilityNumber() == 90;
         this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
                 ? TileAttentionKernel.Path.HOPPER : path);
+        this.backwardPath = path == TileAttentionKernel.Path.PORTABLE ? TileAttentionBackwardKernel.Path.PORTABLE
+                : TileAttentionBackwardKernel.Path.fastestFor(library);
     }
 
     /** The fine attention kernel in use (never AUTO). */
@@ -124,6 +128,23 @@ public final class VsaKernels {
         coarse(ws, scale, stream);
         fine(q, k, v, ws, scale, stream);
         combine(gate, out, ws, stream);
+    }
+
+    /**
+     * The forward with the coarse branch gated by zero, as in Wan, whose VSA gate is a zero-initialised projection
+     * absent from the published checkpoints: pooling, coarse attention and the selection, then the fine attention
+     * over the selected tiles, which is the output. Returns {@code ws.fine()} (valid until the next forward with
+     * {@code ws}); queued on {@code stream}.
+     */
+    public DeviceTensor forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale,
+                                    CudaStream stream) {
+        checkTokens(ws, new DeviceTensor[]{q, k, v}, new String[]{"q", "k", "v"});
+        checkScale(scale);
+        Kernels.checkContext(library, stream, q, k, v);
+        pool(q, k, v, ws, stream);
+        coarse(ws, scale, stream);
+        fine(q, k, v, ws, scale, stream);
+        return ws.fine();
     }
 
     // The forward's four steps, each queued on the stream (arguments already checked by forward).
@@ -229,15 +250,17 @@ public final class VsaKernels {
         library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_prep_" + suffix).launch(Dim3.of(prepBlocks),
                 Dim3.of(BWD_THREADS), 0, stream, KernelArgs.of().pointer(ws.fine).pointer(dOut).pointer(ws.fineLse)
                         .pointer(delta).pointer(lse2).i64(rows));
-        TileAttentionBackwardKernel.KernelShape kv = TileAttentionBackwardKernel.KernelShape.dkdv(plan.backwardRows(), d);
-        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dkdv_" + kv.prefix() + suffix).launch(
+        TileAttentionBackwardKernel.KernelShape kv =
+                TileAttentionBackwardKernel.KernelShape.dkdv(backwardPath, plan.backwardRows(), d);
+        library.function(kv.family(), kv.function("dkdv", suffix)).launch(
                 new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
                         .pointer(dk).pointer(dv).pointer(plan.keyBlocks()).pointer(plan.listOf())
                         .pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
                         .i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
-        TileAttentionBackwardKernel.KernelShape qs = TileAttentionBackwardKernel.KernelShape.dq(plan.backwardRows(), d);
-        library.function(BWD_FAMILY, "tileattn_tile_attention_bwd_dq_" + qs.prefix() + suffix).launch(
+        TileAttentionBackwardKernel.KernelShape qs =
+                TileAttentionBackwardKernel.KernelShape.dq(backwardPath, plan.backwardRows(), d);
+        library.function(qs.family(), qs.function("dq", suffix)).launch(
                 new Dim3(plan.gradientQueryBlockCount(), planes, 1), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta).pointer(dq)
                         .pointer(plan.gradientQueryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets())

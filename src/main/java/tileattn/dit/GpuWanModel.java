@@ -1,0 +1,568 @@
+package tileattn.dit;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import tileattn.api.AttentionSpec;
+import tileattn.api.GpuBackend;
+import tileattn.blas.Gemm;
+import tileattn.cpu.CpuAttention;
+import tileattn.cuda.CudaContext;
+import tileattn.cuda.CudaEvent;
+import tileattn.cuda.CudaStream;
+import tileattn.cuda.DeviceBuffer;
+import tileattn.cuda.DeviceScope;
+import tileattn.cuda.DeviceTensor;
+import tileattn.kernels.DitKernels;
+import tileattn.kernels.KernelLibrary;
+import tileattn.kernels.KvRangePlan;
+import tileattn.kernels.TileAttentionKernel;
+import tileattn.kernels.VsaKernels;
+import tileattn.kernels.VsaPlan;
+import tileattn.kernels.VsaWorkspace;
+import tileattn.layout.Shape3;
+import tileattn.layout.TileGrid;
+import tileattn.layout.TokenLayout;
+import tileattn.mask.Window;
+import tileattn.tensor.DType;
+import tileattn.tensor.FloatTensor;
+
+/**
+ * The Wan-2.1 transformer of {@link WanModel} on a CUDA GPU: weights in bf16 uploaded once, activations on the
+ * device (bf16, with the residual stream and every norm's statistics in fp32), matrix products through cuBLASLt
+ * ({@link Gemm}), norms, RoPE, modulation, GELU and the patch embedding in dit.cu ({@link DitKernels}), and
+ * self-attention through {@link GpuBackend} (dense, STA) or {@link VsaKernels} (VSA, coarse branch gated by zero).
+ * Video tokens are put into the attention's tile order once, by the patch gather; RoPE tables are built for that
+ * order and the head scatters back to the latent.
+ *
+ * <p>Per block: one product for q, k and v together; q and k RMS-normalised, rotated and moved to [B, heads, S, d]
+ * by one kernel; the residual add of each branch fused with the next branch's LayerNorm and modulation.
+ * Cross-attention runs the dense attention kernel on keys and values padded to the queries' length (the kernel
+ * takes q, k, v of one shape), with a work table that reads only the L text keys ({@link KvRangePlan#prefix}).
+ * The small time-embedding MLPs run on the host in fp32. Everything is queued on the context's legacy default
+ * stream, which the host-to-device copies are ordered with.
+ */
+public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, AutoCloseable {
+
+    private static final int SHIFT_1 = 0, SCALE_1 = 1, GATE_1 = 2, SHIFT_2 = 3, SCALE_2 = 4, GATE_2 = 5, CHUNKS = 6;
+
+    /** Device weights of one block; linear weights [out, in] bf16, biases bf16, norm weights fp32. */
+    private record Block(DeviceTensor qkvW, DeviceTensor qkvB, DeviceTensor selfOutW, DeviceTensor selfOutB,
+                         DeviceTensor normQ, DeviceTensor normK, DeviceTensor crossNormW, DeviceTensor crossNormB,
+                         DeviceTensor crossQW, DeviceTensor crossQB, DeviceTensor crossKW, DeviceTensor crossKB,
+                         DeviceTensor crossVW, DeviceTensor crossVB, DeviceTensor crossOutW, DeviceTensor crossOutB,
+                         DeviceTensor crossNormQ, DeviceTensor crossNormK, DeviceTensor ffnUpW, DeviceTensor ffnUpB,
+                         DeviceTensor ffnDownW, DeviceTensor ffnDownB) {
+    }
+
+    /**
+     * Text prepared on the device: every block's cross-attention keys (before their RMSNorm, which is applied when
+     * they are laid out per head) and values, [B · L, dim] bf16. Close it to free that memory (the model closes the
+     * ones still open).
+     */
+    public final class Text implements WanTransformer.Condition, AutoCloseable {
+        private final DeviceScope scope;
+        private final int batch;
+        private final int length;
+        private final DeviceTensor[] keys;
+        private final DeviceTensor[] values;
+
+        private Text(DeviceScope scope, int batch, int length, DeviceTensor[] keys, DeviceTensor[] values) {
+            this.scope = scope;
+            this.batch = batch;
+            this.length = length;
+            this.keys = keys;
+            this.values = values;
+        }
+
+        @Override
+        public int batch() {
+            return batch;
+        }
+
+        public int length() {
+            return length;
+        }
+
+        @Override
+        public void close() {
+            synchronized (GpuWanModel.this) {
+                texts.remove(this);
+            }
+            scope.close();
+        }
+    }
+
+    /** Activation buffers and per-geometry tables, reused while the batch, grid and attention tile stay the same. */
+    private static final class Workspace implements AutoCloseable {
+        final DeviceScope scope;
+        final int batch;
+        final Shape3 grid;
+        final Shape3 tile;
+        final int s;
+        final DeviceBuffer rasterOfPosition;
+        final DeviceTensor cos, sin;
+        final DeviceTensor patchRows, x, h, qkv, q, k, v, o, rows, y, ffn, crossK, crossV, head, mod;
+        DeviceTensor attnOut;
+        KvRangePlan crossPlanHost;
+        TileAttentionKernel.DevicePlan crossPlan;
+        VsaWorkspace vsa;
+        int vsaTopK;
+
+        Workspace(CudaContext context, WanConfig c, int batch, Shape3 grid, Shape3 tile, int textLength) {
+            this.scope = context.openScope();
+            try {
+                this.batch = batch;
+                this.grid = grid;
+                this.tile = tile;
+                int[] raster = new TileGrid(grid, tile).tileOrderToRaster();
+                this.s = raster.length;
+                int rowCount = batch * s, dim = c.dim(), heads = c.heads(), d = c.headDim();
+                rasterOfPosition = scope.allocate(4L * s);
+                rasterOfPosition.copyFromHost(raster);
+                RopeTable rope = new RopeTable(c, grid, raster);
+                cos = DeviceTensor.upload(scope, new FloatTensor(new int[]{s, rope.pairs()}, rope.cosTable()), DType.F32);
+                sin = DeviceTensor.upload(scope, new FloatTensor(new int[]{s, rope.pairs()}, rope.sinTable()), DType.F32);
+                patchRows = scope.allocateTensor(DType.BF16, rowCount, c.patchInputs());
+                x = scope.allocateTensor(DType.F32, rowCount, dim);
+                h = scope.allocateTensor(DType.BF16, rowCount, dim);
+                qkv = scope.allocateTensor(DType.BF16, rowCount, 3 * dim);
+                q = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                k = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                v = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                o = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                rows = scope.allocateTensor(DType.BF16, rowCount, dim);
+                y = scope.allocateTensor(DType.BF16, rowCount, dim);
+                ffn = scope.allocateTensor(DType.BF16, rowCount, c.ffnDim());
+                // Text keys and values sit at the start of each plane; the rest stays zero, so the attention kernel's
+                // loads past the L keys (masked) read finite values.
+                crossK = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                crossV = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                crossK.buffer().fill((byte) 0);
+                crossV.buffer().fill((byte) 0);
+                head = scope.allocateTensor(DType.F32, rowCount, c.patchOutputs());
+                mod = scope.allocateTensor(DType.F32, batch, (c.layers() + 1) * CHUNKS, dim);
+                crossPlanHost = KvRangePlan.prefix(s, heads, textLength);
+                crossPlan = TileAttentionKernel.upload(crossPlanHost, scope);
+            } catch (RuntimeException e) {
+                scope.close();
+                throw e;
+            }
+        }
+
+        boolean fits(int batch, Shape3 grid, Shape3 tile) {
+            return this.batch == batch && this.grid.equals(grid) && this.tile.equals(tile);
+        }
+
+        @Override
+        public void close() {
+            scope.close();
+        }
+    }
+
+    /** CUDA events around each self-attention call of a forward, for the attention share of a step. */
+    public static final class AttentionTimer {
+        private final List<CudaEvent[]> pairs = new ArrayList<>();
+        private final DeviceScope scope;
+        private int used;
+
+        public AttentionTimer(DeviceScope scope) {
+            this.scope = scope;
+        }
+
+        CudaEvent[] next() {
+            if (used == pairs.size()) {
+                pairs.add(new CudaEvent[]{scope.createEvent(), scope.createEvent()});
+            }
+            return pairs.get(used++);
+        }
+
+        /** Milliseconds spent inside the self-attention calls since the last call (waits for them). */
+        public double takeMillis() {
+            double total = 0;
+            for (int i = 0; i < used; i++) {
+                total += CudaEvent.elapsedMillis(pairs.get(i)[0], pairs.get(i)[1]);
+            }
+            used = 0;
+            return total;
+        }
+    }
+
+    private final WanConfig c;
+    /** What stays on the host: the time MLPs and the modulation tables (the rest of the weights may be dropped). */
+    private final Linear time1, time2, timeProj;
+    private final float[] headModulation;
+    private final float[][] blockModulation;
+    private final GpuBackend backend;
+    private final CudaContext context;
+    private final CudaStream stream;
+    private final Gemm gemm;
+    private final DitKernels kernels;
+    private final TileAttentionKernel crossKernel;
+    private final VsaKernels vsaKernels;
+    private final DeviceScope weightScope;
+    private final DeviceTensor patchW, patchB, text1W, text1B, text2W, text2B, projOutW, projOutB;
+    private final Block[] blocks;
+    private final Set<Text> texts = new LinkedHashSet<>();
+    private Workspace workspace;
+    private AttentionTimer timer;
+
+    private GpuWanModel(WanWeights w, GpuBackend backend, Gemm gemm) {
+        this.c = w.config();
+        this.time1 = w.time1;
+        this.time2 = w.time2;
+        this.timeProj = w.timeProj;
+        this.headModulation = w.headModulation.clone();
+        this.blockModulation = new float[c.layers()][];
+        for (int i = 0; i < c.layers(); i++) {
+            blockModulation[i] = w.blocks[i].modulation().clone();
+        }
+        this.backend = backend;
+        this.context = backend.context();
+        this.stream = context.defaultStream();
+        this.gemm = gemm;
+        KernelLibrary library = KernelLibrary.of(context);
+        this.kernels = new DitKernels(library);
+        this.crossKernel = new TileAttentionKernel(library);
+        this.vsaKernels = new VsaKernels(library);
+        if (c.headDim() != 64 && c.headDim() != 128) {
+            throw new IllegalArgumentException("the GPU attention kernels take head dim 64 or 128; " + c.name()
+                    + " has " + c.headDim());
+        }
+        this.weightScope = context.openScope();
+        try {
+            patchW = bf16(w.patchEmbedding.weight(), c.dim(), c.patchInputs());
+            patchB = f32(w.patchEmbedding.bias());
+            text1W = bf16(w.text1.weight(), c.dim(), c.textDim());
+            text1B = bf16(w.text1.bias(), c.dim());
+            text2W = bf16(w.text2.weight(), c.dim(), c.dim());
+            text2B = bf16(w.text2.bias(), c.dim());
+            projOutW = bf16(w.projOut.weight(), c.patchOutputs(), c.dim());
+            projOutB = f32(w.projOut.bias());
+            blocks = new Block[c.layers()];
+            for (int i = 0; i < blocks.length; i++) {
+                blocks[i] = upload(w.blocks[i]);
+            }
+            context.synchronize();
+        } catch (RuntimeException e) {
+            weightScope.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Uploads the weights to CUDA device 0 and opens the kernels and cuBLASLt.
+     *
+     * @throws tileattn.cuda.CudaUnavailableException when no usable GPU is present
+     * @throws tileattn.blas.CublasLtUnavailableException when libcublasLt is not found
+     */
+    public static GpuWanModel open(WanWeights weights) {
+        GpuBackend backend = GpuBackend.open();
+        Gemm gemm = null;
+        try {
+            gemm = Gemm.open(backend.context());
+            return new GpuWanModel(weights, backend, gemm);
+        } catch (RuntimeException e) {
+            try {
+                if (gemm != null) {
+                    gemm.close();
+                }
+                backend.close();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    @Override
+    public WanConfig config() {
+        return c;
+    }
+
+    /** Where it runs, for logs. */
+    public String describe() {
+        return backend.describe() + "; " + gemm.describe();
+    }
+
+    public CudaContext context() {
+        return context;
+    }
+
+    /** Records each self-attention call of the following forwards between two events (null: stop). */
+    public synchronized void timeAttention(AttentionTimer timer) {
+        this.timer = timer;
+    }
+
+    private DeviceTensor bf16(float[] values, int... shape) {
+        return DeviceTensor.upload(weightScope, new FloatTensor(shape, values), DType.BF16);
+    }
+
+    private DeviceTensor f32(float[] values) {
+        return DeviceTensor.upload(weightScope, new FloatTensor(new int[]{values.length}, values), DType.F32);
+    }
+
+    private Block upload(BlockWeights b) {
+        int dim = c.dim();
+        float[] qkvW = new float[3 * dim * dim], qkvB = new float[3 * dim];
+        Linear[] parts = {b.selfQ(), b.selfK(), b.selfV()};
+        for (int i = 0; i < 3; i++) {
+            System.arraycopy(parts[i].weight(), 0, qkvW, i * dim * dim, dim * dim);
+            System.arraycopy(parts[i].bias(), 0, qkvB, i * dim, dim);
+        }
+        return new Block(bf16(qkvW, 3 * dim, dim), bf16(qkvB, 3 * dim),
+                bf16(b.selfOut().weight(), dim, dim), bf16(b.selfOut().bias(), dim),
+                f32(b.selfNormQ()), f32(b.selfNormK()), f32(b.crossNormWeight()), f32(b.crossNormBias()),
+                bf16(b.crossQ().weight(), dim, dim), bf16(b.crossQ().bias(), dim),
+                bf16(b.crossK().weight(), dim, dim), bf16(b.crossK().bias(), dim),
+                bf16(b.crossV().weight(), dim, dim), bf16(b.crossV().bias(), dim),
+                bf16(b.crossOut().weight(), dim, dim), bf16(b.crossOut().bias(), dim),
+                f32(b.crossNormQ()), f32(b.crossNormK()),
+                bf16(b.ffnUp().weight(), c.ffnDim(), dim), bf16(b.ffnUp().bias(), c.ffnDim()),
+                bf16(b.ffnDown().weight(), dim, c.ffnDim()), bf16(b.ffnDown().bias(), dim));
+    }
+
+    @Override
+    public synchronized Text condition(FloatTensor context) {
+        checkOpen();
+        float[] padded = WanModel.paddedContext(c, context);
+        int batch = context.dim(0), l = c.textLength(), rowCount = batch * l;
+        DeviceScope scope = this.context.openScope();
+        try {
+            DeviceTensor in = DeviceTensor.upload(scope, new FloatTensor(new int[]{rowCount, c.textDim()}, padded),
+                    DType.BF16);
+            DeviceTensor h = scope.allocateTensor(DType.BF16, rowCount, c.dim());
+            DeviceTensor text = scope.allocateTensor(DType.BF16, rowCount, c.dim());
+            gemm.linear(in, text1W, text1B, h, Gemm.Epilogue.BIAS, stream);
+            kernels.geluTanh(h, stream);
+            gemm.linear(h, text2W, text2B, text, Gemm.Epilogue.BIAS, stream);
+            DeviceTensor[] keys = new DeviceTensor[c.layers()], values = new DeviceTensor[c.layers()];
+            for (int i = 0; i < c.layers(); i++) {
+                keys[i] = scope.allocateTensor(DType.BF16, rowCount, c.dim());
+                values[i] = scope.allocateTensor(DType.BF16, rowCount, c.dim());
+                gemm.linear(text, blocks[i].crossKW, blocks[i].crossKB, keys[i], Gemm.Epilogue.BIAS, stream);
+                gemm.linear(text, blocks[i].crossVW, blocks[i].crossVB, values[i], Gemm.Epilogue.BIAS, stream);
+            }
+            stream.synchronize();
+            Text t = new Text(scope, batch, l, keys, values);
+            texts.add(t);
+            return t;
+        } catch (RuntimeException e) {
+            scope.close();
+            throw e;
+        }
+    }
+
+    /** Host latent in, host velocity out: uploads, runs {@link #forwardDevice} and downloads. */
+    @Override
+    public synchronized FloatTensor forward(FloatTensor latent, float[] timesteps, Text text, SelfAttention attention) {
+        checkOpen();
+        if (latent.rank() != 5 || latent.dim(1) != c.inChannels()) {
+            throw new IllegalArgumentException("latent must be [batch, " + c.inChannels() + ", T, H, W], got "
+                    + latent.shapeString());
+        }
+        try (DeviceScope io = context.openScope()) {
+            DeviceTensor in = DeviceTensor.upload(io, latent, DType.F32);
+            DeviceTensor out = io.allocateTensor(DType.F32, outShape(latent.shape()));
+            forwardDevice(in, timesteps, text, attention, out);
+            stream.synchronize();
+            return out.download();
+        }
+    }
+
+    private int[] outShape(int[] latentShape) {
+        int[] s = latentShape.clone();
+        s[1] = c.outChannels();
+        return s;
+    }
+
+    /**
+     * One forward on device tensors: {@code latent} F32 [B, inChannels, T, H, W] → {@code velocity} F32 [B,
+     * outChannels, T, H, W], queued on the context's default stream (read the result after synchronising it).
+     */
+    public synchronized void forwardDevice(DeviceTensor latent, float[] timesteps, Text text, SelfAttention attention,
+                                           DeviceTensor velocity) {
+        checkOpen();
+        Objects.requireNonNull(attention, "attention");
+        Objects.requireNonNull(text, "text");
+        if (latent.rank() != 5 || latent.dim(1) != c.inChannels() || latent.dtype() != DType.F32) {
+            throw new IllegalArgumentException("latent must be F32 [batch, " + c.inChannels() + ", T, H, W], got "
+                    + latent.dtype() + " " + latent.shapeString());
+        }
+        if (velocity.dtype() != DType.F32 || !java.util.Arrays.equals(velocity.shape(), outShape(latent.shape()))) {
+            throw new IllegalArgumentException("velocity must be F32 " + java.util.Arrays.toString(outShape(latent.shape()))
+                    + ", got " + velocity.dtype() + " " + velocity.shapeString());
+        }
+        int batch = latent.dim(0);
+        if (timesteps.length != batch || text.batch != batch) {
+            throw new IllegalArgumentException("batch of " + batch + " latents needs as many timesteps and text "
+                    + "conditions, got " + timesteps.length + " and " + text.batch);
+        }
+        if (!texts.contains(text)) {
+            throw new IllegalArgumentException("this text condition was closed or made by another model");
+        }
+        Shape3 grid = c.tokenGrid(new Shape3(latent.dim(2), latent.dim(3), latent.dim(4)));
+        if (grid.volume() < text.length) {
+            throw new IllegalArgumentException("the GPU cross-attention pads the " + text.length + " text keys to the "
+                    + "queries' length, so it needs at least as many video tokens; " + grid + " has " + grid.volume());
+        }
+        Workspace ws = workspace(batch, grid, attention.tile(), text.length);
+        int s = ws.s, rowCount = batch * s, dim = c.dim();
+        float eps = c.eps();
+
+        ws.mod.buffer().copyFromHost(modulation(timesteps));
+        kernels.patchify(latent, ws.rasterOfPosition, c.patch(), ws.patchRows, stream);
+        gemm.linear(ws.patchRows, patchW, patchB, ws.x, Gemm.Epilogue.BIAS, stream);
+        kernels.residualNorm(ws.x, null, ws.h, new DitKernels.Modulation(ws.mod, -1, SHIFT_1, SCALE_1), null, null, s,
+                eps, stream);
+        TileGrid tiles = new TileGrid(grid, attention.tile());
+        float scale = CpuAttention.defaultScale(c.headDim());
+        for (int layer = 0; layer < c.layers(); layer++) {
+            Block b = blocks[layer];
+            int base = layer * CHUNKS, next = (layer + 1) * CHUNKS;
+            // self-attention
+            gemm.linear(ws.h, b.qkvW, b.qkvB, ws.qkv, Gemm.Epilogue.BIAS, stream);
+            kernels.toHeads(ws.qkv, 0, b.normQ, ws.cos, ws.sin, ws.q, s, eps, stream);
+            kernels.toHeads(ws.qkv, dim, b.normK, ws.cos, ws.sin, ws.k, s, eps, stream);
+            kernels.toHeads(ws.qkv, 2 * dim, null, null, null, ws.v, s, eps, stream);
+            DeviceTensor attended = selfAttention(attention, layer, tiles, ws, scale);
+            kernels.fromHeads(attended, ws.rows, stream);
+            gemm.linear(ws.rows, b.selfOutW, b.selfOutB, ws.y, Gemm.Epilogue.BIAS, stream);
+            kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_1, -1, -1),
+                    b.crossNormW, b.crossNormB, s, eps, stream);
+            // cross-attention
+            gemm.linear(ws.h, b.crossQW, b.crossQB, ws.rows, Gemm.Epilogue.BIAS, stream);
+            kernels.toHeads(ws.rows, 0, b.crossNormQ, null, null, ws.q, s, eps, stream);
+            kernels.toHeads(text.keys[layer], 0, b.crossNormK, null, null, ws.crossK, text.length, eps, stream);
+            kernels.toHeads(text.values[layer], 0, null, null, null, ws.crossV, text.length, eps, stream);
+            crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.o, null, ws.crossPlan, scale, stream);
+            kernels.fromHeads(ws.o, ws.rows, stream);
+            gemm.linear(ws.rows, b.crossOutW, b.crossOutB, ws.y, Gemm.Epilogue.BIAS, stream);
+            kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, -1, base + SHIFT_2, base + SCALE_2),
+                    null, null, s, eps, stream);
+            // feed-forward; its residual add runs with the next block's (or the head's) norm and modulation
+            gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.BIAS, stream);
+            kernels.geluTanh(ws.ffn, stream);
+            gemm.linear(ws.ffn, b.ffnDownW, b.ffnDownB, ws.y, Gemm.Epilogue.BIAS, stream);
+            kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_2, next + SHIFT_1,
+                    next + SCALE_1), null, null, s, eps, stream);
+        }
+        gemm.linear(ws.h, projOutW, projOutB, ws.head, Gemm.Epilogue.BIAS, stream);
+        kernels.unpatchify(ws.head, ws.rasterOfPosition, c.patch(), velocity, stream);
+    }
+
+    private DeviceTensor selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale) {
+        CudaEvent[] events = timer == null ? null : timer.next();
+        if (events != null) {
+            events[0].record(stream);
+        }
+        DeviceTensor out;
+        switch (attention) {
+            case SelfAttention.Dense dense -> {
+                backend.attend(ws.q, ws.k, ws.v, ws.o, AttentionSpec.dense(), scale, stream);
+                out = ws.o;
+            }
+            case SelfAttention.Sta sta -> {
+                Window[] windows = CpuSelfAttention.windows(sta, layer, c.heads(), tiles);
+                backend.attend(ws.q, ws.k, ws.v, ws.o, AttentionSpec.Sta.perHead(new TokenLayout(tiles, 0), windows),
+                        scale, stream);
+                out = ws.o;
+            }
+            case SelfAttention.Vsa vsa -> {
+                int topK = vsa.keep(tiles.tileCount());
+                if (ws.vsa == null || ws.vsaTopK != topK) {
+                    VsaPlan plan = vsaKernels.plan(tiles, ws.batch, c.heads(), topK, ws.scope);
+                    ws.vsa = VsaWorkspace.allocate(plan, DType.BF16, c.headDim(), false, ws.scope);
+                    ws.vsaTopK = topK;
+                }
+                out = vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.vsa, scale, stream);
+            }
+        }
+        if (events != null) {
+            events[1].record(stream);
+        }
+        return out;
+    }
+
+    /** [B, layers + 1, 6, dim] on the host: each block's table + timeProj, then the head's (shift, scale) + temb. */
+    private float[] modulation(float[] timesteps) {
+        float[][] time = WanModel.timeSignals(c, time1, time2, timeProj, timesteps);
+        float[] temb = time[0], timeProj = time[1];
+        int batch = timesteps.length, dim = c.dim(), per = (c.layers() + 1) * CHUNKS * dim;
+        float[] m = new float[batch * per];
+        for (int bt = 0; bt < batch; bt++) {
+            for (int layer = 0; layer < c.layers(); layer++) {
+                float[] table = blockModulation[layer];
+                int dst = bt * per + layer * CHUNKS * dim;
+                for (int i = 0; i < CHUNKS * dim; i++) {
+                    m[dst + i] = table[i] + timeProj[bt * CHUNKS * dim + i];
+                }
+            }
+            int head = bt * per + c.layers() * CHUNKS * dim;
+            for (int chunk = 0; chunk < 2; chunk++) {
+                for (int i = 0; i < dim; i++) {
+                    m[head + chunk * dim + i] = headModulation[chunk * dim + i] + temb[bt * dim + i];
+                }
+            }
+        }
+        return m;
+    }
+
+    private Workspace workspace(int batch, Shape3 grid, Shape3 tile, int textLength) {
+        if (workspace != null && workspace.fits(batch, grid, tile) && workspace.crossPlanHost.rangeEnd(0, 0) == textLength) {
+            return workspace;
+        }
+        if (workspace != null) {
+            workspace.close();
+            workspace = null;
+        }
+        workspace = new Workspace(context, c, batch, grid, tile, textLength);
+        return workspace;
+    }
+
+    private boolean open = true;
+
+    private void checkOpen() {
+        if (!open) {
+            throw new IllegalStateException("this GpuWanModel was closed");
+        }
+    }
+
+    /** Frees the text conditions still open, the activations, the weights, cuBLASLt and the attention backend. */
+    @Override
+    public synchronized void close() {
+        if (!open) {
+            return;
+        }
+        open = false;
+        RuntimeException failure = null;
+        List<AutoCloseable> all = new ArrayList<>(texts);
+        texts.clear();
+        if (workspace != null) {
+            all.add(workspace);
+        }
+        all.add(weightScope);
+        all.add(gemm);
+        all.add(backend);
+        for (AutoCloseable a : all) {
+            try {
+                if (a instanceof Text t) {
+                    t.scope.close();
+                } else {
+                    a.close();
+                }
+            } catch (Exception e) {
+                if (failure == null) {
+                    failure = e instanceof RuntimeException r ? r : new IllegalStateException(e);
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+}
