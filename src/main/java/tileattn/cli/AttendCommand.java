@@ -136,11 +136,8 @@ final class AttendCommand implements Callable<Integer> {
         FloatTensor dOut = gradOutput == null ? null : readGradOutput(q);
         // Every method and the backward run on the GPU, but its kernels are compiled for d = 64 and 128 only.
         int d = q.rank() == 4 ? q.dim(3) : -1;
-        boolean unverifiedOnGpu = method == Method.vsa || gradOutput != null;
         DeviceOption.Backend backend = q.rank() == 4 && d != 64 && d != 128
                 ? device.resolveCpuOnly("the GPU kernels take head dim 64 or 128, the input has d=" + d)
-                : unverifiedOnGpu
-                ? device.resolveGpuOnRequest("the GPU paths of VSA and of the backward through the API have not yet run on a GPU")
                 : device.resolve();
         Shape3 videoShape = video != null ? video : metadataVideo(inputMeta);
         int text = textLength != null ? textLength : metadataTextLength(inputMeta);

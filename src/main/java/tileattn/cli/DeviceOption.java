@@ -70,18 +70,6 @@ public final class DeviceOption {
         return Backend.CPU;
     }
 
-    /**
-     * The backend for work whose GPU path exists but has not yet been checked on a GPU ({@code reason} says
-     * which): {@code auto} keeps to the CPU and notes why, {@code gpu} takes the GPU as asked, {@code cpu} the CPU.
-     */
-    public Backend resolveGpuOnRequest(String reason) {
-        if (choice == Choice.auto) {
-            note = "CPU (" + reason + "; --device gpu runs it there)";
-            return Backend.CPU;
-        }
-        return resolve();
-    }
-
     /** After {@link #resolve()}: a short sentence for logs saying what was chosen and why. */
     public String note() {
         return note;

@@ -39,19 +39,6 @@ class DeviceOptionTest {
         }
     }
 
-    @Command(name = "gpu-on-request")
-    static final class GpuOnRequestCommand implements Callable<Integer> {
-        @Mixin
-        DeviceOption device;
-        DeviceOption.Backend resolved;
-
-        @Override
-        public Integer call() {
-            resolved = device.resolveGpuOnRequest("not yet run on a GPU");
-            return 0;
-        }
-    }
-
     private record Outcome(int code, DeviceOption.Backend backend, String err, String note) {
     }
 
@@ -117,25 +104,6 @@ class DeviceOptionTest {
             assertEquals(CommandLine.ExitCode.USAGE, o.code());
             assertTrue(o.err().contains("--device gpu: no usable GPU: " + why), o.err());
         }, () -> assertEquals(DeviceOption.Backend.GPU, o.backend()));
-    }
-
-    @Test
-    void unverifiedGpuWorkStaysOnTheCpuUnderAutoButFollowsAnExplicitChoice() {
-        GpuOnRequestCommand auto = new GpuOnRequestCommand();
-        assertEquals(0, new CommandLine(auto).execute());
-        assertEquals(DeviceOption.Backend.CPU, auto.resolved);
-        assertEquals("CPU (not yet run on a GPU; --device gpu runs it there)", auto.device.note());
-
-        GpuOnRequestCommand cpu = new GpuOnRequestCommand();
-        assertEquals(0, new CommandLine(cpu).execute("--device", "cpu"));
-        assertEquals(DeviceOption.Backend.CPU, cpu.resolved);
-
-        GpuOnRequestCommand gpu = new GpuOnRequestCommand();
-        CommandLine cli = new CommandLine(gpu);
-        cli.setErr(new PrintWriter(new StringWriter()));
-        int code = cli.execute("--device", "gpu");
-        GpuSupport.whyUnusable().ifPresentOrElse(why -> assertEquals(CommandLine.ExitCode.USAGE, code),
-                () -> assertEquals(DeviceOption.Backend.GPU, gpu.resolved));
     }
 
     @Test
