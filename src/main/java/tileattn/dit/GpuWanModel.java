@@ -31,7 +31,7 @@ import tileattn.tensor.FloatTensor;
 /**
  * The Wan-2.1 transformer of {@link WanModel} on a CUDA GPU: weights in bf16 uploaded once, activations on the
  * device (bf16, with the residual stream and every norm's statistics in fp32), matrix products through cuBLASLt
- * ({@link Gemm}), norms, RoPE, modulation, GELU and the patch embedding in dit.cu ({@link DitKernels}), and
+ * ({@link Gemm}, the FFN's tanh-GELU in its epilogue), norms, RoPE, modulation and the patch embedding in dit.cu ({@link DitKernels}), and
  * self-attention through {@link GpuBackend} (dense, STA) or {@link VsaKernels} (VSA, coarse branch gated by zero).
  * Video tokens are put into the attention's tile order once, by the patch gather; RoPE tables are built for that
  * order and the head scatters back to the latent.
@@ -312,8 +312,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     DType.BF16);
             DeviceTensor h = scope.allocateTensor(DType.BF16, rowCount, c.dim());
             DeviceTensor text = scope.allocateTensor(DType.BF16, rowCount, c.dim());
-            gemm.linear(in, text1W, text1B, h, Gemm.Epilogue.BIAS, stream);
-            kernels.geluTanh(h, stream);
+            gemm.linear(in, text1W, text1B, h, Gemm.Epilogue.GELU_BIAS, stream);
             gemm.linear(h, text2W, text2B, text, Gemm.Epilogue.BIAS, stream);
             DeviceTensor[] keys = new DeviceTensor[c.layers()], values = new DeviceTensor[c.layers()];
             for (int i = 0; i < c.layers(); i++) {
@@ -435,10 +434,10 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, -1, base + SHIFT_2, base + SCALE_2),
                     null, null, s, eps, stream);
             // feed-forward; its residual add runs with the next block's (or the head's) norm and modulation
+            // cuBLASLt's GELU epilogue is the tanh form (GemmGpuTest tells it from the erf form in fp32), so the
+            // FFN's activation never makes a pass of its own over the [rows, ffnDim] buffer.
             mark(StepProfile.Part.FFN_UP_GEMM);
-            gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.BIAS, stream);
-            mark(StepProfile.Part.GELU);
-            kernels.geluTanh(ws.ffn, stream);
+            gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.GELU_BIAS, stream);
             mark(StepProfile.Part.FFN_DOWN_GEMM);
             gemm.linear(ws.ffn, b.ffnDownW, b.ffnDownB, ws.y, Gemm.Epilogue.BIAS, stream);
             mark(StepProfile.Part.RESIDUAL_NORM);

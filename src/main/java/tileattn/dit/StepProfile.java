@@ -30,7 +30,6 @@ public final class StepProfile {
         CROSS_ATTENTION("cross-attention kernel"),
         CROSS_OUT_GEMM("cross out gemm"),
         FFN_UP_GEMM("ffn up gemm (+ GELU epilogue)"),
-        GELU("GELU pass"),
         FFN_DOWN_GEMM("ffn down gemm");
 
         private final String label;
