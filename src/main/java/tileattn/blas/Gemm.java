@@ -6,10 +6,13 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import tileattn.cuda.CudaContext;
+import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
@@ -23,7 +26,8 @@ import tileattn.tensor.DType;
  * epilogue adds the bias along Y's rows.
  *
  * <p>The chosen algorithm, descriptors and layouts are kept per shape, epilogue and operand alignment, so the
- * heuristic query runs once per shape. The workspace (32 MiB) belongs to a {@link DeviceScope} of its own, freed
+ * heuristic query runs once per shape; for large shapes the first call times the heuristic's candidates on its
+ * operands and keeps the fastest. The workspace (32 MiB) belongs to a {@link DeviceScope} of its own, freed
  * by {@link #close()}. One instance per context; calls are serialised.
  */
 public final class Gemm implements AutoCloseable {
@@ -52,9 +56,39 @@ public final class Gemm implements AutoCloseable {
     private record Key(long m, long n, long k, Epilogue epilogue, DType out, int alignX, int alignW, int alignY) {
     }
 
-    private record Plan(MemorySegment desc, MemorySegment wLayout, MemorySegment xLayout, MemorySegment yLayout,
-                        MemorySegment preference, MemorySegment algo, long workspaceBytes) {
+    /** One algorithm the heuristic offers, with the workspace it asks for. */
+    private record Candidate(MemorySegment algo, long workspaceBytes) {
     }
+
+    /**
+     * Descriptors of one shape and the algorithm in use; {@code candidates} holds the heuristic's other offers until
+     * the first call with operands times them ({@link #tune}), then only the fastest.
+     */
+    private static final class Plan {
+        final MemorySegment desc, wLayout, xLayout, yLayout, preference;
+        List<Candidate> candidates;
+
+        Plan(MemorySegment desc, MemorySegment wLayout, MemorySegment xLayout, MemorySegment yLayout,
+             MemorySegment preference, List<Candidate> candidates) {
+            this.desc = desc;
+            this.wLayout = wLayout;
+            this.xLayout = xLayout;
+            this.yLayout = yLayout;
+            this.preference = preference;
+            this.candidates = candidates;
+        }
+
+        Candidate chosen() {
+            return candidates.getFirst();
+        }
+    }
+
+    /**
+     * Products of at least this many multiply-adds time the heuristic's candidates once and keep the fastest: its
+     * first pick is a model's guess and is sometimes 10-30% off for large, long-K shapes. Smaller ones keep the first.
+     */
+    static final long TUNE_MIN_MACS = 1L << 24;
+    private static final int TUNE_RUNS = 3;
 
     private final CublasLt lib;
     private final CudaContext context;
@@ -137,10 +171,52 @@ public final class Gemm implements AutoCloseable {
         if (epilogue.needsBias) {
             lib.matmulDescSetLong(plan.desc, CublasLt.DESC_BIAS_POINTER, bias.buffer().address());
         }
+        if (plan.candidates.size() > 1) {
+            tune(plan, key, x, w, y, stream);
+        }
+        run(plan, plan.chosen(), key, x, w, y, stream);
+    }
+
+    private void run(Plan plan, Candidate c, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y, CudaStream stream) {
         long yAddress = y.buffer().address();
-        lib.matmul(m + "x" + n + "x" + k + " " + epilogue, handle, plan.desc, one, w.buffer().address(), plan.wLayout,
-                x.buffer().address(), plan.xLayout, zero, yAddress, plan.yLayout, yAddress, plan.yLayout, plan.algo,
-                workspace.address(), plan.workspaceBytes, stream.handle());
+        lib.matmul(key.m + "x" + key.n + "x" + key.k + " " + key.epilogue, handle, plan.desc, one, w.buffer().address(),
+                plan.wLayout, x.buffer().address(), plan.xLayout, zero, yAddress, plan.yLayout, yAddress, plan.yLayout,
+                c.algo, workspace.address(), c.workspaceBytes, stream.handle());
+    }
+
+    /**
+     * Times each candidate on the call's own operands (y is overwritten with the same product each time, and once
+     * more by the caller) and keeps the fastest; a candidate that cuBLASLt refuses at run time is dropped. Waits for
+     * the stream, once per shape.
+     */
+    private void tune(Plan plan, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y, CudaStream stream) {
+        Candidate best = null;
+        float bestMs = Float.MAX_VALUE;
+        RuntimeException firstFailure = null;
+        CudaEvent start = scope.createEvent(), end = scope.createEvent();
+        for (Candidate c : plan.candidates) {
+            try {
+                run(plan, c, key, x, w, y, stream);   // warm-up, and the check that it runs at all
+                start.record(stream);
+                for (int i = 0; i < TUNE_RUNS; i++) {
+                    run(plan, c, key, x, w, y, stream);
+                }
+                end.record(stream);
+                float ms = CudaEvent.elapsedMillis(start, end);
+                if (ms < bestMs) {
+                    bestMs = ms;
+                    best = c;
+                }
+            } catch (CublasLtException e) {
+                if (firstFailure == null) {
+                    firstFailure = e;
+                }
+            }
+        }
+        if (best == null) {
+            throw firstFailure;
+        }
+        plan.candidates = List.of(best);
     }
 
     /** m, n, k from the operands, after checking their types, shapes and overlaps. */
@@ -230,14 +306,20 @@ public final class Gemm implements AutoCloseable {
             MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * HEURISTIC_CANDIDATES, 8);
             int found = lib.algoGetHeuristic(handle, desc, wLayout, xLayout, yLayout, yLayout, preference,
                     HEURISTIC_CANDIDATES, results);
+            List<Candidate> candidates = new ArrayList<>();
             for (int i = 0; i < found; i++) {
                 MemorySegment result = results.asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.HEURISTIC_RESULT_BYTES);
                 if (result.get(JAVA_INT, CublasLt.HEURISTIC_STATE_OFFSET) == CublasLt.STATUS_SUCCESS) {
                     MemorySegment algo = arena.allocate(CublasLt.ALGO_BYTES, 8);
                     algo.copyFrom(result.asSlice(0, CublasLt.ALGO_BYTES));
                     long ws = result.get(JAVA_LONG, CublasLt.HEURISTIC_WORKSPACE_OFFSET);
-                    return new Plan(desc, wLayout, xLayout, yLayout, preference, algo, Math.min(ws, WORKSPACE_BYTES));
+                    candidates.add(new Candidate(algo, Math.min(ws, WORKSPACE_BYTES)));
                 }
+            }
+            if (!candidates.isEmpty()) {
+                boolean tune = key.m * key.n * key.k >= TUNE_MIN_MACS;
+                return new Plan(desc, wLayout, xLayout, yLayout, preference,
+                        tune ? candidates : List.of(candidates.getFirst()));
             }
             throw new IllegalStateException("cuBLASLt offers no algorithm for Y[" + key.m + ", " + key.n + "] = X[" + key.m
                     + ", " + key.k + "]·W[" + key.n + ", " + key.k + "]ᵀ with epilogue " + key.epilogue + ", BF16 in, "
@@ -251,7 +333,7 @@ public final class Gemm implements AutoCloseable {
     private void destroyQuietly(MemorySegment desc, MemorySegment wLayout, MemorySegment xLayout,
                                 MemorySegment yLayout, MemorySegment preference, RuntimeException into) {
         try {
-            release(new Plan(desc, wLayout, xLayout, yLayout, preference, null, 0));
+            release(new Plan(desc, wLayout, xLayout, yLayout, preference, List.of()));
         } catch (RuntimeException e) {
             into.addSuppressed(e);
         }

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -21,6 +22,7 @@ import tileattn.dit.GpuWanModel;
 import tileattn.dit.Noise;
 import tileattn.dit.RandomWeights;
 import tileattn.dit.SelfAttention;
+import tileattn.dit.StepProfile;
 import tileattn.dit.WanConfig;
 import tileattn.kernels.GpuSupport;
 import tileattn.layout.Shape3;
@@ -33,8 +35,8 @@ import tileattn.tensor.DType;
         description = {
             "Times one Wan-2.1 transformer step (one forward of the conditional and unconditional batch) on the GPU",
             "with random bf16 weights: dense, STA and VSA self-attention. Each step is bracketed by CUDA events on",
-            "the model's stream; the self-attention calls of the last timed step are bracketed too, which gives the",
-            "attention's share of the step. Reports the median step over the timed runs."})
+            "the model's stream; reports the median step over the timed runs. One more step, with an event wherever the",
+            "kind of work changes, gives the time per part (GEMMs, norms, RoPE, GELU, cross- and self-attention)."})
 final class BenchDitCommand implements Callable<Integer> {
 
     enum Kind { dense, sta, vsa }
@@ -87,10 +89,14 @@ final class BenchDitCommand implements Callable<Integer> {
     @Option(names = "--tsv", paramLabel = "FILE", description = "Also write the results as tab-separated values.")
     Path tsv;
 
-    /** One timed attention: median step, the attention calls' time in the last step, all runs. */
-    record Row(String attention, double stepMs, double attentionMs, double[] runs) {
+    /** One timed attention: median step, the last step's time per kind of work, all runs. */
+    record Row(String attention, double stepMs, Map<StepProfile.Part, Double> parts, double[] runs) {
+        double attentionMs() {
+            return parts.get(StepProfile.Part.SELF_ATTENTION);
+        }
+
         double share() {
-            return attentionMs / stepMs;
+            return attentionMs() / stepMs;
         }
     }
 
@@ -145,31 +151,29 @@ final class BenchDitCommand implements Callable<Integer> {
                 float[] timesteps = new float[batch];
                 java.util.Arrays.fill(timesteps, 500f);
                 CudaEvent start = scope.createEvent(), end = scope.createEvent();
-                GpuWanModel.AttentionTimer timer = new GpuWanModel.AttentionTimer(scope);
+                StepProfile profile = new StepProfile(scope);
                 for (SelfAttention attention : attentions) {
                     for (int i = 0; i < warmup; i++) {
                         model.forwardDevice(in, timesteps, condition, attention, velocity);
                     }
                     stream.synchronize();
                     double[] runs = new double[iters];
-                    double attentionMs = 0;
+                    // The timed steps run without events inside; one more step, profiled, gives the breakdown.
                     for (int i = 0; i < iters; i++) {
-                        boolean last = i == iters - 1;
-                        model.timeAttention(last ? timer : null);
                         start.record(stream);
                         model.forwardDevice(in, timesteps, condition, attention, velocity);
                         end.record(stream);
                         runs[i] = CudaEvent.elapsedMillis(start, end);
-                        if (last) {
-                            attentionMs = timer.takeMillis();
-                        }
                     }
-                    model.timeAttention(null);
+                    model.profile(profile);
+                    model.forwardDevice(in, timesteps, condition, attention, velocity);
+                    model.profile(null);
+                    Map<StepProfile.Part, Double> parts = profile.takeMillis();
                     checkFinite(velocity, attention);
-                    Row row = new Row(attention.describe(), Measure.median(runs), attentionMs, runs);
+                    Row row = new Row(attention.describe(), Measure.median(runs), parts, runs);
                     rows.add(row);
                     out.printf(Locale.ROOT, "  %-32s step %9.1f ms (runs %s), self-attention %.1f ms (%.1f%%)%n",
-                            row.attention, row.stepMs, runs(runs), row.attentionMs, 100 * row.share());
+                            row.attention, row.stepMs, runs(runs), row.attentionMs(), 100 * row.share());
                     out.flush();
                 }
             }
@@ -178,16 +182,26 @@ final class BenchDitCommand implements Callable<Integer> {
         double dense = rows.stream().filter(r -> r.attention.equals("dense")).mapToDouble(Row::stepMs).findFirst()
                 .orElse(Double.NaN);
         for (Row r : rows) {
-            table.add(r.attention, fmt(r.stepMs), fmt(r.attentionMs), String.format(Locale.ROOT, "%.1f%%", 100 * r.share()),
+            table.add(r.attention, fmt(r.stepMs), fmt(r.attentionMs()), String.format(Locale.ROOT, "%.1f%%", 100 * r.share()),
                     Double.isNaN(dense) ? "-" : String.format(Locale.ROOT, "%.2fx", dense / r.stepMs));
         }
         table.print(out);
+        out.println();
+        breakdown(rows).print(out);
         out.flush();
         if (tsv != null) {
-            StringBuilder sb = new StringBuilder("attention\tstep_ms\tself_attention_ms\tself_attention_share\truns_ms\n");
+            StringBuilder sb = new StringBuilder("attention\tstep_ms\tself_attention_ms\tself_attention_share\truns_ms");
+            for (StepProfile.Part p : StepProfile.Part.values()) {
+                sb.append("\tms_").append(p.key());
+            }
+            sb.append("\tms_profiled_step\n");
             for (Row r : rows) {
-                sb.append(String.format(Locale.ROOT, "%s\t%.2f\t%.2f\t%.4f\t%s%n", r.attention, r.stepMs, r.attentionMs,
+                sb.append(String.format(Locale.ROOT, "%s\t%.2f\t%.2f\t%.4f\t%s", r.attention, r.stepMs, r.attentionMs(),
                         r.share(), runs(r.runs)));
+                for (StepProfile.Part p : StepProfile.Part.values()) {
+                    sb.append(String.format(Locale.ROOT, "\t%.2f", r.parts.get(p)));
+                }
+                sb.append(String.format(Locale.ROOT, "\t%.2f%n", total(r.parts)));
             }
             if (tsv.getParent() != null) {
                 Files.createDirectories(tsv.getParent());
@@ -195,6 +209,38 @@ final class BenchDitCommand implements Callable<Integer> {
             Files.writeString(tsv, sb.toString());
         }
         return 0;
+    }
+
+    /** Milliseconds per kind of work (rows) and attention (columns) in the profiled step. */
+    static TextTable breakdown(List<Row> rows) {
+        List<String> header = new ArrayList<>();
+        header.add("profiled step, ms per part");
+        for (Row r : rows) {
+            header.add(r.attention);
+        }
+        TextTable t = new TextTable(header.toArray(String[]::new));
+        for (StepProfile.Part p : StepProfile.Part.values()) {
+            List<String> line = new ArrayList<>();
+            line.add(p.label());
+            for (Row r : rows) {
+                line.add(fmt(r.parts.get(p)));
+            }
+            t.add(line.toArray(String[]::new));
+        }
+        List<String> rest = new ArrayList<>(), all = new ArrayList<>();
+        rest.add("all but self-attention");
+        all.add("profiled step (sum; events add a little)");
+        for (Row r : rows) {
+            rest.add(fmt(total(r.parts) - r.attentionMs()));
+            all.add(fmt(total(r.parts)));
+        }
+        t.add(rest.toArray(String[]::new));
+        t.add(all.toArray(String[]::new));
+        return t;
+    }
+
+    private static double total(Map<StepProfile.Part, Double> parts) {
+        return parts.values().stream().mapToDouble(Double::doubleValue).sum();
     }
 
     /** The last step's output must be finite everywhere (random weights keep activations in range). */

@@ -12,6 +12,7 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import tileattn.api.Attention;
 import tileattn.api.AttentionSpec;
+import tileattn.blas.CublasLtUnavailableException;
 import tileattn.example.LocalityExample;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
@@ -28,7 +29,8 @@ import tileattn.tensor.FloatTensor;
             "example whose q and k are smooth random fields over the video, so attention is local as in a trained",
             "video DiT. Prints time, sparsity and relative L2 error against dense attention.",
             "With a usable GPU (--device auto, the default) every row runs on it in bf16, on a larger example, and",
-            "the time is the kernels' alone (VSA: pooling, coarse attention, top-k, fine attention, combine)."},
+            "the time is the kernels' alone (VSA: pooling, coarse attention, top-k, fine attention, combine). On a GPU",
+            "the demo then runs one step of a small Wan-2.1-shaped DiT with each attention against the CPU model."},
         footer = {"", "Sparsity: the fraction of video query-key pairs skipped (STA, real tokens counted) or of KV",
             "tiles skipped by the fine attention (VSA). VSA runs with gate 0, i.e. its fine attention alone, as with",
             "the zero-initialised gate of an untrained Wan block; a gate of ones would add the coarse output on top."})
@@ -75,6 +77,11 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the example (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--dit", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "On a GPU, also run one step of a small Wan-2.1-shaped DiT with each attention and compare it "
+                    + "with the CPU model (default on; --no-dit skips it).")
+    boolean dit;
+
     @Mixin
     DeviceOption device;
 
@@ -114,6 +121,15 @@ final class DemoCommand implements Callable<Integer> {
         }
         if (textLength != 0) {
             out.println("VSA rows use the same example without text tokens (VSA has none) and compare with dense on it.");
+        }
+        out.flush();
+        if (gpu && dit) {
+            out.println();
+            try {
+                GpuDitDemo.run(out, seed);
+            } catch (CublasLtUnavailableException e) {
+                out.println("DiT step skipped: " + e.getMessage());
+            }
         }
         out.flush();
         return 0;

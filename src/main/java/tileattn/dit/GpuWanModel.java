@@ -10,7 +10,6 @@ import tileattn.api.GpuBackend;
 import tileattn.blas.Gemm;
 import tileattn.cpu.CpuAttention;
 import tileattn.cuda.CudaContext;
-import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
@@ -32,7 +31,7 @@ import tileattn.tensor.FloatTensor;
 /**
  * The Wan-2.1 transformer of {@link WanModel} on a CUDA GPU: weights in bf16 uploaded once, activations on the
  * device (bf16, with the residual stream and every norm's statistics in fp32), matrix products through cuBLASLt
- * ({@link Gemm}), norms, RoPE, modulation, GELU and the patch embedding in dit.cu ({@link DitKernels}), and
+ * ({@link Gemm}, the FFN's tanh-GELU in its epilogue), norms, RoPE, modulation and the patch embedding in dit.cu ({@link DitKernels}), and
  * self-attention through {@link GpuBackend} (dense, STA) or {@link VsaKernels} (VSA, coarse branch gated by zero).
  * Video tokens are put into the attention's tile order once, by the patch gather; RoPE tables are built for that
  * order and the head scatters back to the latent.
@@ -162,34 +161,6 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         }
     }
 
-    /** CUDA events around each self-attention call of a forward, for the attention share of a step. */
-    public static final class AttentionTimer {
-        private final List<CudaEvent[]> pairs = new ArrayList<>();
-        private final DeviceScope scope;
-        private int used;
-
-        public AttentionTimer(DeviceScope scope) {
-            this.scope = scope;
-        }
-
-        CudaEvent[] next() {
-            if (used == pairs.size()) {
-                pairs.add(new CudaEvent[]{scope.createEvent(), scope.createEvent()});
-            }
-            return pairs.get(used++);
-        }
-
-        /** Milliseconds spent inside the self-attention calls since the last call (waits for them). */
-        public double takeMillis() {
-            double total = 0;
-            for (int i = 0; i < used; i++) {
-                total += CudaEvent.elapsedMillis(pairs.get(i)[0], pairs.get(i)[1]);
-            }
-            used = 0;
-            return total;
-        }
-    }
-
     private final WanConfig c;
     /** What stays on the host: the time MLPs and the modulation tables (the rest of the weights may be dropped). */
     private final Linear time1, time2, timeProj;
@@ -207,7 +178,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     private final Block[] blocks;
     private final Set<Text> texts = new LinkedHashSet<>();
     private Workspace workspace;
-    private AttentionTimer timer;
+    private StepProfile profile;
 
     private GpuWanModel(WanWeights w, GpuBackend backend, Gemm gemm) {
         this.c = w.config();
@@ -291,9 +262,15 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         return context;
     }
 
-    /** Records each self-attention call of the following forwards between two events (null: stop). */
-    public synchronized void timeAttention(AttentionTimer timer) {
-        this.timer = timer;
+    /** Records where the time of the following forwards goes (null: stop). */
+    public synchronized void profile(StepProfile profile) {
+        this.profile = profile;
+    }
+
+    private void mark(StepProfile.Part part) {
+        if (profile != null) {
+            profile.begin(part, stream);
+        }
     }
 
     private DeviceTensor bf16(float[] values, int... shape) {
@@ -335,8 +312,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     DType.BF16);
             DeviceTensor h = scope.allocateTensor(DType.BF16, rowCount, c.dim());
             DeviceTensor text = scope.allocateTensor(DType.BF16, rowCount, c.dim());
-            gemm.linear(in, text1W, text1B, h, Gemm.Epilogue.BIAS, stream);
-            kernels.geluTanh(h, stream);
+            gemm.linear(in, text1W, text1B, h, Gemm.Epilogue.GELU_BIAS, stream);
             gemm.linear(h, text2W, text2B, text, Gemm.Epilogue.BIAS, stream);
             DeviceTensor[] keys = new DeviceTensor[c.layers()], values = new DeviceTensor[c.layers()];
             for (int i = 0; i < c.layers(); i++) {
@@ -412,9 +388,12 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         int s = ws.s, rowCount = batch * s, dim = c.dim();
         float eps = c.eps();
 
+        mark(StepProfile.Part.TIME_EMBEDDING);
         ws.mod.buffer().copyFromHost(modulation(timesteps));
+        mark(StepProfile.Part.PATCH_EMBED);
         kernels.patchify(latent, ws.rasterOfPosition, c.patch(), ws.patchRows, stream);
         gemm.linear(ws.patchRows, patchW, patchB, ws.x, Gemm.Epilogue.BIAS, stream);
+        mark(StepProfile.Part.RESIDUAL_NORM);
         kernels.residualNorm(ws.x, null, ws.h, new DitKernels.Modulation(ws.mod, -1, SHIFT_1, SCALE_1), null, null, s,
                 eps, stream);
         TileGrid tiles = new TileGrid(grid, attention.tile());
@@ -423,41 +402,57 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             Block b = blocks[layer];
             int base = layer * CHUNKS, next = (layer + 1) * CHUNKS;
             // self-attention
+            mark(StepProfile.Part.QKV_GEMM);
             gemm.linear(ws.h, b.qkvW, b.qkvB, ws.qkv, Gemm.Epilogue.BIAS, stream);
+            mark(StepProfile.Part.QK_NORM_ROPE);
             kernels.toHeads(ws.qkv, 0, b.normQ, ws.cos, ws.sin, ws.q, s, eps, stream);
             kernels.toHeads(ws.qkv, dim, b.normK, ws.cos, ws.sin, ws.k, s, eps, stream);
             kernels.toHeads(ws.qkv, 2 * dim, null, null, null, ws.v, s, eps, stream);
+            mark(StepProfile.Part.SELF_ATTENTION);
             DeviceTensor attended = selfAttention(attention, layer, tiles, ws, scale);
+            mark(StepProfile.Part.HEADS_TO_ROWS);
             kernels.fromHeads(attended, ws.rows, stream);
+            mark(StepProfile.Part.SELF_OUT_GEMM);
             gemm.linear(ws.rows, b.selfOutW, b.selfOutB, ws.y, Gemm.Epilogue.BIAS, stream);
+            mark(StepProfile.Part.RESIDUAL_NORM);
             kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_1, -1, -1),
                     b.crossNormW, b.crossNormB, s, eps, stream);
             // cross-attention
+            mark(StepProfile.Part.CROSS_Q_GEMM);
             gemm.linear(ws.h, b.crossQW, b.crossQB, ws.rows, Gemm.Epilogue.BIAS, stream);
+            mark(StepProfile.Part.CROSS_TO_HEADS);
             kernels.toHeads(ws.rows, 0, b.crossNormQ, null, null, ws.q, s, eps, stream);
             kernels.toHeads(text.keys[layer], 0, b.crossNormK, null, null, ws.crossK, text.length, eps, stream);
             kernels.toHeads(text.values[layer], 0, null, null, null, ws.crossV, text.length, eps, stream);
+            mark(StepProfile.Part.CROSS_ATTENTION);
             crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.o, null, ws.crossPlan, scale, stream);
+            mark(StepProfile.Part.HEADS_TO_ROWS);
             kernels.fromHeads(ws.o, ws.rows, stream);
+            mark(StepProfile.Part.CROSS_OUT_GEMM);
             gemm.linear(ws.rows, b.crossOutW, b.crossOutB, ws.y, Gemm.Epilogue.BIAS, stream);
+            mark(StepProfile.Part.RESIDUAL_NORM);
             kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, -1, base + SHIFT_2, base + SCALE_2),
                     null, null, s, eps, stream);
             // feed-forward; its residual add runs with the next block's (or the head's) norm and modulation
-            gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.BIAS, stream);
-            kernels.geluTanh(ws.ffn, stream);
+            // cuBLASLt's GELU epilogue is the tanh form (GemmGpuTest tells it from the erf form in fp32), so the
+            // FFN's activation never makes a pass of its own over the [rows, ffnDim] buffer.
+            mark(StepProfile.Part.FFN_UP_GEMM);
+            gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.GELU_BIAS, stream);
+            mark(StepProfile.Part.FFN_DOWN_GEMM);
             gemm.linear(ws.ffn, b.ffnDownW, b.ffnDownB, ws.y, Gemm.Epilogue.BIAS, stream);
+            mark(StepProfile.Part.RESIDUAL_NORM);
             kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_2, next + SHIFT_1,
                     next + SCALE_1), null, null, s, eps, stream);
         }
+        mark(StepProfile.Part.PATCH_EMBED);
         gemm.linear(ws.h, projOutW, projOutB, ws.head, Gemm.Epilogue.BIAS, stream);
         kernels.unpatchify(ws.head, ws.rasterOfPosition, c.patch(), velocity, stream);
+        if (profile != null) {
+            profile.end(stream);
+        }
     }
 
     private DeviceTensor selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale) {
-        CudaEvent[] events = timer == null ? null : timer.next();
-        if (events != null) {
-            events[0].record(stream);
-        }
         DeviceTensor out;
         switch (attention) {
             case SelfAttention.Dense dense -> {
@@ -479,9 +474,6 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 }
                 out = vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.vsa, scale, stream);
             }
-        }
-        if (events != null) {
-            events[1].record(stream);
         }
         return out;
     }

@@ -3,6 +3,7 @@ package tileattn.dit;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 import tileattn.tensor.FloatTensor;
+import tileattn.tensor.ReducedPrecision;
 
 /**
  * Seeded random parameters of a Wan model's exact shapes, for latency work and tests. Values are uniform with a
@@ -22,6 +23,22 @@ public final class RandomWeights {
     public static WanWeights create(WanConfig config, long seed) {
         HeapCheck.require(HeapCheck.modelBytes(config), config.name());
         return WanWeights.from(config, (name, shape) -> tensor(config, name, shape, seed));
+    }
+
+    /**
+     * The same values rounded to bf16, which the GPU model stores: a CPU model of these weights computes with exactly
+     * what the GPU model holds, so the two can be compared.
+     */
+    public static WanWeights createBf16Exact(WanConfig config, long seed) {
+        HeapCheck.require(HeapCheck.modelBytes(config), config.name());
+        return WanWeights.from(config, (name, shape) -> {
+            FloatTensor t = tensor(config, name, shape, seed);
+            float[] d = t.data();
+            for (int i = 0; i < d.length; i++) {
+                d[i] = ReducedPrecision.fromBf16(ReducedPrecision.toBf16(d[i]));
+            }
+            return t;
+        });
     }
 
     static FloatTensor tensor(WanConfig config, String name, int[] shape, long seed) {
