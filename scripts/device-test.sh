@@ -7,7 +7,8 @@
 # sanitizer would count those as API errors, so they get a memcheck pass of their own with API-error reports off
 # (memory errors and leaks still count). Logs go to $OUT (or /tmp/tileattn-device-out); the last lines printed
 # are the summary. Exit status: 0 only when every stage passed.
-# MEMCHECK=0 skips the two sanitizer passes (a quick check of the GPU tests alone).
+# MEMCHECK=0 skips the two sanitizer passes (a quick check of the GPU tests alone); MEMCHECK_CLASSES="a.B c.D"
+# limits them to those test classes.
 # Usage: scripts/device-test.sh [BUNDLE_DIR [JRE_TGZ]]   (defaults: .device/tileattn .device/jre.tgz)
 set -uo pipefail
 
@@ -33,9 +34,14 @@ run_tests() {
   local log="$out/$1" tags="$2"
   shift 2
   local t0=$SECONDS
+  local selectors=(--scan-class-path "$bundle/test-classes")
+  if (( $# > 0 )) && [[ -n "${MEMCHECK_CLASSES:-}" ]]; then
+    selectors=()
+    for c in $MEMCHECK_CLASSES; do selectors+=(--select-class "$c"); done
+  fi
   "$@" "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx8g \
       -jar "$bundle/junit-platform-console-standalone.jar" execute --disable-banner --disable-ansi-colors \
-      --details=tree --class-path "$classpath" --scan-class-path "$bundle/test-classes" --include-tag "$tags" \
+      --details=tree --class-path "$classpath" "${selectors[@]}" --include-tag "$tags" \
       > "$log" 2>&1
   local rc=$?
   echo "$((SECONDS - t0))" > "$log.seconds"

@@ -4,6 +4,7 @@
 #   bwd       the backward checker's benchmark (src/test/cuda/tile_attention_bwd_check.cu built here into
 #             .device/train/bwdcheck): portable and Hopper kernels at the HunyuanVideo and Wan shapes, STA and dense,
 #             sampled rows checked against float64
+#   sanitize  compute-sanitizer memcheck (leak check) and racecheck over the checker's small cases, every variant
 #   bwdpeers  scripts/peers_bwd.py: SDPA cuDNN / flash backward, FlexAttention backward on the same STA mask
 #   vsa       tileattn.kernels.VsaBenchmark (Wan-2.1 480p VSA forward, backward, forward+backward; the kernels
 #             VsaKernels picks) from the bundle of scripts/device-build.sh, writing its selection to $OUT
@@ -30,6 +31,12 @@ for phase in "${phases[@]}"; do
   case $phase in
     bwd) BENCH_CASES=${BENCH_CASES:-"Hunyuan STA 3x3x3,Hunyuan dense,Wan STA 3x3x3,Wan dense,VSA"} \
            timeout "${BWD_TIMEOUT:-150}" .device/train/bwdcheck bench separate bm64 sm90 sm90_r64 > "$out/bwd.log" 2>&1 ;;
+    sanitize) timeout 60 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 86 .device/train/bwdcheck \
+                sanitize separate bm64 sm90 sm90_r64 > "$out/bwd-memcheck.log" 2>&1
+              r1=$?
+              timeout 60 compute-sanitizer --tool racecheck --error-exitcode 86 .device/train/bwdcheck \
+                sanitize separate bm64 sm90 sm90_r64 > "$out/bwd-racecheck.log" 2>&1
+              (( r1 == 0 )) ;;
     bwdpeers) PYTHONUNBUFFERED=1 timeout "${BWDPEERS_TIMEOUT:-150}" python3 "$here/peers_bwd.py" > "$out/bwdpeers.log" 2>&1 ;;
     vsa) [[ -x $java ]] || { mkdir -p $runtime && tar xzf .device/jre.tgz -C $runtime; }
          cp_="$bundle/test-classes:$bundle/tileattn.jar"
@@ -44,6 +51,7 @@ echo "---- GPU: $(cat "$out/train-gpu.txt")"
 for phase in "${phases[@]}"; do
   case $phase in
     bwd) echo "---- backward kernels"; grep -vE "^\s*$" "$out/bwd.log" | tail -30 ;;
+    sanitize) echo "---- sanitizers"; grep -hE "ERROR SUMMARY|LEAK SUMMARY|RACECHECK SUMMARY|ALL OK|FAILED" "$out"/bwd-*check.log ;;
     bwdpeers) echo "---- peers_bwd.py"; sed -n '/^case /,$p' "$out/bwdpeers.log" | head -30; grep -E "Traceback|Error" "$out/bwdpeers.log" | head -3 ;;
     vsa) echo "---- VsaBenchmark"; grep -vE "^\s*$|WARNING" "$out/vsa.log" | tail -25 ;;
     vsapeers) echo "---- peers_vsa.py"; grep -vE "^\s*$|Warning|warn" "$out/vsapeers.log" | tail -25 ;;

@@ -307,10 +307,24 @@ static Variant makeVariant(const char* name) {
 // ---- Hopper variants (tile_attention_bwd_sm90.cu): the portable prep, then wgmma dK/dV and/or dQ ----
 // Block tables of at most 64 rows for the _r64 kernels, split from the checker's 128-row tables. The cache is
 // keyed on the tables' contents (downloaded on every call, a few KiB), so a new case never meets stale tables.
+struct SplitTables;
+static std::vector<SplitTables*>& splitCaches() {
+    static std::vector<SplitTables*> all;
+    return all;
+}
 struct SplitTables {
     std::vector<int4> src[2];
     int4* dev[2] = {nullptr, nullptr};
     int count[2] = {0, 0};
+    SplitTables() { splitCaches().push_back(this); }
+    void release() {
+        for (int4*& p : dev) {
+            if (p != nullptr) CUDA_CHECK(cudaFree(p));
+            p = nullptr;
+        }
+        src[0].clear();
+        src[1].clear();
+    }
     const int4* get(int which, const int4* table, int n) {
         std::vector<int4> h(n);
         CUDA_CHECK(cudaMemcpy(h.data(), table, n * sizeof(int4), cudaMemcpyDeviceToHost));
@@ -856,6 +870,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s check|sanitize|bench [variant...]|plan\n", argv[0]);
         return 2;
     }
+    for (SplitTables* t : splitCaches()) t->release();  // so that the sanitizer's leak check sees none
     std::printf("%s\n", allOk ? "ALL OK" : "SOME CHECKS FAILED");
     return allOk ? 0 : 1;
 }
