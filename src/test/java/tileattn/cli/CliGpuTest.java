@@ -106,10 +106,11 @@ class CliGpuTest {
     void demoRunsEveryRowOnTheGpu() {
         CliRun run = CliRun.of("demo", "--device", "gpu", "--video", "4,16,16", "--heads", "2", "--head-dim", "64",
                 "--sta-tile", "2,8,8", "--window", "2,2,2", "--window", "1,1,1", "--vsa-tile", "2,8,8", "--topk", "8",
-                "--topk", "2");
+                "--topk", "2", "--no-dit");
         assertEquals(0, run.exitCode(), run.err());
         String out = run.out();
         assertTrue(out.startsWith("device: GPU ("), out);
+        assertFalse(out.contains("DiT step"), "--no-dit skips the DiT step: " + out);
         List<String> rows = out.lines().filter(l -> l.startsWith("dense") || l.startsWith("sta") || l.startsWith("vsa"))
                 .toList();
         assertEquals(5, rows.size(), out);
@@ -118,6 +119,20 @@ class CliGpuTest {
         assertTrue(whole < 1e-2, "the window covering the grid is dense attention, up to bf16 rounding: " + whole);
         assertTrue(tiny > 1e-2 && tiny < 1, "one tile misses some attention: " + tiny);
         assertTrue(allTiles < 2e-2, "VSA over all tiles with gate 0 is dense, up to bf16 rounding: " + allTiles);
+    }
+
+    @Test
+    void demoEndsWithADitStepAgreeingWithTheCpuModel() {
+        CliRun run = CliRun.of("demo", "--device", "gpu", "--video", "2,8,8", "--heads", "1", "--head-dim", "64",
+                "--sta-tile", "2,8,8", "--window", "1,1,1", "--vsa-tile", "2,8,8", "--topk", "1");
+        assertEquals(0, run.exitCode(), run.err());
+        String out = run.out();
+        int dit = out.indexOf("DiT step on the GPU");
+        assertTrue(dit >= 0, out);
+        List<String> rows = out.substring(dit).lines()
+                .filter(l -> l.startsWith("dense") || l.startsWith("sta") || l.startsWith("vsa")).toList();
+        assertEquals(3, rows.size(), out);
+        rows.forEach(r -> assertTrue(lastNumber(r) < 1e-2, "GPU step against the CPU model: " + r));
     }
 
     private static double lastNumber(String row) {
