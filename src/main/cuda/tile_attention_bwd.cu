@@ -32,14 +32,11 @@
 #include "tileattn/common.cuh"
 #include "tileattn/mma_sync.cuh"
 #include "tileattn/tile_attention.cuh"
+#include "tileattn/bwd_rows.cuh"
 
 namespace tileattn {
 
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int srcBytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(srcBytes));
-}
 
 template <typename T> __device__ __forceinline__ float2 unpack2(uint32_t x);
 template <> __device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t x) {
@@ -95,22 +92,6 @@ __device__ __forceinline__ void load_rows_rolled(T* tileA, T* tileB, const T* sr
         const int o = Layout::offset(r, c);
         cp_async16(smem_addr(tileA + o), srcA + g, real ? 16 : 0);
         cp_async16(smem_addr(tileB + o), srcB + g, real ? 16 : 0);
-    }
-}
-
-// Rows warpRow .. warpRow+15 of a block (those below rowCount) from m16n8 accumulators, times scale.
-template <typename T, int DT>
-__device__ __forceinline__ void store_rows(T* base, const float (&acc)[DT][4], float scale, int warpRow, int rowStart,
-                                           int rowCount, int lane) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int local = warpRow + (lane >> 2) + 8 * h;
-        if (local < rowCount) {
-            T* dst = base + static_cast<size_t>(rowStart + local) * (DT * 8) + 2 * (lane & 3);
-#pragma unroll
-            for (int dt = 0; dt < DT; ++dt)
-                *reinterpret_cast<uint32_t*>(dst + dt * 8) = pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
-        }
     }
 }
 

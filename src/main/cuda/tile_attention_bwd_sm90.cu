@@ -19,6 +19,7 @@
 // the bodies exist only in sm_90a code; elsewhere the entry points trap, and callers pick tile_attention_bwd.cu.
 #include "tileattn/tile_attention.cuh"
 #include "tileattn/wgmma.cuh"
+#include "tileattn/bwd_rows.cuh"
 
 namespace tileattn {
 
@@ -52,26 +53,6 @@ __device__ __forceinline__ void bwd90_publish_copies() {
     cp_async_wait<0>();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
-}
-
-__device__ __forceinline__ void bwd90_cp_async4(uint32_t dst, const void* src, int srcBytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(srcBytes));
-}
-
-// Rows warpRow .. warpRow+15 of a block (those below rowCount) from m64nD accumulators (the m16n8 layout per warp).
-template <typename T, int DT>
-__device__ __forceinline__ void bwd90_store_rows(T* base, const float (&acc)[DT][4], float scale, int warpRow,
-                                                 int rowStart, int rowCount, int lane) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int local = warpRow + (lane >> 2) + 8 * h;
-        if (local < rowCount) {
-            T* dst = base + static_cast<size_t>(rowStart + local) * (DT * 8) + 2 * (lane & 3);
-#pragma unroll
-            for (int dt = 0; dt < DT; ++dt)
-                *reinterpret_cast<uint32_t*>(dst + dt * 8) = pack2<T>(acc[dt][2 * h] * scale, acc[dt][2 * h + 1] * scale);
-        }
-    }
 }
 
 template <typename T, typename C>
@@ -118,7 +99,7 @@ tile_attention_bwd_sm90_dkdv(const T* __restrict__ q, const T* __restrict__ k, c
             const int i = tid % BQ, row = c.kb + i;
             const bool real = row < c.end;
             const float* src = (tid < BQ ? l2h : dh) + (real ? row : c.kb);
-            bwd90_cp_async4(smem_addr((tid < BQ ? sL : sDelta) + stage * BQ + i), src, real ? 4 : 0);
+            cp_async4(smem_addr((tid < BQ ? sL : sDelta) + stage * BQ + i), src, real ? 4 : 0);
         }
     };
     KvCursor cur;
@@ -204,8 +185,8 @@ tile_attention_bwd_sm90_dkdv(const T* __restrict__ q, const T* __restrict__ k, c
     }
     cp_async_wait<0>();  // an empty list leaves K and V copies in flight
 
-    bwd90_store_rows<T, DT>(dk + headOffset, dkAcc, scale, warpRow, kb.x, kb.y, lane);
-    bwd90_store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, warpRow, kb.x, kb.y, lane);
+    store_rows<T, DT>(dk + headOffset, dkAcc, scale, warpRow, kb.x, kb.y, lane);
+    store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, warpRow, kb.x, kb.y, lane);
 #else
     __trap();  // sm_90a only: callers pick tile_attention_bwd.cu elsewhere
 #endif
@@ -318,7 +299,7 @@ tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, con
     }
     cp_async_wait<0>();  // an empty list leaves the Q and dO copies in flight
 
-    bwd90_store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
+    store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
 #else
     __trap();  // sm_90a only: callers pick tile_attention_bwd.cu elsewhere
 #endif
