@@ -1,6 +1,6 @@
 // Hopper (sm_90a) path of the block-sparse attention backward: the dK/dV and dQ kernels of tile_attention_bwd.cu
 // (read its header: same arguments, block tables, range lists and launch grids; its prep kernel writes lse2 and
-// delta first) with the matrix work on wgmma. No atomics: every output row is written by one thread block.
+// delta first) with the matrix work on wgmma.
 //   dkdv: one warpgroup per 64 keys of the KV block (BKV = 128: 256 threads; BKV = 64: 128 threads, for blocks
 //         of at most 64 keys). K and V stay in shared memory; per query block of BQ = 64 rows (Q, dO, lse2 and
 //         delta double-buffered with cp.async by all threads):
@@ -11,11 +11,18 @@
 //   dq:   one warpgroup per 64 query rows (BM = 128: 256 threads; BM = 64: 128 threads); per KV block of BN = 64
 //         keys (K, V double-buffered): S = Q K^T, dP = dO V^T (SS), dS = P ⊙ (dP − delta), dQ += dS K (RS, K
 //         MN-major).
+//   dkdvq (fused): the dkdv kernel also writes dS^T to shared memory and computes dQ = dS K for its keys (SS, both
+//         operands MN-major), added into an fp32 accumulator in L2; dq_convert then writes dq = scale · accumulator.
+//         Five block products per (KV block, query step) instead of seven, but the result depends on the order of
+//         the reductions (not bitwise reproducible), and the accumulator costs 4 · B · heads · S · D bytes.
+//   Without dkdvq no thread block adds into another's output.
 // Masking, as the portable kernels: rows past a range's end load as zeros (lse2 = delta = 0 for query rows), keys
 // past a block's or range's end get P = 0.
 // Launch: grid (blocks, heads, B); dkdv BKV * 2 threads and Sm90BwdKvConfig::SMEM bytes of dynamic shared memory
 // ((2 * BKV + 256) * D * 2 + 2048: 133120 at BKV = 128, D = 128), dq BM * 2 threads and
-// Sm90BwdQConfig::SMEM ((2 * BM + 256) * D * 2 + 1024: 132096 at BM = 128, D = 128). Built for every target, but
+// Sm90BwdQConfig::SMEM ((2 * BM + 256) * D * 2 + 1024: 132096 at BM = 128, D = 128); dkdvq as dkdv with
+// Sm90BwdFusedShipped's SMEM (plus BKV * 64 * 2 bytes for dS^T); dq_convert any grid of 256 threads (grid-stride
+// over elements / 4). A launch with less shared memory than its config needs traps. Built for every target, but
 // the bodies exist only in sm_90a code; elsewhere the entry points trap, and callers pick tile_attention_bwd.cu.
 #include "tileattn/common.cuh"
 #include "tileattn/tile_attention.cuh"
@@ -84,6 +91,14 @@ __device__ __forceinline__ void bwd90_publish_copies() {
     __syncthreads();
 }
 
+// Launches give the dynamic shared memory their callers compute (Java mirrors the configs' SMEM): a launch with
+// less would let the tiles overlap silently, so the kernels trap instead.
+__device__ __forceinline__ void bwd90_check_smem(unsigned need) {
+    unsigned have;
+    asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(have));
+    if (have < need) __trap();
+}
+
 __device__ __forceinline__ void bwd90_fence_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 __device__ __forceinline__ void bwd90_named_barrier(int id, int threads) {
@@ -122,6 +137,7 @@ tile_attention_bwd_sm90_dkdv(const T* __restrict__ q, const T* __restrict__ k, c
     using KvLayout = Swizzle128<BKV>;
     using QLayout = Swizzle128<BQ>;
     using State = RowState<NQ, DT>;
+    bwd90_check_smem(C::SMEM);
 
     extern __shared__ unsigned char smemRaw[];
     T* sK = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
@@ -354,6 +370,7 @@ tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, con
     using QLayout = Swizzle128<BM>;
     using KvLayout = Swizzle128<BN>;
     using State = RowState<NT, DT>;
+    bwd90_check_smem(C::SMEM);
 
     extern __shared__ unsigned char smemRaw[];
     T* sQ = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
@@ -526,6 +543,26 @@ __global__ void __launch_bounds__(256) tile_attention_bwd_sm90_dq_convert_kernel
             scale);                                                                                                \
     }
 
+// The fused dK/dV/dQ entry points (dkdvq: dQ added into an fp32 accumulator that starts at zero, then scaled and
+// rounded by dq_convert): the checker's sm90_fn at 128 rows (sm90_fk at d = 64), sm90_r64f at 64. Java's
+// TileAttentionBackwardKernel.KernelShape mirrors this configuration's shared-memory size.
+namespace tileattn {
+template <int D, int ROWS>
+using Sm90BwdFusedShipped = Sm90BwdKvConfig<D, ROWS, 2, false, kDqRed, ROWS == 128 && D == 128>;
+}
+
+#define TILEATTN_BWD_SM90_FUSED_ENTRIES(SUFFIX, T, D, ROWS)                                                        \
+    extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \
+    tileattn_tile_attention_bwd_sm90_dkdvq_##SUFFIX(const T* q, const T* k, const T* v, const T* dO,              \
+                                                    const float* lse2, const float* delta, T* dk, T* dv,          \
+                                                    float* dqAcc, const int4* kvBlocks, const int* listOf,        \
+                                                    const int* rangeOffsets, const int2* ranges, int slots,       \
+                                                    int heads, int S, float scaleLog2, float scale) {             \
+        tileattn::tile_attention_bwd_sm90_dkdv<T, tileattn::Sm90BwdFusedShipped<D, ROWS>>(                         \
+            q, k, v, dO, lse2, delta, dk, dv, dqAcc, kvBlocks, listOf, rangeOffsets, ranges, slots, heads, S,      \
+            scaleLog2, scale);                                                                                     \
+    }
+
 #ifndef TILEATTN_BWD_SM90_NO_ENTRY_POINTS
 TILEATTN_BWD_SM90_ENTRIES(bf16_d64, __nv_bfloat16, 64, 128)
 TILEATTN_BWD_SM90_ENTRIES(bf16_d128, __nv_bfloat16, 128, 128)
@@ -535,4 +572,20 @@ TILEATTN_BWD_SM90_ENTRIES(r64_bf16_d64, __nv_bfloat16, 64, 64)
 TILEATTN_BWD_SM90_ENTRIES(r64_bf16_d128, __nv_bfloat16, 128, 64)
 TILEATTN_BWD_SM90_ENTRIES(r64_f16_d64, __half, 64, 64)
 TILEATTN_BWD_SM90_ENTRIES(r64_f16_d128, __half, 128, 64)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(bf16_d64, __nv_bfloat16, 64, 128)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(bf16_d128, __nv_bfloat16, 128, 128)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(f16_d64, __half, 64, 128)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(f16_d128, __half, 128, 128)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(r64_bf16_d64, __nv_bfloat16, 64, 64)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(r64_bf16_d128, __nv_bfloat16, 128, 64)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(r64_f16_d64, __half, 64, 64)
+TILEATTN_BWD_SM90_FUSED_ENTRIES(r64_f16_d128, __half, 128, 64)
+extern "C" __global__ void __launch_bounds__(256)
+tileattn_tile_attention_bwd_sm90_dq_convert_bf16(const float* acc, __nv_bfloat16* dq, long long n4, float scale) {
+    tileattn::tile_attention_bwd_sm90_dq_convert<__nv_bfloat16>(acc, dq, n4, scale);
+}
+extern "C" __global__ void __launch_bounds__(256)
+tileattn_tile_attention_bwd_sm90_dq_convert_f16(const float* acc, __half* dq, long long n4, float scale) {
+    tileattn::tile_attention_bwd_sm90_dq_convert<__half>(acc, dq, n4, scale);
+}
 #endif
