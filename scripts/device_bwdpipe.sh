@@ -11,9 +11,21 @@
 # benchmark at HunyuanVideo STA and Wan STA (old and new binaries), the shape fuzz of the new variants, HunyuanVideo
 # dense for main's sm90 and the fastest new variant at HunyuanVideo STA, memcheck and racecheck on small cases.
 # Logs under $OUT; a summary table last.
+# `bash .device/bwdpipe/run.sh java` (carry .device/bwdpipe and .device/jre.tgz) instead runs the Java GPU tests of
+# the backward (TileAttentionBackwardKernelGpuTest, HOPPER_FUSED included) from the bundle in .device/bwdpipe/tileattn
+# (scripts/device-build.sh .device/bwdpipe/tileattn .device/jre.tgz, run from this branch).
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/bwdpipe-out}
 mkdir -p "$out"
+if [[ ${1:-} == java ]]; then
+  rt=/tmp/bwdpipe-jre; mkdir -p $rt && tar xzf "$here/../jre.tgz" -C $rt
+  cp="$here/tileattn/test-classes:$here/tileattn/tileattn.jar"; for j in "$here"/tileattn/lib/*.jar; do cp="$cp:$j"; done
+  TILEATTN_REQUIRE_GPU=1 timeout 200 $rt/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+    -Xmx16g -jar "$here/tileattn/junit-platform-console-standalone.jar" execute --disable-banner --disable-ansi-colors \
+    --details=tree --class-path "$cp" --select-class tileattn.kernels.TileAttentionBackwardKernelGpuTest > "$out/java.log" 2>&1
+  echo "java rc=$?"; grep -E "tests (successful|failed)|backward .*relative|✘" "$out/java.log" | head -40
+  exit 0
+fi
 start=$SECONDS
 left() { echo $(( ${DEADLINE:-225} - (SECONDS - start) )); }
 cap() { local l; l=$(left); (( l < $1 )) && echo "$l" || echo "$1"; }  # min(cap, time left)
