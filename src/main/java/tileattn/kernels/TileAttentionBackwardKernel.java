@@ -247,6 +247,10 @@ public final class TileAttentionBackwardKernel {
                 throw new IllegalArgumentException(names[i] + " overlaps lse or the workspace");
             }
         }
+        if (fused && dq.buffer().address() % 8 != 0) {
+            throw new IllegalArgumentException("dq must be 8-byte aligned on the HOPPER_FUSED path (its conversion "
+                    + "writes four elements at a time), got " + dq);
+        }
         if (workspace.overlaps(lse.buffer())) {
             throw new IllegalArgumentException("the workspace overlaps lse");
         }
