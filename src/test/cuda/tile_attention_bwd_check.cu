@@ -255,7 +255,7 @@ struct Buffers {
 
 struct Variant {
     std::string name;
-    int rows;  // block rows of the backward's tables: 128, or 64 for the bm64 configurations
+    int rows = 128;  // block rows of the backward's tables: 128, or 64 for the bm64 configurations
     // (buffers, B, heads, S, D, fp16, scale, stream, which): which = 0 all, 1 prep only, 2 dkdv only, 3 dq only
     std::function<void(const Buffers&, int, int, int, int, bool, float, cudaStream_t, int)> run;
 };
@@ -345,11 +345,33 @@ struct SplitTables {
     }
 };
 
-// sm90Kv / sm90Q: false runs the portable kernel for that gradient, so each wgmma kernel can be checked alone.
-template <typename T, int D, int ROWS, bool sm90Kv, bool sm90Q, int QBN>
+// The fused variants' fp32 dQ accumulator ([B, heads, S, D]), grown on demand and freed before exit.
+static float*& fusedAccumulator() {
+    static float* p = nullptr;
+    return p;
+}
+static size_t& fusedAccumulatorBytes() {
+    static size_t n = 0;
+    return n;
+}
+static float* fusedAccumulatorFor(size_t bytes) {
+    if (fusedAccumulatorBytes() < bytes) {
+        if (fusedAccumulator() != nullptr) CUDA_CHECK(cudaFree(fusedAccumulator()));
+        CUDA_CHECK(cudaMalloc(&fusedAccumulator(), bytes));
+        fusedAccumulatorBytes() = bytes;
+    }
+    return fusedAccumulator();
+}
+
+// KC / QC: the Hopper dK/dV and dQ configurations (Sm90BwdKvConfig, Sm90BwdQConfig). sm90Kv / sm90Q: false runs the
+// portable kernel for that gradient, so each wgmma kernel can be checked alone. A KC with a fused dQ (KC::DQ)
+// replaces the dQ kernel: the accumulator is zeroed, the dK/dV kernel adds dQ into it, a convert kernel writes dq
+// (all three count as "dkdv" in the split timings; "dq" is then empty).
+template <typename T, typename KC, typename QC, bool sm90Kv, bool sm90Q>
 static void runBackwardSm90(const Buffers& b, int B, int heads, int S, float scale, cudaStream_t st, int which) {
-    using KC = Sm90BwdKvConfig<D, ROWS>;
-    using QC = Sm90BwdQConfig<D, ROWS, QBN>;
+    constexpr int D = KC::D, ROWS = KC::BKV;
+    constexpr bool fused = KC::DQ != kDqSeparate;
+    static_assert(!fused || (sm90Kv && sm90Q), "a fused dQ replaces both kernels");
     static bool raised = false;
     if (!raised) {
         CUDA_CHECK(cudaFuncSetAttribute(tile_attention_bwd_sm90_dkdv_kernel<T, KC>, cudaFuncAttributeMaxDynamicSharedMemorySize, KC::SMEM));
@@ -365,46 +387,82 @@ static void runBackwardSm90(const Buffers& b, int B, int heads, int S, float sca
     const int4* kvBlocks = b.kb;
     const int4* qBlocks = b.qb;
     int kvCount = b.kblocks, qCount = b.qblocks;
+    const bool runKv = sm90Kv && (which == 0 || which == 2);
+    const bool runQ = sm90Q && !fused && (which == 0 || which == 3);
     if (ROWS == 64) {
-        if (sm90Kv && (which == 0 || which == 2)) { kvBlocks = split.get(0, b.kb, b.kblocks); kvCount = split.count[0]; }
-        if (sm90Q && (which == 0 || which == 3)) { qBlocks = split.get(1, b.qb, b.qblocks); qCount = split.count[1]; }
+        if (runKv) { kvBlocks = split.get(0, b.kb, b.kblocks); kvCount = split.count[0]; }
+        if (runQ) { qBlocks = split.get(1, b.qb, b.qblocks); qCount = split.count[1]; }
     }
     const float scaleLog2 = scale * 1.4426950408889634f;
-    if (sm90Kv && (which == 0 || which == 2))
+    const size_t elems = static_cast<size_t>(B) * heads * S * D;
+    float* acc = fused && runKv ? fusedAccumulatorFor(elems * 4) : nullptr;
+    if (acc != nullptr) CUDA_CHECK(cudaMemsetAsync(acc, 0, elems * 4, st));
+    if (runKv)
         tile_attention_bwd_sm90_dkdv_kernel<T, KC><<<dim3(kvCount, heads, B), KC::THREADS, KC::SMEM, st>>>(
             static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v), static_cast<const T*>(b.dO),
-            b.lse2, b.delta, static_cast<T*>(b.dk), static_cast<T*>(b.dv), kvBlocks, b.klo, b.kro, b.krg, b.kslots, heads,
-            S, scaleLog2, scale);
-    if (sm90Q && (which == 0 || which == 3))
+            b.lse2, b.delta, static_cast<T*>(b.dk), static_cast<T*>(b.dv), acc, kvBlocks, b.klo, b.kro, b.krg, b.kslots,
+            heads, S, scaleLog2, scale);
+    if (acc != nullptr)
+        tile_attention_bwd_sm90_dq_convert_kernel<T><<<132 * 8, 256, 0, st>>>(acc, static_cast<T*>(b.dq),
+                                                                              static_cast<long long>(elems / 4), scale);
+    if (runQ)
         tile_attention_bwd_sm90_dq_kernel<T, QC><<<dim3(qCount, heads, B), QC::THREADS, QC::SMEM, st>>>(
             static_cast<const T*>(b.q), static_cast<const T*>(b.k), static_cast<const T*>(b.v),
             static_cast<const T*>(b.dO), b.lse2, b.delta, static_cast<T*>(b.dq), qBlocks, b.qlo, b.qro, b.qrg, b.qslots,
             heads, S, scaleLog2, scale);
 }
 
-template <int ROWS, bool sm90Kv, bool sm90Q, int QBN = 64>
+// KV<D, ROWS> / Q<D, ROWS>: configuration templates over the head dim and the block rows (64 or 128).
+template <template <int, int> class KV, template <int, int> class Q, int ROWS, bool sm90Kv = true, bool sm90Q = true>
 static Variant makeSm90Variant(const char* name) {
     Variant v;
     v.name = name;
+    v.rows = 128;  // the checker's 128-row tables, split into 64-row ones by runBackwardSm90 for ROWS = 64
     v.run = [](const Buffers& b, int B, int heads, int S, int D, bool fp16, float scale, cudaStream_t st, int which) {
         if (D == 64) {
-            if (fp16) runBackwardSm90<__half, 64, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
-            else runBackwardSm90<__nv_bfloat16, 64, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackwardSm90<__half, KV<64, ROWS>, Q<64, ROWS>, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
+            else runBackwardSm90<__nv_bfloat16, KV<64, ROWS>, Q<64, ROWS>, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
         } else {
-            if (fp16) runBackwardSm90<__half, 128, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
-            else runBackwardSm90<__nv_bfloat16, 128, ROWS, sm90Kv, sm90Q, QBN>(b, B, heads, S, scale, st, which);
+            if (fp16) runBackwardSm90<__half, KV<128, ROWS>, Q<128, ROWS>, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
+            else runBackwardSm90<__nv_bfloat16, KV<128, ROWS>, Q<128, ROWS>, sm90Kv, sm90Q>(b, B, heads, S, scale, st, which);
         }
     };
     return v;
 }
 
-// sm90: both wgmma kernels on the 128-row tables (what Java would launch); sm90_dkdv / sm90_dq: one wgmma kernel,
-// the other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block);
+template <int D, int R> using KvShipped = Sm90BwdKvConfig<D, R>;
+template <int D, int R> using KvPipe = Sm90BwdKvConfig<D, R, 3, true>;
+// Fused dQ: NSPLIT only where it exists (two warpgroups at d = 128); elsewhere the K-split form.
+template <int D, int R> using KvFusedK = Sm90BwdKvConfig<D, R, 2, false, kDqRed, false>;
+template <int D, int R> using KvFusedN = Sm90BwdKvConfig<D, R, 2, false, kDqRed, R == 128 && D == 128>;
+template <int D, int R> using KvFusedKb = Sm90BwdKvConfig<D, R, 2, false, kDqBulk, false>;
+template <int D, int R> using KvFusedNb = Sm90BwdKvConfig<D, R, 2, false, kDqBulk, R == 128 && D == 128>;
+template <int D, int R> using QShipped = Sm90BwdQConfig<D, R>;
+template <int D, int R> using Q128 = Sm90BwdQConfig<D, R, 128>;
+template <int D, int R> using QPipe = Sm90BwdQConfig<D, R, 64, 3, true>;
+
+// sm90: both wgmma kernels on the 128-row tables (what Java launches); sm90_dkdv / sm90_dq: one wgmma kernel, the
+// other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block);
 // sm90_dq128: dQ over 128 keys per step instead of 64 (236 registers, 193 KiB of shared memory at d = 128).
+// sm90_pipe: three Q/dO (dK/dV) and K/V (dQ) stages, each step's last products retiring under the next step's
+// first; sm90_pipe128: the pipelined dK/dV with sm90_dq128's dQ.
+// sm90_fk / sm90_fn (red from registers) and sm90_fkb / sm90_fnb (bulk reductions from shared rows): dQ added
+// from the dK/dV kernel into an fp32 accumulator, five products per block pair instead of seven; k: each
+// warpgroup adds a full-width partial over its own 64 keys; n: each adds half the columns over all 128 keys.
+// sm90_r64f: the fused form on 64-row blocks (one warpgroup: k and n coincide).
 static std::vector<Variant> sm90Variants() {
-    return {makeSm90Variant<128, true, true>("sm90"), makeSm90Variant<128, true, false>("sm90_dkdv"),
-            makeSm90Variant<128, false, true>("sm90_dq"), makeSm90Variant<64, true, true>("sm90_r64"),
-            makeSm90Variant<128, true, true, 128>("sm90_dq128")};
+    return {makeSm90Variant<KvShipped, QShipped, 128>("sm90"),
+            makeSm90Variant<KvShipped, QShipped, 128, true, false>("sm90_dkdv"),
+            makeSm90Variant<KvShipped, QShipped, 128, false, true>("sm90_dq"),
+            makeSm90Variant<KvShipped, QShipped, 64>("sm90_r64"),
+            makeSm90Variant<KvShipped, Q128, 128>("sm90_dq128"),
+            makeSm90Variant<KvPipe, QPipe, 128>("sm90_pipe"),
+            makeSm90Variant<KvPipe, Q128, 128>("sm90_pipe128"),
+            makeSm90Variant<KvFusedK, QShipped, 128>("sm90_fk"),
+            makeSm90Variant<KvFusedN, QShipped, 128>("sm90_fn"),
+            makeSm90Variant<KvFusedKb, QShipped, 128>("sm90_fkb"),
+            makeSm90Variant<KvFusedNb, QShipped, 128>("sm90_fnb"),
+            makeSm90Variant<KvFusedK, QShipped, 64>("sm90_r64f")};
 }
 
 static std::vector<Variant> allVariants() {
@@ -746,9 +804,13 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
 
     if (reps > 0) {
         res.ms = medianMs([&] { backward(0); }, reps);
-        res.msDkdv = medianMs([&] { backward(2); }, reps);
-        res.msDq = medianMs([&] { backward(3); }, reps);
-        res.msFwd = medianMs(forward, reps);
+        // BENCH_SPLIT=0: the whole backward only (no dkdv, dq and forward columns), for short device calls.
+        const char* split = std::getenv("BENCH_SPLIT");
+        if (split == nullptr || std::strcmp(split, "0") != 0) {
+            res.msDkdv = medianMs([&] { backward(2); }, reps);
+            res.msDq = medianMs([&] { backward(3); }, reps);
+            res.msFwd = medianMs(forward, reps);
+        }
         res.tflops = 2.5 * 4.0 * qp.attendedPairs * D * B / (res.ms * 1e-3) / 1e12;
     }
     for (void* p : {b.q, b.k, b.v, b.o, b.dO, b.dq, b.dk, b.dv}) cudaFree(p);
@@ -871,6 +933,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     for (SplitTables* t : splitCaches()) t->release();  // so that the sanitizer's leak check sees none
+    if (fusedAccumulator() != nullptr) CUDA_CHECK(cudaFree(fusedAccumulator()));
     std::printf("%s\n", allOk ? "ALL OK" : "SOME CHECKS FAILED");
     return allOk ? 0 : 1;
 }

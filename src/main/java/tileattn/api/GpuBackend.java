@@ -239,13 +239,14 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
 
     /**
      * Dense or STA forward keeping q, k, v, o, the log-sum-exp and both plans (the forward's, and its transpose for
-     * dK/dV) in the tape's scope; the backward's scratch (delta, lse in log2) is allocated per backward.
+     * dK/dV) in the tape's scope; the backward's scratch (delta, lse in log2; HOPPER_FUSED's dQ accumulator) is
+     * allocated per backward.
      */
     private TileOrderTape tileAttentionForTraining(FloatTensor q, FloatTensor k, FloatTensor v, KvRangePlan queries,
                                                    QueryRangePlan keys, float scale) {
         DeviceInputChecks.headDim(q.dim(3));
         CudaStream stream = context.defaultStream();
-        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2);
+        int batch = q.dim(0), heads = q.dim(1), seq = q.dim(2), d = q.dim(3);
         return openTape(false, scope -> {
             DeviceTensor dq = DeviceTensor.upload(scope, q, hostDType);
             DeviceTensor dk = DeviceTensor.upload(scope, k, hostDType);
@@ -257,7 +258,7 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
             stream.synchronize();
             GpuTape.Backward backward = (dOut, gq, gk, gv, noGate, scratch) -> backwardKernel.backward(dq, dk, dv,
                     out, lse, dOut, gq, gk, gv, plan,
-                    scratch.allocate(TileAttentionBackwardKernel.workspaceBytes(batch, heads, seq)), scale, stream);
+                    scratch.allocate(backwardKernel.workspaceBytesFor(batch, heads, seq, d)), scale, stream);
             return new Forward(out.download(), backward);
         });
     }

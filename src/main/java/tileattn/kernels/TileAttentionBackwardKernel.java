@@ -20,7 +20,8 @@ import tileattn.mask.Window;
  * the 128-row kernels need 129 KiB of shared memory per block (A100, H100 and newer; not the 99 KiB parts). Each
  * kernel runs with 64-row blocks (its 64-row entry point) where {@link BlockRows} finds they compute fewer rows.
  * {@link Path#HOPPER}, the default on compute capability 9.0, runs the dK/dV and dQ kernels of
- * tile_attention_bwd_sm90.cu (wgmma, same arguments) instead.
+ * tile_attention_bwd_sm90.cu (wgmma, same arguments) instead; {@link Path#HOPPER_FUSED} computes dQ inside the
+ * dK/dV kernel, added into an fp32 accumulator in the workspace ({@link #workspaceBytesFor}).
  */
 public final class TileAttentionBackwardKernel {
 
@@ -29,7 +30,14 @@ public final class TileAttentionBackwardKernel {
         /** mma.sync kernels; compute capability 8.0 and newer. */
         PORTABLE,
         /** wgmma kernels (sm_90a code), compute capability 9.0 only: 1.5-1.6x faster than PORTABLE there. */
-        HOPPER;
+        HOPPER,
+        /**
+         * wgmma kernels with dQ computed in the dK/dV kernel (five block products instead of seven) and added into
+         * an fp32 accumulator with reductions in L2, then scaled and rounded into dq; compute capability 9.0 only.
+         * The order of the additions depends on scheduling, so dq is not bitwise reproducible between runs (dk and
+         * dv are), and the workspace grows by 4 bytes per element of q.
+         */
+        HOPPER_FUSED;
 
         /** HOPPER on compute capability 9.0, PORTABLE elsewhere. */
         public static Path fastestFor(KernelLibrary library) {
@@ -54,8 +62,8 @@ public final class TileAttentionBackwardKernel {
     public TileAttentionBackwardKernel(KernelLibrary library, Path path) {
         this.library = library;
         this.path = path;
-        if (path == Path.HOPPER && library.context().device().computeCapabilityNumber() != 90) {
-            throw new IllegalArgumentException("the HOPPER attention backward needs compute capability 9.0; "
+        if (path != Path.PORTABLE && library.context().device().computeCapabilityNumber() != 90) {
+            throw new IllegalArgumentException("the " + path + " attention backward needs compute capability 9.0; "
                     + library.context().device().name() + " has " + library.context().device().computeCapability());
         }
     }
@@ -107,9 +115,26 @@ public final class TileAttentionBackwardKernel {
         return new DevicePlan(forward, gradient, blockedKeys, t[0], t[1], t[2], t[3]);
     }
 
-    /** Bytes of scratch {@link #backward} needs: two fp32 values per row (delta = rowsum(dO ⊙ o), lse in log2). */
+    /**
+     * Bytes of scratch {@link #backward} needs on the PORTABLE and HOPPER paths: two fp32 values per row (delta =
+     * rowsum(dO ⊙ o), lse in log2). {@link #workspaceBytesFor} covers every path.
+     */
     public static long workspaceBytes(int batch, int heads, int sequenceLength) {
         return Math.multiplyExact(8L * batch, Math.multiplyExact((long) heads, sequenceLength));
+    }
+
+    /** Bytes of scratch {@link #backward} needs on this kernel's path; HOPPER_FUSED adds dQ's fp32 accumulator. */
+    public long workspaceBytesFor(int batch, int heads, int sequenceLength, int d) {
+        long rowBytes = workspaceBytes(batch, heads, sequenceLength);
+        if (path != Path.HOPPER_FUSED) {
+            return rowBytes;
+        }
+        return Math.addExact(accumulatorOffset(rowBytes), Math.multiplyExact(rowBytes / 2, d));
+    }
+
+    /** Where dQ's accumulator starts in the workspace: after the row statistics, 256-byte aligned. */
+    private static long accumulatorOffset(long rowBytes) {
+        return (rowBytes + 255) / 256 * 256;
     }
 
     /**
@@ -138,7 +163,7 @@ public final class TileAttentionBackwardKernel {
                      float scale, CudaStream stream) {
         checkRank(q, "q");
         try (DeviceScope scope = library.context().openScope()) {
-            DeviceBuffer workspace = scope.allocate(workspaceBytes(q.dim(0), q.dim(1), q.dim(2)));
+            DeviceBuffer workspace = scope.allocate(workspaceBytesFor(q.dim(0), q.dim(1), q.dim(2), q.dim(3)));
             backward(q, k, v, o, lse, dO, dq, dk, dv, upload(queries, keys, scope), workspace, scale, stream);
             stream.synchronize();
         }
@@ -146,10 +171,12 @@ public final class TileAttentionBackwardKernel {
 
     /**
      * Queues the backward on {@code stream}: prep (delta and lse in log2 into {@code workspace}), then dk/dv, then
-     * dq. The plan's buffers and the workspace must outlive the kernels.
+     * dq (HOPPER_FUSED: the accumulator zeroed, dk/dv/dq in one kernel, then dq from the accumulator). The plan's
+     * buffers and the workspace must outlive the kernels.
      *
      * @param lse       the forward's fp32 [B, heads, S] natural-log log-sum-exp
-     * @param workspace at least {@link #workspaceBytes} bytes, 4-byte aligned, overlapping no tensor
+     * @param workspace at least {@link #workspaceBytesFor} bytes, 4-byte aligned (16-byte on HOPPER_FUSED),
+     *                  overlapping no tensor
      */
     public void backward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
                          DeviceTensor dO, DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, DevicePlan plan,
@@ -190,13 +217,15 @@ public final class TileAttentionBackwardKernel {
             throw new IllegalArgumentException("lse must be the forward's F32 [" + batch + ", " + heads + ", " + seq
                     + "], got " + (lse == null ? "none" : lse.dtype() + " " + lse.shapeString()));
         }
-        long need = workspaceBytes(batch, heads, seq);
+        long need = workspaceBytesFor(batch, heads, seq, d);
         if (workspace == null || workspace.bytes() < need) {
             throw new IllegalArgumentException("the workspace must hold " + need + " bytes, got "
                     + (workspace == null ? "none" : workspace.bytes()));
         }
-        if (workspace.address() % 4 != 0) {
-            throw new IllegalArgumentException("the workspace must be 4-byte aligned, got " + workspace);
+        boolean fused = path == Path.HOPPER_FUSED;
+        if (workspace.address() % (fused ? 16 : 4) != 0) {
+            throw new IllegalArgumentException("the workspace must be " + (fused ? 16 : 4) + "-byte aligned, got "
+                    + workspace);
         }
         for (int i = 0; i < 5; i++) {
             if (tensors[i].buffer().address() % 16 != 0) {
@@ -217,6 +246,10 @@ public final class TileAttentionBackwardKernel {
             if (tensors[i].buffer().overlaps(lse.buffer()) || tensors[i].buffer().overlaps(workspace)) {
                 throw new IllegalArgumentException(names[i] + " overlaps lse or the workspace");
             }
+        }
+        if (fused && dq.buffer().address() % 8 != 0) {
+            throw new IllegalArgumentException("dq must be 8-byte aligned on the HOPPER_FUSED path (its conversion "
+                    + "writes four elements at a time), got " + dq);
         }
         if (workspace.overlaps(lse.buffer())) {
             throw new IllegalArgumentException("the workspace overlaps lse");
@@ -246,13 +279,28 @@ public final class TileAttentionBackwardKernel {
 
         QueryRangePlan keys = plan.keys();
         KernelShape kv = KernelShape.dkdv(path, keys.blockRows(), d);
-        library.function(kv.family(), kv.function("dkdv", suffix)).launch(
+        KernelArgs kvArgs = KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
+                .pointer(dk).pointer(dv);
+        DeviceBuffer accumulator = null;
+        if (fused) {
+            long offset = accumulatorOffset(8 * rows);
+            accumulator = workspace.slice(offset, 4 * rows * d);
+            accumulator.fillAsync(0, stream);
+            kvArgs.pointer(accumulator);
+        }
+        library.function(kv.family(), kv.function(fused ? "dkdvq" : "dkdv", suffix)).launch(
                 new Dim3(keys.blockCount(), heads, batch), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
-                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta)
-                        .pointer(dk).pointer(dv)
-                        .pointer(plan.keyBlocks()).pointer(plan.keyListOf()).pointer(plan.keyRangeOffsets())
+                kvArgs.pointer(plan.keyBlocks()).pointer(plan.keyListOf()).pointer(plan.keyRangeOffsets())
                         .pointer(plan.keyRanges())
                         .i32(keys.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
+        if (fused) {
+            long quads = rows * d / 4;
+            int convertBlocks = (int) Math.max(1, Math.min((quads + THREADS - 1) / THREADS, maxBlocks));
+            library.function(HOPPER_FAMILY, "tileattn_" + HOPPER_FAMILY + "_dq_convert_"
+                    + (q.dtype() == DType.BF16 ? "bf16" : "f16")).launch(Dim3.of(convertBlocks), Dim3.of(THREADS), 0,
+                    stream, KernelArgs.of().pointer(accumulator).pointer(dq).i64(quads).f32(scale));
+            return;
+        }
         TileAttentionKernel.DevicePlan qp = plan.gradientQueries();
         KernelShape qs = KernelShape.dq(path, qp.plan().blockRows(), d);
         library.function(qs.family(), qs.function("dq", suffix)).launch(
@@ -271,6 +319,9 @@ public final class TileAttentionBackwardKernel {
     record KernelShape(String family, String prefix, int threads, int sharedBytes) {
         static KernelShape dkdv(Path path, int rows, int d) {
             boolean small = rows == BlockRows.SMALL;
+            if (path == Path.HOPPER_FUSED) {  // Sm90BwdFusedShipped: the same plus dS^T (rows x 64 queries)
+                return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 128 * rows + 2048);
+            }
             if (path == Path.HOPPER) {
                 return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 2048);
             }
@@ -280,13 +331,13 @@ public final class TileAttentionBackwardKernel {
 
         static KernelShape dq(Path path, int rows, int d) {
             boolean small = rows == BlockRows.SMALL;
-            if (path == Path.HOPPER) {
+            if (path != Path.PORTABLE) {
                 return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 1024);
             }
             return small ? new KernelShape(FAMILY, "bm64_", 128, 768 * d) : new KernelShape(FAMILY, "", THREADS, 1024 * d);
         }
 
-        /** The entry point for {@code kernel} ("dkdv" or "dq") and a type/d suffix such as "bf16_d128". */
+        /** The entry point for {@code kernel} ("dkdv", "dkdvq" or "dq") and a type/d suffix such as "bf16_d128". */
         String function(String kernel, String suffix) {
             return "tileattn_" + family + "_" + kernel + "_" + prefix + suffix;
         }

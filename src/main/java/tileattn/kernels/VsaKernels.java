@@ -54,8 +54,11 @@ public final class VsaKernels {
         boolean hopper = library.context().device().computeCapabilityNumber() == 90;
         this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
                 ? TileAttentionKernel.Path.HOPPER : path);
+        // The fine backward runs the unfused kernels (its workspace holds no dQ accumulator).
+        TileAttentionBackwardKernel.Path fastest = TileAttentionBackwardKernel.Path.fastestFor(library);
         this.backwardPath = path == TileAttentionKernel.Path.PORTABLE ? TileAttentionBackwardKernel.Path.PORTABLE
-                : TileAttentionBackwardKernel.Path.fastestFor(library);
+                : fastest == TileAttentionBackwardKernel.Path.HOPPER_FUSED ? TileAttentionBackwardKernel.Path.HOPPER
+                : fastest;
     }
 
     /** The fine attention kernel in use (never AUTO). */

@@ -114,7 +114,7 @@ class TileAttentionBackwardKernelGpuTest {
             assertEquals(dqRows, plan.gradientQueries().plan().blockRows());
             assertEquals(dkdvRows, plan.keys().blockRows());
             assertEquals(128, plan.queries().plan().blockRows(), "the forward's plan is left as given");
-            DeviceBuffer workspace = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(shape[0], shape[1], shape[2]));
+            DeviceBuffer workspace = scope.allocate(kernel.workspaceBytesFor(shape[0], shape[1], shape[2], shape[3]));
             DeviceTensor q = DeviceTensor.upload(scope, in.q, dtype), k = DeviceTensor.upload(scope, in.k, dtype),
                     v = DeviceTensor.upload(scope, in.v, dtype), o = DeviceTensor.upload(scope, in.forward.out(), dtype),
                     dO = DeviceTensor.upload(scope, in.dOut, dtype),
@@ -255,6 +255,63 @@ class TileAttentionBackwardKernelGpuTest {
         Inputs in = new Inputs(q, k, v, dOut, CpuAttention.denseForward(q, k, v, scale));
         assertGradientsClose(runOnGpu(hopper, in, DType.F16, scale, null, null),
                 CpuAttentionBackward.dense(q, k, v, in.forward.out(), in.forward.lse(), dOut, scale), "HOPPER dense");
+    }
+
+    /**
+     * The fused wgmma kernel (dQ added from the dK/dV kernel into the workspace's fp32 accumulator) with both block
+     * sizes, d 64 and 128, text, partial tiles, batch 2, and dense; a workspace without room for the accumulator is
+     * refused, and so is the path off compute capability 9.0.
+     */
+    @Test
+    void hopperFusedPathMatchesCpuBackward() {
+        KernelLibrary library = KernelLibrary.of(context);
+        if (context.device().computeCapabilityNumber() != 90) {
+            assertMessage(() -> new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER_FUSED),
+                    "compute capability 9.0");
+            return;
+        }
+        TileAttentionBackwardKernel fused = new TileAttentionBackwardKernel(library, TileAttentionBackwardKernel.Path.HOPPER_FUSED);
+        Random rnd = new Random(91);
+        List<StaCase> cases = List.of(
+                new StaCase(new Shape3(13, 17, 19), new Shape3(6, 8, 8), 1, 1, 128, DType.BF16, new Window(3, 3, 3), new Window(1, 3, 1)),
+                new StaCase(new Shape3(7, 9, 23), new Shape3(4, 4, 4), 256, 1, 64, DType.F16,
+                        new Window(1, 3, 3), new Window(2, 3, 5), new Window(1, 1, 1)),
+                new StaCase(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 0, 2, 128, DType.F16, new Window(3, 3, 3)));
+        for (StaCase c : cases) {
+            TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
+            float scale = CpuAttention.defaultScale(c.d);
+            for (int rows : new int[]{128, 64}) {
+                Inputs in = staInputs(c, rnd, scale);
+                Gradients expected = CpuAttentionBackward.sta(in.q, in.k, in.v, in.forward.out(), in.forward.lse(),
+                        in.dOut, layout, c.windows, scale);
+                assertGradientsClose(runOnGpu(fused, in, c.dtype, scale, layout, c.windows, rows, rows), expected,
+                        "HOPPER_FUSED STA rows " + rows + " " + c);
+            }
+        }
+        int[] shape = {1, 2, 257, 128};
+        FloatTensor q = randomRounded(rnd, DType.BF16, shape), k = randomRounded(rnd, DType.BF16, shape),
+                v = randomRounded(rnd, DType.BF16, shape), dOut = randomRounded(rnd, DType.BF16, shape);
+        float scale = CpuAttention.defaultScale(shape[3]);
+        Inputs in = new Inputs(q, k, v, dOut, CpuAttention.denseForward(q, k, v, scale));
+        assertGradientsClose(runOnGpu(fused, in, DType.BF16, scale, null, null),
+                CpuAttentionBackward.dense(q, k, v, in.forward.out(), in.forward.lse(), dOut, scale), "HOPPER_FUSED dense");
+        assertTrue(fused.workspaceBytesFor(1, 2, 257, 128) >= TileAttentionBackwardKernel.workspaceBytes(1, 2, 257) + 4L * 2 * 257 * 128,
+                "the fused workspace holds the fp32 dQ accumulator");
+        try (DeviceScope scope = context.openScope()) {
+            TokenLayout layout = TokenLayout.of(new Shape3(6, 8, 8), new Shape3(6, 8, 8), 0);
+            int s = layout.sequenceLength();
+            Window[] one = {new Window(1, 1, 1)};
+            DeviceTensor[] t = new DeviceTensor[8];
+            for (int i = 0; i < t.length; i++) {
+                t[i] = scope.allocateTensor(DType.BF16, 1, 1, s, 64);
+            }
+            DeviceTensor lse = scope.allocateTensor(DType.F32, 1, 1, s);
+            TileAttentionBackwardKernel.DevicePlan plan = TileAttentionBackwardKernel.upload(KvRangePlan.sta(layout, one),
+                    QueryRangePlan.sta(layout, one), scope);
+            DeviceBuffer unfusedSize = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(1, 1, s));
+            assertMessage(() -> fused.backward(t[0], t[1], t[2], t[3], lse, t[4], t[5], t[6], t[7], plan, unfusedSize,
+                    0.1f, scope.createStream()), "workspace");
+        }
     }
 
     @Test
