@@ -521,6 +521,15 @@ __global__ void __launch_bounds__(256) tile_attention_bwd_sm90_dq_convert_kernel
 }  // namespace tileattn
 // ROWS = 128: blocks of at most 128 keys / query rows, 256 threads (the portable kernels' tables). ROWS = 64
 // (the _r64 entries): blocks of at most 64, 128 threads, two thread blocks per SM.
+// At 128 rows the entries use the checker's sm90_pipe128 (three-stage pipelined dK/dV, dQ over 128-key steps): 3.9%
+// faster than the two-stage pair at HunyuanVideo STA on an H100 (docs/benchmarks-bwd.md). Java's
+// TileAttentionBackwardKernel.KernelShape mirrors these configurations' shared-memory sizes.
+namespace tileattn {
+template <int D, int ROWS>
+using Sm90BwdKvEntry = Sm90BwdKvConfig<D, ROWS, ROWS == 128 ? 3 : 2, ROWS == 128>;
+template <int D, int ROWS>
+using Sm90BwdQEntry = Sm90BwdQConfig<D, ROWS, ROWS == 128 ? 128 : 64>;
+}  // namespace tileattn
 #define TILEATTN_BWD_SM90_ENTRIES(SUFFIX, T, D, ROWS)                                                              \
     extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \
     tileattn_tile_attention_bwd_sm90_dkdv_##SUFFIX(const T* q, const T* k, const T* v, const T* dO,               \
@@ -528,7 +537,7 @@ __global__ void __launch_bounds__(256) tile_attention_bwd_sm90_dq_convert_kernel
                                                    const int4* kvBlocks, const int* listOf,                       \
                                                    const int* rangeOffsets, const int2* ranges, int slots,        \
                                                    int heads, int S, float scaleLog2, float scale) {              \
-        tileattn::tile_attention_bwd_sm90_dkdv<T, tileattn::Sm90BwdKvConfig<D, ROWS>>(                             \
+        tileattn::tile_attention_bwd_sm90_dkdv<T, tileattn::Sm90BwdKvEntry<D, ROWS>>(                              \
             q, k, v, dO, lse2, delta, dk, dv, nullptr, kvBlocks, listOf, rangeOffsets, ranges, slots, heads, S,    \
             scaleLog2, scale);                                                                                     \
     }                                                                                                              \
@@ -538,7 +547,7 @@ __global__ void __launch_bounds__(256) tile_attention_bwd_sm90_dq_convert_kernel
                                                  const int4* qBlocks, const int* listOf,                          \
                                                  const int* rangeOffsets, const int2* ranges, int slots,          \
                                                  int heads, int S, float scaleLog2, float scale) {                \
-        tileattn::tile_attention_bwd_sm90_dq<T, tileattn::Sm90BwdQConfig<D, ROWS>>(                                \
+        tileattn::tile_attention_bwd_sm90_dq<T, tileattn::Sm90BwdQEntry<D, ROWS>>(                                 \
             q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2,       \
             scale);                                                                                                \
     }

@@ -441,11 +441,11 @@ template <int D, int R> using QShipped = Sm90BwdQConfig<D, R>;
 template <int D, int R> using Q128 = Sm90BwdQConfig<D, R, 128>;
 template <int D, int R> using QPipe = Sm90BwdQConfig<D, R, 64, 3, true>;
 
-// sm90: both wgmma kernels on the 128-row tables (what Java launches); sm90_dkdv / sm90_dq: one wgmma kernel, the
+// sm90: both wgmma kernels on the 128-row tables, two stages (what Java launched before sm90_pipe128); sm90_dkdv / sm90_dq: one wgmma kernel, the
 // other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block);
 // sm90_dq128: dQ over 128 keys per step instead of 64 (236 registers, 193 KiB of shared memory at d = 128).
 // sm90_pipe: three Q/dO (dK/dV) and K/V (dQ) stages, each step's last products retiring under the next step's
-// first; sm90_pipe128: the pipelined dK/dV with sm90_dq128's dQ.
+// first; sm90_pipe128: the pipelined dK/dV with sm90_dq128's dQ (the configuration of Java's 128-row entries).
 // sm90_fk / sm90_fn (red from registers) and sm90_fkb / sm90_fnb (bulk reductions from shared rows): dQ added
 // from the dK/dV kernel into an fp32 accumulator, five products per block pair instead of seven; k: each
 // warpgroup adds a full-width partial over its own 64 keys; n: each adds half the columns over all 128 keys.

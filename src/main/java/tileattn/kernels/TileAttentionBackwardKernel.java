@@ -314,7 +314,8 @@ public final class TileAttentionBackwardKernel {
      * Family, entry-point prefix, threads and dynamic shared memory of a dK/dV or dQ kernel for blocks of
      * {@code rows} (64 or 128). The sizes follow the kernels' configs: portable dK/dV holds K, V and two stages of
      * Q, dO (64 rows), lse2 and delta; portable dQ holds Q, dO and two stages of K, V (64 keys); the Hopper kernels
-     * hold the same plus 1 KiB to align their swizzled tiles (dK/dV also 1 KiB of row statistics).
+     * hold the same plus 1 KiB to align their swizzled tiles (dK/dV also its row statistics), except that at 128 rows
+     * (tile_attention_bwd_sm90.cu's Sm90BwdKvEntry / Sm90BwdQEntry) dK/dV keeps three stages and dQ steps over 128 keys.
      */
     record KernelShape(String family, String prefix, int threads, int sharedBytes) {
         static KernelShape dkdv(Path path, int rows, int d) {
@@ -322,8 +323,9 @@ public final class TileAttentionBackwardKernel {
             if (path == Path.HOPPER_FUSED) {  // Sm90BwdFusedShipped: the same plus dS^T (rows x 64 queries)
                 return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 128 * rows + 2048);
             }
-            if (path == Path.HOPPER) {
-                return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 2048);
+            if (path == Path.HOPPER) {  // Sm90BwdKvEntry: three stages of Q and dO at 128 rows
+                return small ? new KernelShape(HOPPER_FAMILY, "r64_", 128, 768 * d + 2048)
+                        : new KernelShape(HOPPER_FAMILY, "", 256, 1280 * d + 2560);
             }
             return small ? new KernelShape(FAMILY, "bm64_", 128, 768 * d + 1024)
                     : new KernelShape(FAMILY, "", THREADS, 1024 * d + 1024);
@@ -331,8 +333,9 @@ public final class TileAttentionBackwardKernel {
 
         static KernelShape dq(Path path, int rows, int d) {
             boolean small = rows == BlockRows.SMALL;
-            if (path != Path.PORTABLE) {
-                return new KernelShape(HOPPER_FAMILY, small ? "r64_" : "", 2 * rows, (4 * rows + 512) * d + 1024);
+            if (path != Path.PORTABLE) {  // Sm90BwdQEntry: 128-key steps at 128 rows
+                return small ? new KernelShape(HOPPER_FAMILY, "r64_", 128, 768 * d + 1024)
+                        : new KernelShape(HOPPER_FAMILY, "", 256, 1536 * d + 1024);
             }
             return small ? new KernelShape(FAMILY, "bm64_", 128, 768 * d) : new KernelShape(FAMILY, "", THREADS, 1024 * d);
         }
