@@ -93,7 +93,7 @@ if [[ "${BASELINE:-0}" != 0 && -f .device/tileattn/tileattn.jar ]]; then
 fi
 
 echo "---- summary ($(cat "$out/gpu.txt"); $((SECONDS - t_all)) s in all)"
-grep -E "^(residual|q,k|cross q|text k|heads to|time emb)" "$out/dit_rows_bench.log" 2>/dev/null
+grep -E "^ *(residual|q,k|cross q|text k|heads to|time emb)" "$out/dit_rows_bench.log" 2>/dev/null
 python3 - "$out" <<'PY'
 import sys, os
 out = sys.argv[1]

@@ -24,6 +24,28 @@
         }                                                                                              \
     } while (0)
 
+// The Wan-1.3B vector kernels with each row split over two warps (3 chunks per lane, half the registers, twice the
+// warps per SM, a shared-memory step in each reduction): whether more warps in flight pay for the block syncs.
+__global__ void __launch_bounds__(ROW_THREADS) bench_residual_norm_w2c3(
+        float* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,
+        __nv_bfloat16* __restrict__ out, const float* __restrict__ shift, const float* __restrict__ scale,
+        long long modBatchStride, const float* __restrict__ weight, const float* __restrict__ bias, int rows,
+        int rowsPerBatch, int width, float eps) {
+    residual_norm_rows<2, 3>(x, y, gate, out, shift, scale, modBatchStride, weight, bias, rows, rowsPerBatch, width, eps);
+}
+
+__global__ void __launch_bounds__(ROW_THREADS) bench_to_heads_w2c3(
+        const __nv_bfloat16* in0, const __nv_bfloat16* in1, const __nv_bfloat16* in2, long long inRowStride,
+        const float* weight0, const float* weight1, const float* weight2, int ropeParts, const float* cosTable,
+        const float* sinTable, __nv_bfloat16* out0, __nv_bfloat16* out1, __nv_bfloat16* out2, int rows, int rowsPerBatch,
+        int outPlaneRows, int heads, int dShift, float eps) {
+    const int part = blockIdx.y;
+    to_heads_rows<2, 3>(part == 0 ? in0 : part == 1 ? in1 : in2, inRowStride,
+                        part == 0 ? weight0 : part == 1 ? weight1 : weight2, ((ropeParts >> part) & 1) != 0, cosTable,
+                        sinTable, part == 0 ? out0 : part == 1 ? out1 : out2, rows, rowsPerBatch, outPlaneRows, heads,
+                        dShift, eps);
+}
+
 namespace {
 
 constexpr int BATCH = 2, S = 32760, HEADS = 12, D = 128, DIM = HEADS * D, ROWS = BATCH * S, TEXT = 512;
@@ -171,6 +193,23 @@ int main() {
                    median_ms([&] { resGeneric(gate, shift, scale, w, b); }),
                    median_ms([&] { resVector(gate, shift, scale, w, b); }), diff, 1e-3);
         }
+        const float* gate = mod + 2 * DIM;
+        const float* shift = mod + 3 * DIM;
+        const float* scale = mod + 4 * DIM;
+        CUDA_CHECK(cudaMemcpy(x, x0, n * 4, cudaMemcpyDeviceToDevice));
+        resVector(gate, shift, scale, nullptr, nullptr);
+        auto vx = download_f32(x, n);
+        auto vh = download_bf16(h, n);
+        CUDA_CHECK(cudaMemcpy(x, x0, n * 4, cudaMemcpyDeviceToDevice));
+        auto split = [&] {
+            bench_residual_norm_w2c3<<<ROWS / 4, ROW_THREADS>>>(x, y, gate, h, shift, scale, modStride, nullptr, nullptr,
+                                                                 ROWS, S, DIM, 1e-6f);
+        };
+        split();
+        const double splitDiff = std::max(rel_diff(vx, download_f32(x, n)), rel_diff(vh, download_bf16(h, n)) / 8);
+        const float ms = median_ms(split);
+        std::printf("  residual gated, rows over 2 warps (3 chunks per lane): %.3f ms (%.0f GB/s), diff %.2e\n", ms,
+                    bytes / ms / 1e6, splitDiff);
     }
 
     // q, k, v to heads: RMSNorm + RoPE for q and k, copy for v
@@ -201,8 +240,18 @@ int main() {
         qkvVector();
         const double diff = std::max({rel_diff(gq, download_bf16(q, n)), rel_diff(gk, download_bf16(k, n)),
                                       rel_diff(gv, download_bf16(v, n))});
-        report("q,k RMSNorm+RoPE, v: to heads (3 -> 1 launch)", static_cast<double>(n) * 2 * 6 +
-               static_cast<double>(S) * D * 4, median_ms(qkvGeneric), median_ms(qkvVector), diff, 1e-2);
+        const double bytes = static_cast<double>(n) * 2 * 6 + static_cast<double>(S) * D * 4;
+        report("q,k RMSNorm+RoPE, v: to heads (3 -> 1 launch)", bytes, median_ms(qkvGeneric), median_ms(qkvVector), diff,
+               1e-2);
+        const float ms = median_ms([&] {
+            bench_to_heads_w2c3<<<dim3(ROWS / 4, 3), ROW_THREADS>>>(qkv, qkv + DIM, qkv + 2 * DIM, 3 * DIM, nq, nk,
+                                                                    nullptr, 3, cosT, sinT, q, k, v, ROWS, S, S, HEADS,
+                                                                    dShift, 1e-6f);
+        });
+        const double splitDiff = std::max({rel_diff(gq, download_bf16(q, n)), rel_diff(gk, download_bf16(k, n)),
+                                           rel_diff(gv, download_bf16(v, n))});
+        std::printf("  q,k,v to heads, rows over 2 warps (3 chunks per lane): %.3f ms (%.0f GB/s), diff %.2e\n", ms,
+                    bytes / ms / 1e6, splitDiff);
     }
 
     // cross q: RMSNorm, to heads

@@ -155,6 +155,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 mod = scope.allocateTensor(DType.F32, batch, (c.layers() + 1) * CHUNKS, dim);
                 timeHost = scope.allocatePinned(4L * batch * c.freqDim());
                 timeCopied = scope.createEvent();
+                timeCopied.record(context.defaultStream());   // so that the first forward's wait is well defined
                 timeIn = scope.allocateTensor(DType.F32, batch, c.freqDim());
                 time1Out = scope.allocateTensor(DType.F32, batch, dim);
                 temb = scope.allocateTensor(DType.F32, batch, dim);
@@ -510,7 +511,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
      */
     private void timeEmbedding(float[] timesteps, Workspace ws) {
         int f = c.freqDim();
-        ws.timeCopied.synchronize();   // the previous forward's copy has left the pinned buffer (at once if never recorded)
+        ws.timeCopied.synchronize();   // the previous forward's copy has left the pinned buffer
         for (int b = 0; b < timesteps.length; b++) {
             MemorySegment.copy(TimestepEmbedding.sinusoid(timesteps[b], f), 0, ws.timeHost, ValueLayout.JAVA_FLOAT,
                     4L * b * f, f);
