@@ -1,5 +1,7 @@
 package tileattn.dit;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -10,6 +12,7 @@ import tileattn.api.GpuBackend;
 import tileattn.blas.Gemm;
 import tileattn.cpu.CpuAttention;
 import tileattn.cuda.CudaContext;
+import tileattn.cuda.CudaEvent;
 import tileattn.cuda.CudaStream;
 import tileattn.cuda.DeviceBuffer;
 import tileattn.cuda.DeviceScope;
@@ -36,12 +39,14 @@ import tileattn.tensor.FloatTensor;
  * Video tokens are put into the attention's tile order once, by the patch gather; RoPE tables are built for that
  * order and the head scatters back to the latent.
  *
- * <p>Per block: one product for q, k and v together; q and k RMS-normalised, rotated and moved to [B, heads, S, d]
- * by one kernel; the residual add of each branch fused with the next branch's LayerNorm and modulation.
- * Cross-attention runs the dense attention kernel on keys and values padded to the queries' length (the kernel
- * takes q, k, v of one shape), with a work table that reads only the L text keys ({@link KvRangePlan#prefix}).
- * The small time-embedding MLPs run on the host in fp32. Everything is queued on the context's legacy default
- * stream, which the host-to-device copies are ordered with.
+ * <p>Per block: one product for q, k and v together; q and k RMS-normalised and rotated, and all three moved to
+ * [B, heads, S, d], by one launch; the residual add of each branch fused with the next branch's LayerNorm and
+ * modulation. Cross-attention runs the dense attention kernel on keys and values padded to the queries' length
+ * (the kernel takes q, k, v of one shape), with a work table that reads only the L text keys
+ * ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
+ * six modulation chunks and every block's modulation table) runs on the device in fp32, so a step waits for no
+ * host computation. Everything is queued on the context's legacy default stream, which the host-to-device copies
+ * are ordered with.
  */
 public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, AutoCloseable {
 
@@ -104,6 +109,11 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         final DeviceBuffer rasterOfPosition;
         final DeviceTensor cos, sin;
         final DeviceTensor patchRows, x, h, qkv, q, k, v, o, rows, y, ffn, crossK, crossV, head, mod;
+        /** The time embedding's inputs and intermediates: sinusoids [B, freqDim], [B, dim] twice, [B, 6·dim]. */
+        final DeviceTensor timeIn, time1Out, temb, timeProjOut;
+        /** Pinned staging of the sinusoids, and an event recorded once the stream has copied them out. */
+        final MemorySegment timeHost;
+        final CudaEvent timeCopied;
         DeviceTensor attnOut;
         KvRangePlan crossPlanHost;
         TileAttentionKernel.DevicePlan crossPlan;
@@ -143,6 +153,13 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 crossV.buffer().fill((byte) 0);
                 head = scope.allocateTensor(DType.F32, rowCount, c.patchOutputs());
                 mod = scope.allocateTensor(DType.F32, batch, (c.layers() + 1) * CHUNKS, dim);
+                timeHost = scope.allocatePinned(4L * batch * c.freqDim());
+                timeCopied = scope.createEvent();
+                timeCopied.record(context.defaultStream());   // so that the first forward's wait is well defined
+                timeIn = scope.allocateTensor(DType.F32, batch, c.freqDim());
+                time1Out = scope.allocateTensor(DType.F32, batch, dim);
+                temb = scope.allocateTensor(DType.F32, batch, dim);
+                timeProjOut = scope.allocateTensor(DType.F32, batch, CHUNKS * dim);
                 crossPlanHost = KvRangePlan.prefix(s, heads, textLength);
                 crossPlan = TileAttentionKernel.upload(crossPlanHost, scope);
             } catch (RuntimeException e) {
@@ -162,10 +179,6 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     }
 
     private final WanConfig c;
-    /** What stays on the host: the time MLPs and the modulation tables (the rest of the weights may be dropped). */
-    private final Linear time1, time2, timeProj;
-    private final float[] headModulation;
-    private final float[][] blockModulation;
     private final GpuBackend backend;
     private final CudaContext context;
     private final CudaStream stream;
@@ -175,6 +188,8 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     private final VsaKernels vsaKernels;
     private final DeviceScope weightScope;
     private final DeviceTensor patchW, patchB, text1W, text1B, text2W, text2B, projOutW, projOutB;
+    /** The time embedding in fp32, as the CPU model runs it: linears [out, in], the modulation tables. */
+    private final DeviceTensor time1W, time1B, time2W, time2B, timeProjW, timeProjB, blockModulation, headModulation;
     private final Block[] blocks;
     private final Set<Text> texts = new LinkedHashSet<>();
     private Workspace workspace;
@@ -182,14 +197,6 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
 
     private GpuWanModel(WanWeights w, GpuBackend backend, Gemm gemm) {
         this.c = w.config();
-        this.time1 = w.time1;
-        this.time2 = w.time2;
-        this.timeProj = w.timeProj;
-        this.headModulation = w.headModulation.clone();
-        this.blockModulation = new float[c.layers()][];
-        for (int i = 0; i < c.layers(); i++) {
-            blockModulation[i] = w.blocks[i].modulation().clone();
-        }
         this.backend = backend;
         this.context = backend.context();
         this.stream = context.defaultStream();
@@ -212,6 +219,18 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             text2B = bf16(w.text2.bias(), c.dim());
             projOutW = bf16(w.projOut.weight(), c.patchOutputs(), c.dim());
             projOutB = f32(w.projOut.bias());
+            time1W = f32(w.time1.weight(), c.dim(), c.freqDim());
+            time1B = f32(w.time1.bias());
+            time2W = f32(w.time2.weight(), c.dim(), c.dim());
+            time2B = f32(w.time2.bias());
+            timeProjW = f32(w.timeProj.weight(), CHUNKS * c.dim(), c.dim());
+            timeProjB = f32(w.timeProj.bias());
+            float[] tables = new float[c.layers() * CHUNKS * c.dim()];
+            for (int i = 0; i < c.layers(); i++) {
+                System.arraycopy(w.blocks[i].modulation(), 0, tables, i * CHUNKS * c.dim(), CHUNKS * c.dim());
+            }
+            blockModulation = f32(tables, c.layers(), CHUNKS, c.dim());
+            headModulation = f32(w.headModulation, 2, c.dim());
             blocks = new Block[c.layers()];
             for (int i = 0; i < blocks.length; i++) {
                 blocks[i] = upload(w.blocks[i]);
@@ -278,7 +297,11 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     }
 
     private DeviceTensor f32(float[] values) {
-        return DeviceTensor.upload(weightScope, new FloatTensor(new int[]{values.length}, values), DType.F32);
+        return f32(values, values.length);
+    }
+
+    private DeviceTensor f32(float[] values, int... shape) {
+        return DeviceTensor.upload(weightScope, new FloatTensor(shape, values), DType.F32);
     }
 
     private Block upload(BlockWeights b) {
@@ -389,7 +412,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         float eps = c.eps();
 
         mark(StepProfile.Part.TIME_EMBEDDING);
-        ws.mod.buffer().copyFromHost(modulation(timesteps));
+        timeEmbedding(timesteps, ws);
         mark(StepProfile.Part.PATCH_EMBED);
         kernels.patchify(latent, ws.rasterOfPosition, c.patch(), ws.patchRows, stream);
         gemm.linear(ws.patchRows, patchW, patchB, ws.x, Gemm.Epilogue.BIAS, stream);
@@ -405,9 +428,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.QKV_GEMM);
             gemm.linear(ws.h, b.qkvW, b.qkvB, ws.qkv, Gemm.Epilogue.BIAS, stream);
             mark(StepProfile.Part.QK_NORM_ROPE);
-            kernels.toHeads(ws.qkv, 0, b.normQ, ws.cos, ws.sin, ws.q, s, eps, stream);
-            kernels.toHeads(ws.qkv, dim, b.normK, ws.cos, ws.sin, ws.k, s, eps, stream);
-            kernels.toHeads(ws.qkv, 2 * dim, null, null, null, ws.v, s, eps, stream);
+            kernels.toHeads(List.of(new DitKernels.HeadsPart(ws.qkv, 0, b.normQ, true, ws.q),
+                    new DitKernels.HeadsPart(ws.qkv, dim, b.normK, true, ws.k),
+                    new DitKernels.HeadsPart(ws.qkv, 2 * dim, null, false, ws.v)), ws.cos, ws.sin, s, eps, stream);
             mark(StepProfile.Part.SELF_ATTENTION);
             DeviceTensor attended = selfAttention(attention, layer, tiles, ws, scale);
             mark(StepProfile.Part.HEADS_TO_ROWS);
@@ -420,10 +443,12 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             // cross-attention
             mark(StepProfile.Part.CROSS_Q_GEMM);
             gemm.linear(ws.h, b.crossQW, b.crossQB, ws.rows, Gemm.Epilogue.BIAS, stream);
-            mark(StepProfile.Part.CROSS_TO_HEADS);
+            mark(StepProfile.Part.CROSS_Q_TO_HEADS);
             kernels.toHeads(ws.rows, 0, b.crossNormQ, null, null, ws.q, s, eps, stream);
-            kernels.toHeads(text.keys[layer], 0, b.crossNormK, null, null, ws.crossK, text.length, eps, stream);
-            kernels.toHeads(text.values[layer], 0, null, null, null, ws.crossV, text.length, eps, stream);
+            mark(StepProfile.Part.TEXT_TO_HEADS);
+            kernels.toHeads(List.of(new DitKernels.HeadsPart(text.keys[layer], 0, b.crossNormK, false, ws.crossK),
+                    new DitKernels.HeadsPart(text.values[layer], 0, null, false, ws.crossV)), null, null, text.length,
+                    eps, stream);
             mark(StepProfile.Part.CROSS_ATTENTION);
             crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.o, null, ws.crossPlan, scale, stream);
             mark(StepProfile.Part.HEADS_TO_ROWS);
@@ -478,28 +503,25 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         return out;
     }
 
-    /** [B, layers + 1, 6, dim] on the host: each block's table + timeProj, then the head's (shift, scale) + temb. */
-    private float[] modulation(float[] timesteps) {
-        float[][] time = WanModel.timeSignals(c, time1, time2, timeProj, timesteps);
-        float[] temb = time[0], timeProj = time[1];
-        int batch = timesteps.length, dim = c.dim(), per = (c.layers() + 1) * CHUNKS * dim;
-        float[] m = new float[batch * per];
-        for (int bt = 0; bt < batch; bt++) {
-            for (int layer = 0; layer < c.layers(); layer++) {
-                float[] table = blockModulation[layer];
-                int dst = bt * per + layer * CHUNKS * dim;
-                for (int i = 0; i < CHUNKS * dim; i++) {
-                    m[dst + i] = table[i] + timeProj[bt * CHUNKS * dim + i];
-                }
-            }
-            int head = bt * per + c.layers() * CHUNKS * dim;
-            for (int chunk = 0; chunk < 2; chunk++) {
-                for (int i = 0; i < dim; i++) {
-                    m[head + chunk * dim + i] = headModulation[chunk * dim + i] + temb[bt * dim + i];
-                }
-            }
+    /**
+     * Queues the time embedding: the sinusoids (computed here as the CPU model does, in double) go up, then the two
+     * time linears, the projection to six chunks and the modulation of every block and of the head run on the
+     * device into {@code ws.mod} ([B, (layers + 1)·6, dim]: each block's table + projection, then the head's (shift,
+     * scale) + temb).
+     */
+    private void timeEmbedding(float[] timesteps, Workspace ws) {
+        int f = c.freqDim();
+        ws.timeCopied.synchronize();   // the previous forward's copy has left the pinned buffer
+        for (int b = 0; b < timesteps.length; b++) {
+            MemorySegment.copy(TimestepEmbedding.sinusoid(timesteps[b], f), 0, ws.timeHost, ValueLayout.JAVA_FLOAT,
+                    4L * b * f, f);
         }
-        return m;
+        ws.timeIn.buffer().copyFromHostAsync(ws.timeHost, stream);
+        ws.timeCopied.record(stream);
+        kernels.smallLinear(ws.timeIn, time1W, time1B, ws.time1Out, false, stream);
+        kernels.smallLinear(ws.time1Out, time2W, time2B, ws.temb, true, stream);
+        kernels.smallLinear(ws.temb, timeProjW, timeProjB, ws.timeProjOut, true, stream);
+        kernels.modulation(blockModulation, headModulation, ws.timeProjOut, ws.temb, ws.mod, stream);
     }
 
     private Workspace workspace(int batch, Shape3 grid, Shape3 tile, int textLength) {

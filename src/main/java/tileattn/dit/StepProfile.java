@@ -17,7 +17,7 @@ public final class StepProfile {
 
     /** Kinds of work in a forward, in the order they first appear in a block. */
     public enum Part {
-        TIME_EMBEDDING("time MLPs (host) + modulation upload"),
+        TIME_EMBEDDING("time embedding + modulation"),
         PATCH_EMBED("patch embed + head + unpatchify"),
         QKV_GEMM("qkv gemm"),
         QK_NORM_ROPE("q/k RMSNorm + RoPE, q/k/v to heads"),
@@ -26,7 +26,8 @@ public final class StepProfile {
         SELF_OUT_GEMM("self out gemm"),
         RESIDUAL_NORM("residual + norm + modulation"),
         CROSS_Q_GEMM("cross q gemm"),
-        CROSS_TO_HEADS("cross q norm, text k/v to heads"),
+        CROSS_Q_TO_HEADS("cross q RMSNorm + to heads"),
+        TEXT_TO_HEADS("text k RMSNorm, k/v to heads"),
         CROSS_ATTENTION("cross-attention kernel"),
         CROSS_OUT_GEMM("cross out gemm"),
         FFN_UP_GEMM("ffn up gemm (+ GELU epilogue)"),

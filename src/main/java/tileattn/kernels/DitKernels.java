@@ -1,5 +1,7 @@
 package tileattn.kernels;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import tileattn.cuda.CudaStream;
 import tileattn.cuda.DeviceBuffer;
@@ -11,24 +13,101 @@ import tileattn.tensor.DType;
 
 /**
  * The Wan DiT's own kernels (dit.cu) between its cuBLASLt matrix products: the residual add fused with the next
- * LayerNorm and its modulation or affine, RMSNorm + RoPE + the move to per-head layout, its inverse, tanh-GELU,
- * and the patch embedding's gather and the head's scatter. Token rows are [rows, width] with rows = B · S; the
- * attention kernels' layout is [B, heads, S, d]. Everything is queued on a stream without waiting.
+ * LayerNorm and its modulation or affine, RMSNorm + RoPE + the move to per-head layout (several parts in one
+ * launch), its inverse, tanh-GELU, the patch embedding's gather and the head's scatter, and the time embedding's
+ * small fp32 products and modulation tables. Token rows are [rows, width] with rows = B · S; the attention
+ * kernels' layout is [B, heads, S, d]. Everything is queued on a stream without waiting.
+ *
+ * <p>The row kernels come in two forms (see dit.cu): vector kernels (a warp, or four for widths above 2048, per
+ * row held in registers, 16-byte accesses) for widths that are multiples of 8 up to {@value #MAX_VECTOR_WIDTH}, 16-byte
+ * aligned tensors and power-of-two head dims of at least 8, which covers every Wan model; and generic kernels (a
+ * block per row, scalar accesses) for anything else. {@link #generic} always takes the generic ones, for tests
+ * that check both against the CPU.
  */
 public final class DitKernels {
 
     private static final String FAMILY = "dit";
     private static final int ROW_THREADS = 256;
+    private static final int WARPS_PER_BLOCK = ROW_THREADS / 32;
     private static final int THREADS = 256;
     private static final int BLOCKS_PER_SM = 16;
     private static final int MAX_GRID_X = Integer.MAX_VALUE;
-    /** The row kernels stage one row of fp32 in shared memory: at most 48 KiB without opting in. */
+    /** The generic row kernels stage one row of fp32 in shared memory: at most 48 KiB without opting in. */
     static final int MAX_WIDTH = 12 * 1024;
+    /** Values per 16-byte chunk of bf16 in the vector kernels. */
+    private static final int VEC = 8;
+    /** The vector kernels are instantiated for 1 to 8 chunks per lane, with 1 or 4 warps per row. */
+    private static final int MAX_CHUNKS_PER_LANE = 8;
+    static final int MAX_VECTOR_WIDTH = VEC * MAX_CHUNKS_PER_LANE * 32 * 4;
+    /** The most parts one rows-to-heads launch takes (q, k and v). */
+    public static final int MAX_HEAD_PARTS = 3;
 
     private final KernelLibrary library;
+    private final boolean vectors;
 
     public DitKernels(KernelLibrary library) {
+        this(library, true);
+    }
+
+    private DitKernels(KernelLibrary library, boolean vectors) {
         this.library = Objects.requireNonNull(library, "library");
+        this.vectors = vectors;
+    }
+
+    /** Kernels that always launch the generic (block per row, scalar) row kernels. */
+    public static DitKernels generic(KernelLibrary library) {
+        return new DitKernels(library, false);
+    }
+
+    /**
+     * One part of a rows-to-heads launch: columns [column, column + heads·d) of each row of {@code in} to {@code out}
+     * ([B, heads, outPlaneRows, d]), RMS-normalised over those columns and times {@code weight} (F32 [heads·d]) when
+     * it is given, rotated by RoPE when {@code rope}.
+     */
+    public record HeadsPart(DeviceTensor in, int column, DeviceTensor weight, boolean rope, DeviceTensor out) {
+
+        public HeadsPart {
+            Objects.requireNonNull(in, "in");
+            Objects.requireNonNull(out, "out");
+        }
+    }
+
+    /**
+     * Warps per row and chunks of 8 per lane of the vector kernels for a width, or null when they do not take it;
+     * dit.cu instantiates exactly the shapes this returns.
+     */
+    record RowShape(int warps, int chunksPerLane) {
+
+        static RowShape of(int width) {
+            if (width % VEC != 0 || width > MAX_VECTOR_WIDTH) {
+                return null;
+            }
+            int chunks = width / VEC;
+            int warps = chunks <= 32 * MAX_CHUNKS_PER_LANE ? 1 : 4;
+            return new RowShape(warps, (chunks + 32 * warps - 1) / (32 * warps));
+        }
+
+        String suffix() {
+            return "_w" + warps + "c" + chunksPerLane;
+        }
+
+        int blocks(long rows) {
+            int rowsPerBlock = WARPS_PER_BLOCK / warps;
+            return (int) ((rows + rowsPerBlock - 1) / rowsPerBlock);
+        }
+    }
+
+    /** The vector kernels' row shape when they take this width and every address, else null. */
+    private RowShape vectorShape(int width, long... addresses) {
+        if (!vectors) {
+            return null;
+        }
+        for (long a : addresses) {
+            if (a % 16 != 0) {
+                return null;
+            }
+        }
+        return RowShape.of(width);
     }
 
     /**
@@ -97,12 +176,20 @@ public final class DitKernels {
         }
         Kernels.checkContext(library, stream, nonNull(x, y, out, weight, bias, mod == null ? null : mod.table));
         long modStride = mod == null ? 0 : (long) mod.table.dim(1) * width;
-        library.function(FAMILY, "tileattn_dit_residual_norm").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
-                4 * width, stream, KernelArgs.of().pointer(x).i64(address(y))
-                        .i64(mod == null ? 0 : mod.chunkAddress(mod.gate)).i64(address(out))
-                        .i64(mod == null ? 0 : mod.chunkAddress(mod.shift)).i64(mod == null ? 0 : mod.chunkAddress(mod.scale))
-                        .i64(modStride).i64(address(weight)).i64(address(bias))
-                        .i32((int) rows).i32(rowsPerBatch).i32(width).f32(eps));
+        long gate = mod == null ? 0 : mod.chunkAddress(mod.gate), shift = mod == null ? 0 : mod.chunkAddress(mod.shift);
+        long scale = mod == null ? 0 : mod.chunkAddress(mod.scale);
+        KernelArgs args = KernelArgs.of().pointer(x).i64(address(y)).i64(gate).i64(address(out)).i64(shift).i64(scale)
+                .i64(modStride).i64(address(weight)).i64(address(bias)).i32((int) rows).i32(rowsPerBatch).i32(width)
+                .f32(eps);
+        RowShape shape = vectorShape(width, x.buffer().address(), address(y), address(out), gate, shift, scale,
+                address(weight), address(bias), 4 * modStride);
+        if (shape != null) {
+            library.function(FAMILY, "tileattn_dit_residual_norm" + shape.suffix()).launch(Dim3.of(shape.blocks(rows)),
+                    Dim3.of(ROW_THREADS), 0, stream, args);
+        } else {
+            library.function(FAMILY, "tileattn_dit_residual_norm").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
+                    4 * width, stream, args);
+        }
     }
 
     /**
@@ -113,16 +200,31 @@ public final class DitKernels {
      */
     public void toHeads(DeviceTensor in, int column, DeviceTensor weight, DeviceTensor cos, DeviceTensor sin,
                         DeviceTensor out, int rowsPerBatch, float eps, CudaStream stream) {
-        Objects.requireNonNull(in, "in");
-        Objects.requireNonNull(out, "out");
-        requireType(in, DType.BF16, "in");
-        requireType(out, DType.BF16, "out");
-        if (out.rank() != 4) {
-            throw new IllegalArgumentException("out must be [B, heads, S, d], got " + out.shapeString());
+        if ((cos == null) != (sin == null)) {
+            throw new IllegalArgumentException("RoPE needs both the cos and the sin table");
         }
-        int batch = out.dim(0), heads = out.dim(1), planeRows = out.dim(2), d = out.dim(3), width = heads * d;
-        int inWidth = in.dim(in.rank() - 1);
-        long rows = in.elementCount() / Math.max(1, inWidth);
+        toHeads(List.of(new HeadsPart(in, column, weight, cos != null, out)), cos, sin, rowsPerBatch, eps, stream);
+    }
+
+    /**
+     * Up to {@value #MAX_HEAD_PARTS} rows-to-heads moves in one launch (e.g. q, k and v out of one fused projection):
+     * the parts' inputs have the same number of rows and row width, their outputs the same shape, and the parts
+     * that rotate share the RoPE tables {@code cos}/{@code sin} (F32 [rowsPerBatch, d/2]; null when no part rotates).
+     */
+    public void toHeads(List<HeadsPart> parts, DeviceTensor cos, DeviceTensor sin, int rowsPerBatch, float eps,
+                        CudaStream stream) {
+        Objects.requireNonNull(parts, "parts");
+        if (parts.isEmpty() || parts.size() > MAX_HEAD_PARTS) {
+            throw new IllegalArgumentException("rows to heads takes 1.." + MAX_HEAD_PARTS + " parts, got " + parts.size());
+        }
+        HeadsPart first = parts.getFirst();
+        DeviceTensor out0 = first.out();
+        if (out0.rank() != 4) {
+            throw new IllegalArgumentException("out must be [B, heads, S, d], got " + out0.shapeString());
+        }
+        int batch = out0.dim(0), heads = out0.dim(1), planeRows = out0.dim(2), d = out0.dim(3), width = heads * d;
+        int inWidth = first.in().dim(first.in().rank() - 1);
+        long rows = first.in().elementCount() / Math.max(1, inWidth);
         checkWidth(width);
         checkRows(rows, rowsPerBatch);
         if (d % 2 != 0) {
@@ -130,17 +232,12 @@ public final class DitKernels {
         }
         if (rows != (long) batch * rowsPerBatch || planeRows < rowsPerBatch) {
             throw new IllegalArgumentException(rows + " token rows of " + rowsPerBatch + " per batch entry do not fit out "
-                    + out.shapeString());
+                    + out0.shapeString());
         }
-        if (column < 0 || column + width > inWidth) {
-            throw new IllegalArgumentException("columns [" + column + ", " + (column + width) + ") outside rows of "
-                    + inWidth);
-        }
-        if (weight != null) {
-            requireVector(weight, width, "weight");
-        }
-        if ((cos == null) != (sin == null)) {
-            throw new IllegalArgumentException("RoPE needs both the cos and the sin table");
+        boolean anyRope = parts.stream().anyMatch(HeadsPart::rope);
+        if (anyRope != (cos != null) || (cos == null) != (sin == null)) {
+            throw new IllegalArgumentException(anyRope ? "RoPE needs both the cos and the sin table"
+                    : "RoPE tables given but no part rotates");
         }
         if (cos != null) {
             for (DeviceTensor t : new DeviceTensor[]{cos, sin}) {
@@ -151,14 +248,88 @@ public final class DitKernels {
                 }
             }
         }
-        if (out.buffer().overlaps(in.buffer())) {
-            throw new IllegalArgumentException("out overlaps in");
+        List<DeviceTensor> all = new ArrayList<>();
+        for (int i = 0; i < parts.size(); i++) {
+            HeadsPart part = parts.get(i);
+            String name = "part " + i;
+            requireType(part.in(), DType.BF16, name + " in");
+            requireType(part.out(), DType.BF16, name + " out");
+            if (!java.util.Arrays.equals(part.out().shape(), out0.shape())) {
+                throw new IllegalArgumentException(name + " out " + part.out().shapeString() + " differs from part 0's "
+                        + out0.shapeString());
+            }
+            if (part.in().dim(part.in().rank() - 1) != inWidth || part.in().elementCount() != rows * inWidth) {
+                throw new IllegalArgumentException(name + " in " + part.in().shapeString() + " must be " + rows
+                        + " rows of " + inWidth + " as part 0's");
+            }
+            if (part.column() < 0 || part.column() + width > inWidth) {
+                throw new IllegalArgumentException(name + ": columns [" + part.column() + ", " + (part.column() + width)
+                        + ") outside rows of " + inWidth);
+            }
+            if (part.weight() != null) {
+                requireVector(part.weight(), width, name + " weight");
+            }
+            for (HeadsPart other : parts) {
+                if (part.out().buffer().overlaps(other.in().buffer())) {
+                    throw new IllegalArgumentException(name + " out overlaps an input");
+                }
+                if (other != part && part.out().buffer().overlaps(other.out().buffer())) {
+                    throw new IllegalArgumentException(name + " out overlaps another part's out");
+                }
+            }
+            all.add(part.in());
+            all.add(part.out());
+            if (part.weight() != null) {
+                all.add(part.weight());
+            }
         }
-        Kernels.checkContext(library, stream, nonNull(in, weight, cos, sin, out));
-        library.function(FAMILY, "tileattn_dit_to_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS), 4 * width,
-                stream, KernelArgs.of().i64(in.buffer().address() + 2L * column).i64(inWidth).i64(address(weight))
-                        .i64(address(cos)).i64(address(sin)).pointer(out)
-                        .i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(d).f32(eps));
+        if (cos != null) {
+            all.add(cos);
+            all.add(sin);
+        }
+        Kernels.checkContext(library, stream, all.toArray(DeviceTensor[]::new));
+        // every address the vector kernel reads or writes in 16-byte pieces, and the input's row pitch in bytes
+        long[] addresses = new long[3 * parts.size() + 3];
+        for (int i = 0; i < parts.size(); i++) {
+            addresses[3 * i] = inAddress(parts.get(i));
+            addresses[3 * i + 1] = parts.get(i).out().buffer().address();
+            addresses[3 * i + 2] = address(parts.get(i).weight());
+        }
+        addresses[3 * parts.size()] = address(cos);
+        addresses[3 * parts.size() + 1] = address(sin);
+        addresses[3 * parts.size() + 2] = 2L * inWidth;
+        RowShape shape = Integer.bitCount(d) == 1 && d >= VEC ? vectorShape(width, addresses) : null;
+        if (shape != null) {
+            KernelArgs args = KernelArgs.of();
+            for (int i = 0; i < MAX_HEAD_PARTS; i++) {
+                args.i64(i < parts.size() ? inAddress(parts.get(i)) : 0);
+            }
+            args.i64(inWidth);
+            int ropeParts = 0;
+            for (int i = 0; i < MAX_HEAD_PARTS; i++) {
+                args.i64(i < parts.size() ? address(parts.get(i).weight()) : 0);
+                ropeParts |= i < parts.size() && parts.get(i).rope() ? 1 << i : 0;
+            }
+            args.i32(ropeParts).i64(address(cos)).i64(address(sin));
+            for (int i = 0; i < MAX_HEAD_PARTS; i++) {
+                args.i64(i < parts.size() ? parts.get(i).out().buffer().address() : 0);
+            }
+            args.i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(Integer.numberOfTrailingZeros(d)).f32(eps);
+            library.function(FAMILY, "tileattn_dit_to_heads" + shape.suffix())
+                    .launch(Dim3.of(shape.blocks(rows), parts.size()), Dim3.of(ROW_THREADS), 0, stream, args);
+        } else {
+            for (HeadsPart part : parts) {
+                library.function(FAMILY, "tileattn_dit_to_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
+                        4 * width, stream, KernelArgs.of().i64(inAddress(part)).i64(inWidth)
+                                .i64(address(part.weight())).i64(part.rope() ? address(cos) : 0)
+                                .i64(part.rope() ? address(sin) : 0).pointer(part.out())
+                                .i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(d).f32(eps));
+            }
+        }
+    }
+
+    private static long inAddress(HeadsPart part) {
+        return part.in().buffer().address() + 2L * part.column();
     }
 
     /** Heads [B, heads, S, d] back to token rows (BF16, B·S rows of heads·d). */
@@ -182,8 +353,75 @@ public final class DitKernels {
         Kernels.checkContext(library, stream, in, out);
         long rows = (long) batch * s;
         checkRows(rows, s);
-        library.function(FAMILY, "tileattn_dit_from_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS), 0, stream,
-                KernelArgs.of().pointer(in).pointer(out).i32((int) rows).i32(s).i32(heads).i32(d));
+        if (vectors && Integer.bitCount(d) == 1 && d >= VEC && in.buffer().address() % 16 == 0
+                && out.buffer().address() % 16 == 0) {
+            library.function(FAMILY, "tileattn_dit_from_heads_vec").launch(
+                    Dim3.of((int) ((rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK)), Dim3.of(ROW_THREADS), 0, stream,
+                    KernelArgs.of().pointer(in).pointer(out).i32((int) rows).i32(s).i32(heads)
+                            .i32(Integer.numberOfTrailingZeros(d)));
+        } else {
+            library.function(FAMILY, "tileattn_dit_from_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS), 0,
+                    stream, KernelArgs.of().pointer(in).pointer(out).i32((int) rows).i32(s).i32(heads).i32(d));
+        }
+    }
+
+    /**
+     * {@code out[b, n] = bias[n] + Σ_k weight[n, k] · f(in[b, k])} in fp32 for every batch entry, f = SiLU when
+     * {@code siluInput}: the time embedding's matrix-vector products. in F32 [B, K], weight F32 [N, K], bias F32
+     * [N], out F32 [B, N].
+     */
+    public void smallLinear(DeviceTensor in, DeviceTensor weight, DeviceTensor bias, DeviceTensor out,
+                            boolean siluInput, CudaStream stream) {
+        for (DeviceTensor t : new DeviceTensor[]{in, weight, bias, out}) {
+            requireType(t, DType.F32, "small linear operand");
+        }
+        if (weight.rank() != 2) {
+            throw new IllegalArgumentException("weight must be [out, in], got " + weight.shapeString());
+        }
+        int n = weight.dim(0), k = weight.dim(1);
+        if (in.dim(in.rank() - 1) != k || out.dim(out.rank() - 1) != n || in.elementCount() / k != out.elementCount() / n
+                || bias.elementCount() != n) {
+            throw new IllegalArgumentException("small linear: in " + in.shapeString() + ", weight " + weight.shapeString()
+                    + ", bias " + bias.shapeString() + ", out " + out.shapeString() + " do not fit [B, K]·[N, K]ᵀ → [B, N]");
+        }
+        if (out.buffer().overlaps(in.buffer())) {
+            throw new IllegalArgumentException("out overlaps in");
+        }
+        Kernels.checkContext(library, stream, in, weight, bias, out);
+        long batch = in.elementCount() / k;
+        if (batch > 0) {
+            library.function(FAMILY, "tileattn_dit_small_linear").launch(Dim3.of((n + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK),
+                    Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(in).pointer(weight).pointer(bias)
+                            .pointer(out).i32((int) batch).i32(k).i32(n).i32(siluInput ? 1 : 0));
+        }
+    }
+
+    /**
+     * The modulation of every block and of the head, {@code mod} F32 [B, (layers + 1)·chunks, dim]: block l's chunks
+     * are {@code blockTables[l]} (F32 [layers, chunks, dim]) plus {@code proj[b]} (F32 [B, chunks·dim]); the head's
+     * chunks 0 and 1 are {@code headTable} (F32 [2, dim]) plus {@code temb[b]} (F32 [B, dim]), its other chunks zero.
+     */
+    public void modulation(DeviceTensor blockTables, DeviceTensor headTable, DeviceTensor proj, DeviceTensor temb,
+                           DeviceTensor mod, CudaStream stream) {
+        for (DeviceTensor t : new DeviceTensor[]{blockTables, headTable, proj, temb, mod}) {
+            requireType(t, DType.F32, "modulation operand");
+        }
+        if (blockTables.rank() != 3 || mod.rank() != 3) {
+            throw new IllegalArgumentException("block tables must be [layers, chunks, dim] and mod [B, (layers + 1)·chunks,"
+                    + " dim], got " + blockTables.shapeString() + " and " + mod.shapeString());
+        }
+        int layers = blockTables.dim(0), chunks = blockTables.dim(1), dim = blockTables.dim(2), batch = mod.dim(0);
+        if (chunks < 2 || mod.dim(1) != (layers + 1) * chunks || mod.dim(2) != dim
+                || headTable.elementCount() != 2L * dim || proj.elementCount() != (long) batch * chunks * dim
+                || temb.elementCount() != (long) batch * dim) {
+            throw new IllegalArgumentException("modulation: block tables " + blockTables.shapeString() + ", head table "
+                    + headTable.shapeString() + ", proj " + proj.shapeString() + ", temb " + temb.shapeString()
+                    + " do not make mod " + mod.shapeString());
+        }
+        Kernels.checkContext(library, stream, blockTables, headTable, proj, temb, mod);
+        library.function(FAMILY, "tileattn_dit_modulation").launch(Dim3.of(blocks(mod.elementCount())), Dim3.of(THREADS),
+                0, stream, KernelArgs.of().pointer(blockTables).pointer(headTable).pointer(proj).pointer(temb)
+                        .pointer(mod).i32(batch).i32(layers).i32(chunks).i32(dim));
     }
 
     /** x = GELU(x) (tanh approximation), BF16, in place. */

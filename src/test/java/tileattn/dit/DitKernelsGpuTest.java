@@ -2,6 +2,7 @@ package tileattn.dit;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -21,17 +22,24 @@ import tileattn.tensor.DType;
 import tileattn.tensor.FloatTensor;
 import tileattn.tensor.ReducedPrecision;
 
-/** Each dit.cu kernel against the CPU model's own pieces (Norms, Modulation, RopeTable, Patchify) on random inputs. */
+/**
+ * Each dit.cu kernel against the CPU model's own pieces (Norms, Modulation, RopeTable, Patchify, Linear) on random
+ * inputs, with odd row counts. The row kernels run twice, through the vector kernels (chosen where the shape allows)
+ * and through {@link DitKernels#generic}; widths are chosen so that every vector instantiation runs.
+ */
 @Tag("gpu")
 class DitKernelsGpuTest {
 
     private static CudaContext context;
     private static DitKernels kernels;
+    private static DitKernels generic;
 
     @BeforeAll
     static void open() {
         context = GpuTests.openContext();
-        kernels = new DitKernels(KernelLibrary.of(context));
+        KernelLibrary library = KernelLibrary.of(context);
+        kernels = new DitKernels(library);
+        generic = DitKernels.generic(library);
     }
 
     @AfterAll
@@ -40,6 +48,10 @@ class DitKernelsGpuTest {
             context.close();
         }
     }
+
+    /** Widths that reach every vector instantiation (1 warp × 1..8 chunks per lane, 4 warps × 3..8), plus Wan's. */
+    private static final int[] SWEEP_WIDTHS = {8, 264, 520, 776, 1032, 1288, 1544, 1800, 2056, 3080, 4104, 5128, 6152,
+            7176, 8192, 1536, 5120};
 
     private static float[] random(Random rnd, int n, double mean, double std) {
         float[] a = new float[n];
@@ -61,6 +73,12 @@ class DitKernelsGpuTest {
         return DeviceTensor.upload(scope, new FloatTensor(shape, data), type);
     }
 
+    private static DeviceTensor poisoned(DeviceScope scope, DType type, int... shape) {
+        DeviceTensor t = scope.allocateTensor(type, shape);
+        t.buffer().fill((byte) 0x7F);
+        return t;
+    }
+
     private static void assertClose(float[] want, float[] got, double tol, String what) {
         assertEquals(want.length, got.length, what);
         double err = 0, norm = 0;
@@ -73,39 +91,170 @@ class DitKernelsGpuTest {
         assertTrue(rel < tol, what + ": relative L2 error " + rel);
     }
 
-    @Test
-    void gatedResidualThenModulatedAndAffineNorms() {
-        Random rnd = new Random(3);
-        int batch = 2, s = 37, width = 300, chunks = 6, rows = batch * s;
-        float[] x = random(rnd, rows * width, 0.3, 2), y = bf16(random(rnd, rows * width, 0, 1));
+    private static String name(DitKernels k) {
+        return k == generic ? "generic" : "vector";
+    }
+
+    /** x += gate·y, out = LN(x)·(1 + scale) + shift, then x += y, out = LN(x)·w + b; both forms, one width. */
+    private static void residualNormCase(int width, int s, long seed) {
+        Random rnd = new Random(seed);
+        int batch = 2, chunks = 6, rows = batch * s;
+        float[] x0 = random(rnd, rows * width, 0.3, 2), y = bf16(random(rnd, rows * width, 0, 1));
         float[] mod = random(rnd, batch * chunks * width, 0, 0.3);
         float[] w = random(rnd, width, 1, 0.1), b = random(rnd, width, 0, 0.1);
         float eps = 1e-6f;
-        try (DeviceScope scope = context.openScope()) {
-            CudaStream stream = context.defaultStream();
-            DeviceTensor dx = up(scope, x, DType.F32, rows, width), dy = up(scope, y, DType.BF16, rows, width);
-            DeviceTensor dmod = up(scope, mod, DType.F32, batch, chunks, width);
-            DeviceTensor out = scope.allocateTensor(DType.BF16, rows, width);
-            out.buffer().fill((byte) 0x7F);
-            // x += gate(chunk 2)·y; out = LN(x)·(1 + scale(4)) + shift(3)
-            kernels.residualNorm(dx, dy, out, new DitKernels.Modulation(dmod, 2, 3, 4), null, null, s, eps, stream);
-            stream.synchronize();
-            float[] wantX = x.clone();
-            Modulation.addGated(wantX, y, batch, s, width, mod, chunks, 2);
-            float[] wantOut = wantX.clone();
-            Norms.layerNorm(wantOut, rows, width, eps, null, null);
-            Modulation.modulate(wantOut, batch, s, width, mod, chunks, 3, 4);
-            assertClose(wantX, dx.download().data(), 1e-6, "residual");
-            assertClose(wantOut, out.download().data(), 8e-3, "modulated LayerNorm");
-            // ungated add, then the affine LayerNorm
-            DeviceTensor dw = up(scope, w, DType.F32, width), db = up(scope, b, DType.F32, width);
-            kernels.residualNorm(dx, dy, out, null, dw, db, s, eps, stream);
-            stream.synchronize();
-            Modulation.add(wantX, y);
-            wantOut = wantX.clone();
-            Norms.layerNorm(wantOut, rows, width, eps, w, b);
-            assertClose(wantX, dx.download().data(), 1e-6, "plain residual");
-            assertClose(wantOut, out.download().data(), 8e-3, "affine LayerNorm");
+        float[] wantX = x0.clone();
+        Modulation.addGated(wantX, y, batch, s, width, mod, chunks, 2);
+        float[] wantOut = wantX.clone();
+        Norms.layerNorm(wantOut, rows, width, eps, null, null);
+        Modulation.modulate(wantOut, batch, s, width, mod, chunks, 3, 4);
+        float[] wantX2 = wantX.clone();
+        Modulation.add(wantX2, y);
+        float[] wantOut2 = wantX2.clone();
+        Norms.layerNorm(wantOut2, rows, width, eps, w, b);
+        for (DitKernels k : new DitKernels[]{kernels, generic}) {
+            String what = name(k) + " width " + width + ", " + rows + " rows";
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = context.defaultStream();
+                DeviceTensor dx = up(scope, x0, DType.F32, rows, width), dy = up(scope, y, DType.BF16, rows, width);
+                DeviceTensor dmod = up(scope, mod, DType.F32, batch, chunks, width);
+                DeviceTensor out = poisoned(scope, DType.BF16, rows, width);
+                k.residualNorm(dx, dy, out, new DitKernels.Modulation(dmod, 2, 3, 4), null, null, s, eps, stream);
+                stream.synchronize();
+                assertClose(wantX, dx.download().data(), 1e-6, what + ": gated residual");
+                assertClose(wantOut, out.download().data(), 8e-3, what + ": modulated LayerNorm");
+                DeviceTensor dw = up(scope, w, DType.F32, width), db = up(scope, b, DType.F32, width);
+                out.buffer().fill((byte) 0x7F);
+                k.residualNorm(dx, dy, out, null, dw, db, s, eps, stream);
+                stream.synchronize();
+                assertClose(wantX2, dx.download().data(), 1e-6, what + ": plain residual");
+                assertClose(wantOut2, out.download().data(), 8e-3, what + ": affine LayerNorm");
+            }
+        }
+    }
+
+    @Test
+    void gatedResidualThenModulatedAndAffineNorms() {
+        residualNormCase(300, 37, 3);    // generic only (300 is not a multiple of 8)
+        residualNormCase(1536, 37, 4);   // Wan 1.3B
+    }
+
+    @Test
+    void residualNormAtEveryVectorShape() {
+        for (int width : SWEEP_WIDTHS) {
+            residualNormCase(width, 5, width);
+        }
+    }
+
+    @Test
+    void normWithoutResidualAndResidualWithoutNorm() {
+        Random rnd = new Random(8);
+        int batch = 2, s = 13, width = 1536, chunks = 6, rows = batch * s;
+        float[] x = random(rnd, rows * width, -0.2, 1.5), y = bf16(random(rnd, rows * width, 0, 1));
+        float[] mod = random(rnd, batch * chunks * width, 0, 0.3);
+        float eps = 1e-6f;
+        float[] wantOut = x.clone();
+        Norms.layerNorm(wantOut, rows, width, eps, null, null);
+        Modulation.modulate(wantOut, batch, s, width, mod, chunks, 0, 1);
+        float[] wantX = x.clone();
+        Modulation.addGated(wantX, y, batch, s, width, mod, chunks, 5);
+        for (DitKernels k : new DitKernels[]{kernels, generic}) {
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = context.defaultStream();
+                DeviceTensor dx = up(scope, x, DType.F32, rows, width), dy = up(scope, y, DType.BF16, rows, width);
+                DeviceTensor dmod = up(scope, mod, DType.F32, batch, chunks, width);
+                DeviceTensor out = poisoned(scope, DType.BF16, rows, width);
+                k.residualNorm(dx, null, out, new DitKernels.Modulation(dmod, -1, 0, 1), null, null, s, eps, stream);
+                stream.synchronize();
+                assertArrayEquals(x, dx.download().data(), 0f, name(k) + ": x untouched without y");
+                assertClose(wantOut, out.download().data(), 8e-3, name(k) + ": modulated LayerNorm of x");
+                k.residualNorm(dx, dy, null, new DitKernels.Modulation(dmod, 5, -1, -1), null, null, s, eps, stream);
+                stream.synchronize();
+                assertClose(wantX, dx.download().data(), 1e-6, name(k) + ": residual without a norm");
+            }
+        }
+    }
+
+    /** Reference rows → heads for one part: optional RMSNorm over the columns, optional rotation by given tables. */
+    private static float[] referenceHeads(float[] in, int inWidth, int column, int batch, int s, int planeRows, int heads,
+                                          int d, float[] weight, float[] cos, float[] sin, float eps) {
+        int rows = batch * s, width = heads * d;
+        float[] part = new float[rows * width];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(in, r * inWidth + column, part, r * width, width);
+        }
+        if (weight != null) {
+            Norms.rmsNorm(part, rows, width, eps, weight);
+        }
+        float[] out = new float[batch * heads * planeRows * d];
+        for (int r = 0; r < rows; r++) {
+            int b = r / s, p = r % s;
+            for (int h = 0; h < heads; h++) {
+                int src = r * width + h * d, dst = ((b * heads + h) * planeRows + p) * d;
+                for (int i = 0; i < d / 2; i++) {
+                    float x0 = part[src + 2 * i], x1 = part[src + 2 * i + 1];
+                    if (cos != null) {
+                        float c = cos[p * (d / 2) + i], sn = sin[p * (d / 2) + i];
+                        out[dst + 2 * i] = x0 * c - x1 * sn;
+                        out[dst + 2 * i + 1] = x0 * sn + x1 * c;
+                    } else {
+                        out[dst + 2 * i] = x0;
+                        out[dst + 2 * i + 1] = x1;
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** q (RMSNorm + RoPE), k (RMSNorm + RoPE) and v (copy) out of one fused projection, in one call, both forms. */
+    private static void qkvToHeadsCase(int heads, int d, int s, long seed) {
+        Random rnd = new Random(seed);
+        int batch = 2, dim = heads * d, rows = batch * s, inWidth = 3 * dim;
+        float eps = 1e-6f;
+        float[] in = bf16(random(rnd, rows * inWidth, 0, 1));
+        float[] wq = random(rnd, dim, 1, 0.05), wk = random(rnd, dim, 1, 0.05);
+        float[] cos = new float[s * d / 2], sin = new float[s * d / 2];
+        for (int i = 0; i < cos.length; i++) {
+            double angle = rnd.nextDouble() * 2 * Math.PI;
+            cos[i] = (float) Math.cos(angle);
+            sin[i] = (float) Math.sin(angle);
+        }
+        float[] wantQ = referenceHeads(in, inWidth, 0, batch, s, s, heads, d, wq, cos, sin, eps);
+        float[] wantK = referenceHeads(in, inWidth, dim, batch, s, s, heads, d, wk, cos, sin, eps);
+        float[] wantV = referenceHeads(in, inWidth, 2 * dim, batch, s, s, heads, d, null, null, null, eps);
+        for (DitKernels k : new DitKernels[]{kernels, generic}) {
+            String what = name(k) + " " + heads + " heads of " + d + ", " + rows + " rows";
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = context.defaultStream();
+                DeviceTensor din = up(scope, in, DType.BF16, rows, inWidth);
+                DeviceTensor dcos = up(scope, cos, DType.F32, s, d / 2), dsin = up(scope, sin, DType.F32, s, d / 2);
+                DeviceTensor dq = poisoned(scope, DType.BF16, batch, heads, s, d);
+                DeviceTensor dk = poisoned(scope, DType.BF16, batch, heads, s, d);
+                DeviceTensor dv = poisoned(scope, DType.BF16, batch, heads, s, d);
+                k.toHeads(List.of(new DitKernels.HeadsPart(din, 0, up(scope, wq, DType.F32, dim), true, dq),
+                        new DitKernels.HeadsPart(din, dim, up(scope, wk, DType.F32, dim), true, dk),
+                        new DitKernels.HeadsPart(din, 2 * dim, null, false, dv)), dcos, dsin, s, eps, stream);
+                stream.synchronize();
+                assertClose(wantQ, dq.download().data(), 8e-3, what + ": q");
+                assertClose(wantK, dk.download().data(), 8e-3, what + ": k");
+                assertArrayEquals(wantV, dv.download().data(), 0f, what + ": v");
+            }
+        }
+    }
+
+    @Test
+    void qkvToHeadsInOneLaunch() {
+        qkvToHeadsCase(12, 128, 37, 21);   // Wan 1.3B
+        qkvToHeadsCase(2, 64, 19, 22);
+        qkvToHeadsCase(3, 12, 7, 23);      // d = 12 is not a power of two: generic in both
+    }
+
+    @Test
+    void toHeadsAtEveryVectorShape() {
+        // widths 128·heads: 1 warp × 1..8 chunks per lane for heads 1..15 odd, 4 warps × 3..8 for heads 17..57 by 8
+        for (int heads : new int[]{1, 3, 5, 7, 9, 11, 13, 15, 17, 25, 33, 40, 41, 49, 57, 64}) {
+            qkvToHeadsCase(heads, 128, 5, 100 + heads);
         }
     }
 
@@ -120,60 +269,157 @@ class DitKernelsGpuTest {
         int inWidth = 3 * dim;   // q, k, v side by side as the fused projection writes them
         float[] in = bf16(random(rnd, rows * inWidth, 0, 1));
         float[] weight = random(rnd, dim, 1, 0.05);
+        float[] k = new float[rows * dim];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(in, r * inWidth + dim, k, r * dim, dim);
+        }
+        Norms.rmsNorm(k, rows, dim, c.eps(), weight);
+        float[] want = new float[rows * dim];
+        for (int r = 0; r < rows; r++) {
+            int b = r / s, p = r % s;
+            for (int h = 0; h < heads; h++) {
+                rope.rotate(k, r * dim + h * d, want, ((b * heads + h) * s + p) * d, p);
+            }
+        }
+        for (DitKernels kern : new DitKernels[]{kernels, generic}) {
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = context.defaultStream();
+                DeviceTensor din = up(scope, in, DType.BF16, rows, inWidth);
+                DeviceTensor cos = up(scope, rope.cosTable(), DType.F32, s, d / 2);
+                DeviceTensor sin = up(scope, rope.sinTable(), DType.F32, s, d / 2);
+                DeviceTensor dw = up(scope, weight, DType.F32, dim);
+                DeviceTensor out = poisoned(scope, DType.BF16, batch, heads, s, d);
+                kern.toHeads(din, dim, dw, cos, sin, out, s, c.eps(), stream);   // the k columns
+                stream.synchronize();
+                assertClose(want, out.download().data(), 8e-3, name(kern) + ": RMSNorm + RoPE to heads");
+            }
+        }
+    }
+
+    @Test
+    void unalignedColumnsTakeTheGenericKernel() {
+        // rows of 2·dim + 4 values and columns from 4: neither the row pitch nor the start is 16-byte aligned
+        Random rnd = new Random(14);
+        int batch = 2, heads = 4, d = 64, dim = heads * d, s = 9, rows = batch * s, inWidth = 2 * dim + 4;
+        float eps = 1e-6f;
+        float[] in = bf16(random(rnd, rows * inWidth, 0, 1)), w = random(rnd, dim, 1, 0.05);
+        float[] want = referenceHeads(in, inWidth, 4, batch, s, s, heads, d, w, null, null, eps);
         try (DeviceScope scope = context.openScope()) {
             CudaStream stream = context.defaultStream();
-            DeviceTensor din = up(scope, in, DType.BF16, rows, inWidth);
-            DeviceTensor cos = up(scope, rope.cosTable(), DType.F32, s, d / 2);
-            DeviceTensor sin = up(scope, rope.sinTable(), DType.F32, s, d / 2);
-            DeviceTensor dw = up(scope, weight, DType.F32, dim);
-            DeviceTensor out = scope.allocateTensor(DType.BF16, batch, heads, s, d);
-            out.buffer().fill((byte) 0x7F);
-            kernels.toHeads(din, dim, dw, cos, sin, out, s, c.eps(), stream);   // the k columns
+            DeviceTensor out = poisoned(scope, DType.BF16, batch, heads, s, d);
+            kernels.toHeads(up(scope, in, DType.BF16, rows, inWidth), 4, up(scope, w, DType.F32, dim), null, null, out, s,
+                    eps, stream);
             stream.synchronize();
-            float[] k = new float[rows * dim];
-            for (int r = 0; r < rows; r++) {
-                System.arraycopy(in, r * inWidth + dim, k, r * dim, dim);
-            }
-            Norms.rmsNorm(k, rows, dim, c.eps(), weight);
-            float[] want = new float[rows * dim];
-            for (int r = 0; r < rows; r++) {
-                int b = r / s, p = r % s;
-                for (int h = 0; h < heads; h++) {
-                    rope.rotate(k, r * dim + h * d, want, ((b * heads + h) * s + p) * d, p);
-                }
-            }
-            assertClose(want, out.download().data(), 8e-3, "RMSNorm + RoPE to heads");
+            assertClose(want, out.download().data(), 8e-3, "unaligned columns to heads");
+        }
+    }
 
-            // padded planes: rows of L = 5 per batch entry into planes of s rows, plain copy
-            int l = 5;
-            float[] text = bf16(random(rnd, batch * l * dim, 0, 1));
-            DeviceTensor dt = up(scope, text, DType.BF16, batch * l, dim);
-            out.buffer().fill((byte) 0);
-            kernels.toHeads(dt, 0, null, null, null, out, l, c.eps(), stream);
-            stream.synchronize();
-            float[] got = out.download().data();
-            for (int b = 0; b < batch; b++) {
-                for (int h = 0; h < heads; h++) {
-                    for (int p = 0; p < s; p++) {
-                        for (int e = 0; e < d; e++) {
-                            float expect = p < l ? text[(b * l + p) * dim + h * d + e] : 0f;
-                            assertEquals(expect, got[((b * heads + h) * s + p) * d + e], 0f, "padded plane");
+    @Test
+    void textKeysAndValuesIntoPaddedPlanes() {
+        Random rnd = new Random(6);
+        int batch = 2, heads = 12, d = 128, dim = heads * d, l = 5, planeRows = 33;
+        float eps = 1e-6f;
+        float[] keys = bf16(random(rnd, batch * l * dim, 0, 1)), values = bf16(random(rnd, batch * l * dim, 0, 1));
+        float[] wk = random(rnd, dim, 1, 0.05);
+        float[] wantK = referenceHeads(keys, dim, 0, batch, l, planeRows, heads, d, wk, null, null, eps);
+        float[] wantV = referenceHeads(values, dim, 0, batch, l, planeRows, heads, d, null, null, null, eps);
+        for (DitKernels k : new DitKernels[]{kernels, generic}) {
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = context.defaultStream();
+                DeviceTensor dk = scope.allocateTensor(DType.BF16, batch, heads, planeRows, d);
+                DeviceTensor dv = scope.allocateTensor(DType.BF16, batch, heads, planeRows, d);
+                dk.buffer().fill((byte) 0);
+                dv.buffer().fill((byte) 0);
+                k.toHeads(List.of(new DitKernels.HeadsPart(up(scope, keys, DType.BF16, batch * l, dim), 0,
+                                up(scope, wk, DType.F32, dim), false, dk),
+                        new DitKernels.HeadsPart(up(scope, values, DType.BF16, batch * l, dim), 0, null, false, dv)),
+                        null, null, l, eps, stream);
+                stream.synchronize();
+                // rows past L in each plane stay zero (the reference leaves them zero too)
+                assertClose(wantK, dk.download().data(), 8e-3, name(k) + ": normalised keys in padded planes");
+                float[] gotK = dk.download().data();
+                for (int i = 0; i < wantK.length; i++) {
+                    if (wantK[i] == 0f) {
+                        assertEquals(0f, gotK[i], 0f, name(k) + ": padding of the key planes at " + i);
+                    }
+                }
+                assertArrayEquals(wantV, dv.download().data(), 0f, name(k) + ": values in padded planes");
+            }
+        }
+    }
+
+    @Test
+    void headsBackToRows() {
+        Random rnd = new Random(7);
+        for (int[] shape : new int[][]{{2, 12, 37, 128}, {2, 3, 19, 64}, {1, 5, 11, 128}, {2, 3, 7, 12}}) {
+            int batch = shape[0], heads = shape[1], s = shape[2], d = shape[3], rows = batch * s, dim = heads * d;
+            float[] src = bf16(random(rnd, rows * dim, 0, 1));
+            for (DitKernels k : new DitKernels[]{kernels, generic}) {
+                try (DeviceScope scope = context.openScope()) {
+                    CudaStream stream = context.defaultStream();
+                    DeviceTensor heads4 = up(scope, src, DType.BF16, batch, heads, s, d);
+                    DeviceTensor back = poisoned(scope, DType.BF16, rows, dim);
+                    k.fromHeads(heads4, back, stream);
+                    stream.synchronize();
+                    float[] tokens = back.download().data();
+                    for (int r = 0; r < rows; r++) {
+                        int b = r / s, p = r % s;
+                        for (int j = 0; j < dim; j++) {
+                            assertEquals(src[((b * heads + j / d) * s + p) * d + j % d], tokens[r * dim + j], 0f,
+                                    name(k) + " from heads " + java.util.Arrays.toString(shape));
                         }
                     }
                 }
             }
+        }
+    }
 
-            DeviceTensor heads4 = up(scope, bf16(random(rnd, rows * dim, 0, 1)), DType.BF16, batch, heads, s, d);
-            DeviceTensor back = scope.allocateTensor(DType.BF16, rows, dim);
-            kernels.fromHeads(heads4, back, stream);
+    @Test
+    void smallLinearsOfTheTimeEmbedding() {
+        Random rnd = new Random(12);
+        int batch = 3, in = 37, out = 50;
+        float[] x = random(rnd, batch * in, 0, 2);
+        Linear layer = new Linear(in, out, random(rnd, in * out, 0, 0.2), random(rnd, out, 0, 0.1));
+        try (DeviceScope scope = context.openScope()) {
+            CudaStream stream = context.defaultStream();
+            DeviceTensor dx = up(scope, x, DType.F32, batch, in);
+            DeviceTensor dw = up(scope, layer.weight(), DType.F32, out, in);
+            DeviceTensor db = up(scope, layer.bias(), DType.F32, out);
+            DeviceTensor dy = poisoned(scope, DType.F32, batch, out);
+            kernels.smallLinear(dx, dw, db, dy, false, stream);
             stream.synchronize();
-            float[] src = heads4.download().data(), tokens = back.download().data();
-            for (int r = 0; r < rows; r++) {
-                int b = r / s, p = r % s;
-                for (int j = 0; j < dim; j++) {
-                    assertEquals(src[((b * heads + j / d) * s + p) * d + j % d], tokens[r * dim + j], 0f, "from heads");
-                }
+            assertClose(layer.apply(x, batch), dy.download().data(), 1e-6, "linear");
+            dy.buffer().fill((byte) 0x7F);
+            kernels.smallLinear(dx, dw, db, dy, true, stream);
+            stream.synchronize();
+            assertClose(layer.apply(Activations.silu(x), batch), dy.download().data(), 1e-6, "linear of SiLU");
+        }
+    }
+
+    @Test
+    void modulationTablesOfEveryBlockAndTheHead() {
+        Random rnd = new Random(13);
+        int batch = 2, layers = 3, chunks = 6, dim = 40;
+        float[] tables = random(rnd, layers * chunks * dim, 0, 1), head = random(rnd, 2 * dim, 0, 1);
+        float[] proj = random(rnd, batch * chunks * dim, 0, 1), temb = random(rnd, batch * dim, 0, 1);
+        int per = (layers + 1) * chunks * dim;
+        float[] want = new float[batch * per];
+        for (int b = 0; b < batch; b++) {
+            for (int l = 0; l < layers; l++) {
+                float[] table = java.util.Arrays.copyOfRange(tables, l * chunks * dim, (l + 1) * chunks * dim);
+                float[] perBatch = Modulation.perBatch(table, proj, batch);
+                System.arraycopy(perBatch, b * chunks * dim, want, b * per + l * chunks * dim, chunks * dim);
             }
+            float[] headMod = Modulation.perBatch(head, Modulation.repeatChunks(temb, batch, 2), batch);
+            System.arraycopy(headMod, b * 2 * dim, want, b * per + layers * chunks * dim, 2 * dim);
+        }
+        try (DeviceScope scope = context.openScope()) {
+            CudaStream stream = context.defaultStream();
+            DeviceTensor mod = poisoned(scope, DType.F32, batch, (layers + 1) * chunks, dim);
+            kernels.modulation(up(scope, tables, DType.F32, layers, chunks, dim), up(scope, head, DType.F32, 2, dim),
+                    up(scope, proj, DType.F32, batch, chunks * dim), up(scope, temb, DType.F32, batch, dim), mod, stream);
+            stream.synchronize();
+            assertArrayEquals(want, mod.download().data(), 0f, "modulation tables");
         }
     }
 
