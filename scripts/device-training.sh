@@ -30,12 +30,12 @@ for phase in "${phases[@]}"; do
   t0=$SECONDS
   case $phase in
     bwd) BENCH_CASES=${BENCH_CASES:-"Hunyuan STA 3x3x3,Hunyuan dense,Wan STA 3x3x3,Wan dense,VSA"} \
-           timeout "${BWD_TIMEOUT:-150}" .device/train/bwdcheck bench separate bm64 sm90 sm90_r64 > "$out/bwd.log" 2>&1 ;;
+           timeout "${BWD_TIMEOUT:-150}" .device/train/bwdcheck bench separate bm64 sm90 sm90_pipe128 sm90_r64 > "$out/bwd.log" 2>&1 ;;
     sanitize) timeout 60 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 86 .device/train/bwdcheck \
-                sanitize separate bm64 sm90 sm90_r64 > "$out/bwd-memcheck.log" 2>&1
+                sanitize separate bm64 sm90 sm90_pipe128 sm90_r64 > "$out/bwd-memcheck.log" 2>&1
               r1=$?
               timeout 60 compute-sanitizer --tool racecheck --error-exitcode 86 .device/train/bwdcheck \
-                sanitize separate bm64 sm90 sm90_r64 > "$out/bwd-racecheck.log" 2>&1
+                sanitize separate bm64 sm90 sm90_pipe128 sm90_r64 > "$out/bwd-racecheck.log" 2>&1
               (( r1 == 0 )) ;;
     bwdpeers) PYTHONUNBUFFERED=1 timeout "${BWDPEERS_TIMEOUT:-150}" python3 "$here/peers_bwd.py" > "$out/bwdpeers.log" 2>&1 ;;
     vsa) [[ -x $java ]] || { mkdir -p $runtime && tar xzf .device/jre.tgz -C $runtime; }
