@@ -15,14 +15,7 @@
 #include <functional>
 #include <vector>
 
-#define CUDA_CHECK(x)                                                                                  \
-    do {                                                                                               \
-        cudaError_t err_ = (x);                                                                        \
-        if (err_ != cudaSuccess) {                                                                     \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(err_)); \
-            std::exit(2);                                                                              \
-        }                                                                                              \
-    } while (0)
+#include "cuda_check.cuh"
 
 // The Wan-1.3B vector kernels with each row split over two warps (3 chunks per lane, half the registers, twice the
 // warps per SM, a shared-memory step in each reduction): whether more warps in flight pay for the block syncs.

@@ -29,14 +29,7 @@
 #include <tuple>
 #include <vector>
 
-#define CUDA_CHECK(x)                                                                                  \
-    do {                                                                                               \
-        cudaError_t err_ = (x);                                                                        \
-        if (err_ != cudaSuccess) {                                                                     \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(err_)); \
-            std::exit(2);                                                                              \
-        }                                                                                              \
-    } while (0)
+#include "cuda_check.cuh"
 
 void launch_tile_attention_forward(bool fp16, int d, const void* q, const void* k, const void* v, void* o, float* lse,
                                    const int4* qblocks, const int* listOf, const int* rangeOffsets, const int2* ranges,

@@ -21,14 +21,7 @@
 #include <thread>
 #include <vector>
 
-#define CUDA_CHECK(x)                                                                                  \
-    do {                                                                                               \
-        cudaError_t err_ = (x);                                                                        \
-        if (err_ != cudaSuccess) {                                                                     \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(err_)); \
-            std::exit(2);                                                                              \
-        }                                                                                              \
-    } while (0)
+#include "cuda_check.cuh"
 
 using namespace tileattn;
 
