@@ -18,7 +18,7 @@
 //               of the fine kernel with list l = plane * tiles + queryTile at rangeOffsets[l] = l * topK.
 //   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd, which sets the selected pairs; or
 //               null when no backward follows.
-// Launches: pool grid (tiles, P, 3) x 128; combine, coarse_grad_in, spread grid (tiles, P[, 3]) x 128;
+// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in, spread grid (tiles, P[, 3]) x 128;
 // coarse_fwd grid (ceil(tiles / qt), P) x 256 with dynamic shared memory coarse_fwd_smem(D, qt, tiles);
 // coarse_bwd_rows grid (ceil(tiles / 16), P) x 256, coarse_bwd_cols grid (ceil(tiles / 16), P) x 256, both with
 // the dynamic shared memory their entry comments give; transpose_count / transpose_fill one warp per (plane, kv
@@ -36,7 +36,8 @@ constexpr unsigned kFull = 0xffffffffu;
 constexpr int kRowThreads = 128;   // token kernels: 16-byte chunks of rows, several rows in flight
 constexpr int kThreads = 256;      // coarse kernels
 constexpr int kQt = 16;            // query tiles per coarse block (at most)
-constexpr int kChunk = 32;         // tile rows staged in shared memory at a time
+constexpr int kChunk = 32;         // tile rows staged in shared memory at a time (coarse backward)
+constexpr int kFwdChunk = 64;      // the same for coarse_fwd, whose threads each take kFwdChunk / 16 query rows
 
 template <typename T> struct Half;
 template <> struct Half<__nv_bfloat16> {
@@ -266,6 +267,7 @@ __device__ __forceinline__ void stage_rows(float* dst, const float* src, int row
     }
 }
 
+// One score of the coarse backward: four fmaf chains over float4 columns, summed (s0 + s1) + (s2 + s3).
 template <int D>
 __device__ __forceinline__ float dot_rows(const float* a, const float* b) {
     const float4* x = reinterpret_cast<const float4*>(a);
@@ -320,9 +322,81 @@ __device__ __forceinline__ void warp_top_k(const float* s, int n, int topK, int*
 
 // Shared memory of coarse_fwd: Q rows, one staged chunk of K or V rows, and the block's score rows.
 __host__ __device__ constexpr size_t coarse_fwd_smem(int d, int qt, int tiles) {
-    return sizeof(float) * (static_cast<size_t>(kQt + kChunk) * (d + 4) + static_cast<size_t>(qt) * tiles);
+    return sizeof(float) * (static_cast<size_t>(kQt + kFwdChunk) * (d + 4) + static_cast<size_t>(qt) * tiles);
 }
 
+// Scores of the block's query rows against one staged chunk of key rows. Thread (group, key) computes kScoreRows
+// rows of one key column: the key row is read once per float4 for all of them and the query float4s are warp-wide
+// broadcasts. Each score keeps the four-way fmaf chains and final (s0 + s1) + (s2 + s3) the CPU's order rounds to.
+template <int D>
+__device__ __forceinline__ void chunk_scores(const float* sQ, const float* sK, float* sS, int rows, int n, int col0,
+                                             int tiles, float scale) {
+    constexpr int LD = D + 4, RQ = kQt * kFwdChunk / kThreads;
+    const int kj = threadIdx.x % kFwdChunk, r0 = (threadIdx.x / kFwdChunk) * RQ;
+    if (kj >= n || r0 >= rows) return;
+    float s[RQ][4];
+#pragma unroll
+    for (int r = 0; r < RQ; ++r) s[r][0] = s[r][1] = s[r][2] = s[r][3] = 0.f;
+    const float4* key = reinterpret_cast<const float4*>(sK + kj * LD);
+#pragma unroll 4
+    for (int c = 0; c < D / 4; ++c) {
+        const float4 w = key[c];
+#pragma unroll
+        for (int r = 0; r < RQ; ++r) {
+            const float4 u = reinterpret_cast<const float4*>(sQ + (r0 + r) * LD)[c];
+            s[r][0] = fmaf(u.x, w.x, s[r][0]);
+            s[r][1] = fmaf(u.y, w.y, s[r][1]);
+            s[r][2] = fmaf(u.z, w.z, s[r][2]);
+            s[r][3] = fmaf(u.w, w.w, s[r][3]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RQ; ++r)
+        if (r0 + r < rows) sS[(r0 + r) * tiles + col0 + kj] = ((s[r][0] + s[r][1]) + (s[r][2] + s[r][3])) * scale;
+}
+
+// coarse = P V / rowSum over the block's rows: thread (group, column quad) owns kPvRows rows of four columns, so
+// one float4 of V serves them all; each output sums its products in key order.
+template <int D>
+__device__ __forceinline__ void coarse_output(const float* sS, float* sV, const float* __restrict__ pv,
+                                              const float* rowSum, float* __restrict__ coarse, size_t plane, int q0,
+                                              int rows, int tiles) {
+    constexpr int LD = D + 4, QUADS = D / 4, RV = kQt * QUADS / kThreads;
+    const int quad = threadIdx.x % QUADS, r0 = (threadIdx.x / QUADS) * RV;
+    float4 acc[RV];
+#pragma unroll
+    for (int r = 0; r < RV; ++r) acc[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int c0 = 0; c0 < tiles; c0 += kFwdChunk) {
+        const int n = min(kFwdChunk, tiles - c0);
+        __syncthreads();
+        stage_rows<D>(sV, pv, c0, n);
+        __syncthreads();
+        if (r0 >= rows) continue;
+        for (int j = 0; j < n; ++j) {
+            const float4 w = reinterpret_cast<const float4*>(sV + j * LD)[quad];
+#pragma unroll
+            for (int r = 0; r < RV; ++r) {
+                const float p = sS[(r0 + r) * tiles + c0 + j];
+                acc[r].x = fmaf(p, w.x, acc[r].x);
+                acc[r].y = fmaf(p, w.y, acc[r].y);
+                acc[r].z = fmaf(p, w.z, acc[r].z);
+                acc[r].w = fmaf(p, w.w, acc[r].w);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RV; ++r) {
+        const int qi = r0 + r;
+        if (qi >= rows) continue;
+        const float sum = rowSum[qi];
+        reinterpret_cast<float4*>(coarse + (plane * tiles + q0 + qi) * D)[quad] =
+            make_float4(acc[r].x / sum, acc[r].y / sum, acc[r].z / sum, acc[r].w / sum);
+    }
+}
+
+// One block per kQt query tiles of a plane: scores against every key tile, the top-k selection and its KV ranges,
+// then (unless coarse is null: a forward whose coarse branch is gated off needs only the selection) the softmax,
+// its log-sum-exp and the coarse output.
 template <int D>
 __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const float* __restrict__ pk,
                                            const float* __restrict__ pv, float* __restrict__ coarse,
@@ -330,29 +404,25 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
                                            int2* __restrict__ ranges, unsigned char* __restrict__ chosen,
                                            const int* __restrict__ tileStarts, int tiles, int topK, int qt,
                                            float scale) {
-    constexpr int LD = D + 4, ACC = kQt * D / kThreads;
+    constexpr int LD = D + 4;
+    static_assert(kQt * kFwdChunk % kThreads == 0 && kQt * (D / 4) % kThreads == 0, "whole rows per thread");
     extern __shared__ float4 smem4[];
     float* sQ = reinterpret_cast<float*>(smem4);  // [kQt][LD]
-    float* sKV = sQ + kQt * LD;                   // [kChunk][LD]
-    float* sS = sKV + kChunk * LD;                // [qt][tiles]: scaled scores, then exp(score - max)
+    float* sKV = sQ + kQt * LD;                   // [kFwdChunk][LD]
+    float* sS = sKV + kFwdChunk * LD;             // [qt][tiles]: scaled scores, then exp(score - max)
     __shared__ float rowSum[kQt];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const size_t plane = blockIdx.y;
     const int q0 = blockIdx.x * qt, rows = min(qt, tiles - q0);
-    const float* planeK = pk + plane * tiles * D;
-    const float* planeV = pv + plane * tiles * D;
 
     stage_rows<D>(sQ, pq + plane * tiles * D, q0, rows);
-    for (int c0 = 0; c0 < tiles; c0 += kChunk) {
-        const int n = min(kChunk, tiles - c0);
+    for (int c0 = 0; c0 < tiles; c0 += kFwdChunk) {
+        const int n = min(kFwdChunk, tiles - c0);
         __syncthreads();
-        stage_rows<D>(sKV, planeK, c0, n);
+        stage_rows<D>(sKV, pk + plane * tiles * D, c0, n);
         __syncthreads();
-        for (int p = tid; p < rows * kChunk; p += kThreads) {
-            const int qi = p / kChunk, kj = p % kChunk;
-            if (kj < n) sS[qi * tiles + c0 + kj] = dot_rows<D>(sQ + qi * LD, sKV + kj * LD) * scale;
-        }
+        chunk_scores<D>(sQ, sKV, sS, rows, n, c0, tiles, scale);
     }
     __syncthreads();
 
@@ -361,6 +431,7 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
         const int row = static_cast<int>(plane) * tiles + q0 + qi;
         warp_top_k(s, tiles, topK, selection + static_cast<size_t>(row) * topK, ranges + static_cast<size_t>(row) * topK,
                    tileStarts, chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, q0 + qi, tiles, lane);
+        if (coarse == nullptr) continue;
         float mx = -INFINITY;
         for (int j = lane; j < tiles; j += 32) mx = fmaxf(mx, s[j]);
         mx = warp_max(mx);
@@ -377,31 +448,7 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
             coarseLse[row] = mx + logf(sum);
         }
     }
-
-    float acc[ACC];
-#pragma unroll
-    for (int m = 0; m < ACC; ++m) acc[m] = 0.f;
-    for (int c0 = 0; c0 < tiles; c0 += kChunk) {
-        const int n = min(kChunk, tiles - c0);
-        __syncthreads();
-        stage_rows<D>(sKV, planeV, c0, n);
-        __syncthreads();
-#pragma unroll
-        for (int m = 0; m < ACC; ++m) {
-            const int o = tid + m * kThreads, qi = o / D, d = o % D;
-            if (qi < rows) {
-                const float* p = sS + qi * tiles + c0;
-                float a = acc[m];
-                for (int j = 0; j < n; ++j) a = fmaf(p[j], sKV[j * LD + d], a);
-                acc[m] = a;
-            }
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < ACC; ++m) {
-        const int o = tid + m * kThreads, qi = o / D, d = o % D;
-        if (qi < rows) coarse[(plane * tiles + q0 + qi) * D + d] = acc[m] / rowSum[qi];
-    }
+    if (coarse != nullptr) coarse_output<D>(sS, sKV, pv + plane * tiles * D, rowSum, coarse, plane, q0, rows, tiles);
 }
 
 // Backward of the coarse attention, per block of kQt query tiles: with P = exp(S - lse) and

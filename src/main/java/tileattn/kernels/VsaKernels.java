@@ -31,6 +31,7 @@ public final class VsaKernels {
     /** Query tiles per coarse block at most, and the tile rows the coarse kernels stage at a time (vsa.cu). */
     private static final int COARSE_QT = 16;
     private static final int COARSE_CHUNK = 32;
+    private static final int COARSE_FWD_CHUNK = 64;
     private static final int STATIC_SHARED_SLACK = 256;
     private static final int MAX_GRID_YZ = 65535;
 
@@ -127,42 +128,47 @@ public final class VsaKernels {
             }
         }
         Kernels.checkContext(library, stream, gate == null ? new DeviceTensor[]{q, k, v, out} : new DeviceTensor[]{q, k, v, gate, out});
-        pool(q, k, v, ws, stream);
-        coarse(ws, scale, stream);
+        pool(q, k, v, ws, true, stream);
+        coarse(ws, scale, true, stream);
         fine(q, k, v, ws, scale, stream);
         combine(gate, out, ws, stream);
     }
 
     /**
      * The forward with the coarse branch gated by zero, as in Wan, whose VSA gate is a zero-initialised projection
-     * absent from the published checkpoints: pooling, coarse attention and the selection, then the fine attention
-     * over the selected tiles, which is the output. Returns {@code ws.fine()} (valid until the next forward with
-     * {@code ws}); queued on {@code stream}.
+     * absent from the published checkpoints: pooled q and k, their coarse scores and the selection, then the fine
+     * attention over the selected tiles, which is the output. The coarse output, both log-sum-exps' coarse half and
+     * the pooled v are not computed (no backward can follow). Returns {@code ws.fine()} (valid until the next
+     * forward with {@code ws}); queued on {@code stream}.
      */
     public DeviceTensor forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale,
                                     CudaStream stream) {
         checkTokens(ws, new DeviceTensor[]{q, k, v}, new String[]{"q", "k", "v"});
         checkScale(scale);
         Kernels.checkContext(library, stream, q, k, v);
-        pool(q, k, v, ws, stream);
-        coarse(ws, scale, stream);
+        pool(q, k, v, ws, false, stream);
+        coarse(ws, scale, false, stream);
         fine(q, k, v, ws, scale, stream);
         return ws.fine();
     }
 
     // The forward's four steps, each queued on the stream (arguments already checked by forward).
 
-    void pool(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, CudaStream stream) {
+    /** Pooled q and k, and pooled v when {@code withV} (the coarse output needs it, the selection does not). */
+    void pool(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, boolean withV, CudaStream stream) {
         VsaPlan plan = ws.plan();
         int tiles = plan.tiles();
-        library.function(FAMILY, "tileattn_vsa_pool_" + suffix(ws)).launch(new Dim3(tiles, plan.planes(), 3),
+        library.function(FAMILY, "tileattn_vsa_pool_" + suffix(ws)).launch(new Dim3(tiles, plan.planes(), withV ? 3 : 2),
                 Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(q).pointer(k).pointer(v)
                         .pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV)
                         .pointer(plan.tileStarts()).i32(tiles).i32(plan.grid().videoTokens()));
     }
 
-    /** Coarse attention, its log-sum-exp, the selection, the fine kernel's KV ranges (and the transpose bytes). */
-    void coarse(VsaWorkspace ws, float scale, CudaStream stream) {
+    /**
+     * The selection, the fine kernel's KV ranges (and the transpose bytes), and with {@code withOutput} the coarse
+     * attention's output and log-sum-exp.
+     */
+    void coarse(VsaWorkspace ws, float scale, boolean withOutput, CudaStream stream) {
         VsaPlan plan = ws.plan();
         int tiles = plan.tiles(), d = ws.headDim();
         if (ws.chosen != null) {
@@ -172,7 +178,8 @@ public final class VsaKernels {
         library.function(FAMILY, "tileattn_vsa_coarse_fwd_d" + d).launch(
                 Dim3.of((tiles + qt - 1) / qt, plan.planes()), Dim3.of(COARSE_THREADS), coarseForwardShared(d, qt, tiles),
                 stream, KernelArgs.of().pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV)
-                        .pointer(ws.coarse).pointer(ws.coarseLse).pointer(ws.selection).pointer(ws.ranges)
+                        .i64(withOutput ? ws.coarse.buffer().address() : 0)
+                        .i64(withOutput ? ws.coarseLse.buffer().address() : 0).pointer(ws.selection).pointer(ws.ranges)
                         .i64(ws.chosen == null ? 0 : ws.chosen.address())
                         .pointer(plan.tileStarts()).i32(tiles).i32(plan.topK()).i32(qt).f32(scale));
     }
@@ -333,7 +340,7 @@ public final class VsaKernels {
     /** Query tiles per coarse forward block: as many as fit (at most 16), since each keeps a row of scores. */
     private int coarseQueryTiles(int tiles, int d) {
         long budget = library.context().device().maxSharedMemoryPerBlockOptin() - STATIC_SHARED_SLACK
-                - 4L * (COARSE_QT + COARSE_CHUNK) * (d + 4);
+                - 4L * (COARSE_QT + COARSE_FWD_CHUNK) * (d + 4);
         long qt = Math.min(COARSE_QT, budget / (4L * tiles));
         if (qt < 1) {
             throw new IllegalArgumentException(tiles + " tiles: the coarse kernel keeps a row of scores per query tile in "
@@ -344,7 +351,7 @@ public final class VsaKernels {
     }
 
     private static int coarseForwardShared(int d, int qt, int tiles) {
-        return 4 * ((COARSE_QT + COARSE_CHUNK) * (d + 4) + qt * tiles);
+        return 4 * ((COARSE_QT + COARSE_FWD_CHUNK) * (d + 4) + qt * tiles);
     }
 
     private static String suffix(VsaWorkspace ws) {

@@ -155,8 +155,8 @@ public final class VsaBenchmark {
                         writeSelection(outDir.resolve("vsa_selection_S" + seq + "_h" + HEADS + "_t" + tiles + "_k" + topK + ".bin"),
                                 selection, tiles, topK);
                     }
-                    double pool = medianMillis(scope, stream, s -> vsa.pool(dq, dk, dv, ws, s));
-                    double coarse = medianMillis(scope, stream, s -> vsa.coarse(ws, scale, s));
+                    double pool = medianMillis(scope, stream, s -> vsa.pool(dq, dk, dv, ws, true, s));
+                    double coarse = medianMillis(scope, stream, s -> vsa.coarse(ws, scale, true, s));
                     double fine = medianMillis(scope, stream, s -> vsa.fine(dq, dk, dv, ws, scale, s));
                     double combine = medianMillis(scope, stream, s -> vsa.combine(dg, out, ws, s));
                     double forward = medianMillis(scope, stream, s -> vsa.forward(dq, dk, dv, dg, out, ws, scale, s));
@@ -170,6 +170,8 @@ public final class VsaBenchmark {
                         vsa.forward(dq, dk, dv, dg, out, ws, scale, s);
                         vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s);
                     });
+                    double gatedOff = medianMillis(scope, stream, s -> vsa.forwardFine(dq, dk, dv, ws, scale, s));
+                    System.out.printf(Locale.ROOT, "  %-16s gate-off forward (DiT's forwardFine) %.3f ms%n", variant, gatedOff);
                     System.out.printf(Locale.ROOT, "  %-16s forward %.3f ms (pool %.3f, coarse %.3f, fine %.3f, combine %.3f),"
                                     + " backward %.3f ms (fine %.3f, coarse %.3f), forward+backward %.3f ms,"
                                     + " sampled rows rel. error %.2e%s%n", variant, forward, pool, coarse, fine, combine,

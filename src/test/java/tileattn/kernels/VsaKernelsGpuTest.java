@@ -142,6 +142,37 @@ class VsaKernelsGpuTest {
         }
     }
 
+    /** The coarse-gated-off forward the DiT runs: the same selection and fine output, coarse state left alone. */
+    @Test
+    void forwardFineSelectsAndAttendsLikeTheFullForward() {
+        List<Case> cases = List.of(
+                new Case(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 2, 2, 128, DType.BF16, false, false, 5),
+                new Case(new Shape3(15, 16, 17), new Shape3(2, 2, 2), 1, 1, 64, DType.F16, false, true, 40));
+        for (Case c : cases) {
+            int topK = c.topKs[0];
+            TileGrid grid = c.grid();
+            float scale = CpuAttention.defaultScale(c.d);
+            Inputs in = draw(c, topK, new Random(5L * c.hashCode()), scale);
+            VsaForward expected = CpuAttention.vsa(in.q, in.k, in.v, null, grid, topK, scale);
+            for (Variant variant : VARIANTS) {
+                String what = variant + " " + c + " k=" + topK + " forwardFine";
+                try (DeviceScope scope = context.openScope()) {
+                    CudaStream stream = scope.createStream();
+                    VsaPlan plan = variant.kernels.plan(grid, c.batch, c.heads, topK, variant.blockRows, scope);
+                    VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, false, scope);
+                    ws.fine.buffer().fill((byte) 0xFF);
+                    ws.selection.fill((byte) 0xFF);
+                    DeviceTensor fine = variant.kernels.forwardFine(DeviceTensor.upload(scope, in.q, c.dtype),
+                            DeviceTensor.upload(scope, in.k, c.dtype), DeviceTensor.upload(scope, in.v, c.dtype), ws,
+                            scale, stream);
+                    stream.synchronize();
+                    assertSelectionEquals(expected.selection(), ws.downloadSelection(), grid.tileCount(), what);
+                    assertClose(fine.download(), expected.fine(), TOLERANCE, what + " fine");
+                }
+            }
+        }
+    }
+
     /** Inputs whose top-k choice does not hang on rounding (see the class comment). */
     private static Inputs draw(Case c, int topK, Random rnd, float scale) {
         int[] shape = c.shape();
