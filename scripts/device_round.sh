@@ -5,8 +5,8 @@
 # forward at the HunyuanVideo 3x3x3 case, checker binary in .device/hopper5/check built here with
 #   nvcc -O3 -std=c++17 -I src/main/cuda/include -gencode=arch=compute_90a,code=sm_90a \
 #        -o .device/hopper5/check src/test/cuda/tile_attention_check.cu
-# ), ncuvsa (Nsight Compute on VSA's pool, coarse and fine forward
-# kernels through tileattn.kernels.VsaBenchmark), or "DIR/run.sh [args]" (one quoted word) for a helper's folder, run with OUT=$OUT/DIR's name. Each stage's
+# ), ncuvsa (Nsight Compute on VSA's pool, coarse and fine forward kernels through tileattn.kernels.VsaBenchmark),
+# or "DIR/run.sh [args]" (one quoted word) for a helper's folder, run with OUT=$OUT/DIR's name. Each stage's
 # output goes to $OUT/round-NAME.txt; the tails are printed last. Usage: run(command="bash scripts/device_round.sh tests workload", carry=[".device/tileattn", ".device/jre.tgz"])
 set -uo pipefail
 out="${OUT:-/tmp/tileattn-device-out}"

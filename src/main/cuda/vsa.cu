@@ -18,7 +18,8 @@
 //               of the fine kernel with list l = plane * tiles + queryTile at rangeOffsets[l] = l * topK.
 //   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd, which sets the selected pairs; or
 //               null when no backward follows.
-// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in, spread grid (tiles, P[, 3]) x 128;
+// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in, spread
+// grid (tiles, P[, 3]) x 128;
 // coarse_fwd grid (ceil(tiles / qt), P) x 256 with dynamic shared memory coarse_fwd_smem(D, qt, tiles);
 // coarse_bwd_rows grid (ceil(tiles / 16), P) x 256, coarse_bwd_cols grid (ceil(tiles / 16), P) x 256, both with
 // the dynamic shared memory their entry comments give; transpose_count / transpose_fill one warp per (plane, kv
@@ -325,8 +326,8 @@ __host__ __device__ constexpr size_t coarse_fwd_smem(int d, int qt, int tiles) {
     return sizeof(float) * (static_cast<size_t>(kQt + kFwdChunk) * (d + 4) + static_cast<size_t>(qt) * tiles);
 }
 
-// Scores of the block's query rows against one staged chunk of key rows. Thread (group, key) computes kScoreRows
-// rows of one key column: the key row is read once per float4 for all of them and the query float4s are warp-wide
+// Scores of the block's query rows against one staged chunk of key rows. Thread (group, key) computes RQ rows
+// of one key column: the key row is read once per float4 for all of them and the query float4s are warp-wide
 // broadcasts. Each score keeps the four-way fmaf chains and final (s0 + s1) + (s2 + s3) the CPU's order rounds to.
 template <int D>
 __device__ __forceinline__ void chunk_scores(const float* sQ, const float* sK, float* sS, int rows, int n, int col0,
@@ -355,7 +356,7 @@ __device__ __forceinline__ void chunk_scores(const float* sQ, const float* sK, f
         if (r0 + r < rows) sS[(r0 + r) * tiles + col0 + kj] = ((s[r][0] + s[r][1]) + (s[r][2] + s[r][3])) * scale;
 }
 
-// coarse = P V / rowSum over the block's rows: thread (group, column quad) owns kPvRows rows of four columns, so
+// coarse = P V / rowSum over the block's rows: thread (group, column quad) owns RV rows of four columns, so
 // one float4 of V serves them all; each output sums its products in key order.
 template <int D>
 __device__ __forceinline__ void coarse_output(const float* sS, float* sV, const float* __restrict__ pv,

@@ -142,7 +142,7 @@ class VsaKernelsGpuTest {
         }
     }
 
-    /** The coarse-gated-off forward the DiT runs: the same selection and fine output, coarse state left alone. */
+    /** The forward with the coarse branch gated off, which the DiT runs: the CPU's selection and fine output. */
     @Test
     void forwardFineSelectsAndAttendsLikeTheFullForward() {
         List<Case> cases = List.of(
