@@ -4,10 +4,15 @@
 //   - S = Q K^T: wgmma m64nBNk16 with Q and K both read from shared memory (K-major, 128-byte swizzle).
 //   - O += P V: wgmma m64nDk16 with P straight from the score registers (their layout is the A-fragment
 //     layout) and V from shared memory read transposed (MN-major, 128-byte swizzle).
+//   - KV blocks are BN consecutive positions of the list's keys laid end to end (PackedKeys): one block may take
+//     keys from several ranges, so lists of partial tiles (VSA's edge tiles, 16 or 32 real keys of 64) need no
+//     more blocks than their keys fill. Only the list's last block holds masked keys. The list is staged in
+//     shared memory first (up to STAGED_RANGES ranges), since each step's copies wait on its entries.
 //   - K runs one block ahead of V: block j+1's scores are issued asynchronously before block j's softmax, so
-//     the tensor cores work while the exponentials run. All threads copy K/V with cp.async, two stages each.
-// Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory 768 * D + 1024 bytes (Sm90Config with
-// BN = 64); the _bm64_ entries take query blocks of at most 64 rows, 128 threads and 640 * D + 1024 bytes.
+//     the tensor cores work while the exponentials run. All threads copy K and V of the same block together with
+//     cp.async, two blocks ahead: two stages of K and three of V.
+// Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory 896 * D + 1024 bytes (Sm90Config with
+// BN = 64); the _bm64_ entries take query blocks of at most 64 rows, 128 threads and 768 * D + 1024 bytes.
 // Built for every target, but the body exists only in sm_90a code; elsewhere the entry points trap, and
 // callers pick tile_attention.cu by compute capability.
 #include "tileattn/tile_attention.cuh"
@@ -25,7 +30,9 @@ struct Sm90Config {
     static constexpr int THREADS = 2 * BM;  // one warpgroup per 64 rows
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;
-    static constexpr int SMEM = (Q_ELEMS + 4 * KV_ELEMS) * 2 + 1024;  // + slack to align the tiles to 1 KiB
+    static constexpr int K_STAGES = 2, V_STAGES = 3;
+    static constexpr int STAGED_RANGES = 512;  // lists up to this long are walked from shared memory (4 KiB static)
+    static constexpr int SMEM = (Q_ELEMS + (K_STAGES + V_STAGES) * KV_ELEMS) * 2 + 1024;  // + 1 KiB alignment slack
 };
 
 // Cp.async writes go through the generic proxy and wgmma reads through the async proxy: each writer waits for
@@ -51,13 +58,17 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
 
     extern __shared__ unsigned char smemRaw[];
     T* sQ = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
-    T* sK = sQ + C::Q_ELEMS;         // [2][BN*D]
-    T* sV = sK + 2 * C::KV_ELEMS;    // [2][BN*D]
+    T* sK = sQ + C::Q_ELEMS;                      // [K_STAGES][BN*D]
+    T* sV = sK + C::K_STAGES * C::KV_ELEMS;       // [V_STAGES][BN*D]
 
     const int tid = threadIdx.x, lane = tid & 31, warpRow = (tid >> 5) * 16;
     const int groupRow = (tid >> 7) * 64;  // first row of this warpgroup
     const BlockWork work = block_work(qblocks, listOf, rangeOffsets, slots, heads, S, D, lse);
-    const int rEnd = work.rangeEnd;
+    __shared__ int2 stagedRanges[C::STAGED_RANGES];
+    const int2* list = stage_ranges<C::STAGED_RANGES, THREADS>(stagedRanges, ranges, work.rangeBegin, work.rangeEnd, tid);
+    __syncthreads();
+    const int total = packed_total(list, work.rangeEnd - work.rangeBegin, lane);
+    const int blocks = (total + BN - 1) / BN;
     const T* kh = k + work.headOffset;
     const T* vh = v + work.headOffset;
 
@@ -88,41 +99,40 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         wgmma_commit();
     };
 
-    KvCursor cur, next, next2;
-    cur.start(ranges, work.rangeBegin, rEnd);
-    next = cur;
-    next.template advance<BN>(ranges, rEnd);
-    next2 = next;
-    next2.template advance<BN>(ranges, rEnd);
+    PackedKeys keys;
+    keys.start(list);
+    auto load_block = [&](int b, int kStage, int vStage) {
+        load_packed_pair<BN, D, THREADS, KvLayout>(sK + kStage * C::KV_ELEMS, kh, sV + vStage * C::KV_ELEMS, vh, keys,
+                                                   b * BN, total, tid);
+    };
 
     load_rows<BM, D, THREADS, QLayout>(sQ, q + work.headOffset, work.rowStart, work.rowStart + work.rowCount, tid);
-    load_rows<BN, D, THREADS, KvLayout>(sK, kh, cur.kb, cur.end, tid);
-    if (next.valid(rEnd)) load_rows<BN, D, THREADS, KvLayout>(sK + C::KV_ELEMS, kh, next.kb, next.end, tid);
-    load_rows<BN, D, THREADS, KvLayout>(sV, vh, cur.kb, cur.end, tid);
+    load_block(0, 0, 0);
+    if (blocks > 1) load_block(1, 1, 1);
     cp_async_commit();
     publish_copies();
     scores(sA, sK);
     wgmma_wait<0>();
     pin(sA);
-    State::mask(sA, cur.kb, cur.end, lane);
+    State::mask(sA, 0, total, lane);
 
-    int j = 0;
+    // Step j: block j's softmax and P V, block j+1's scores, block j+2's copies. Block j+2 takes K stage j % 2,
+    // whose block j was scored in step j-1, and V stage (j+2) % 3, whose block j-1 was accumulated in step j-1.
+    int j = 0, vNow = 0;
     auto step = [&](float (&now)[NT][4], float (&ahead)[NT][4]) -> bool {
-        publish_copies();  // K[j+1] and V[j] visible; both warpgroups are done reading block j-1's stages
-        if (next2.valid(rEnd)) load_rows<BN, D, THREADS, KvLayout>(sK + (j & 1) * C::KV_ELEMS, kh, next2.kb, next2.end, tid);
-        if (next.valid(rEnd)) load_rows<BN, D, THREADS, KvLayout>(sV + ((j + 1) & 1) * C::KV_ELEMS, vh, next.kb, next.end, tid);
+        publish_copies();  // block j+1 visible; all warpgroups are done with step j-1's stages
+        const int vAhead2 = vNow == 0 ? 2 : vNow - 1;
+        if (j + 2 < blocks) load_block(j + 2, j & 1, vAhead2);
         cp_async_commit();
         scores(ahead, sK + ((j + 1) & 1) * C::KV_ELEMS);  // past the last block this reads stale data, never used
         st.softmax(now, scaleLog2);
-        accumulate(now, sV + (j & 1) * C::KV_ELEMS);
+        accumulate(now, sV + vNow * C::KV_ELEMS);
         wgmma_wait<0>();
         pin(ahead);
         pin(st.acc);
-        if (!next.valid(rEnd)) return false;
-        State::mask(ahead, next.kb, next.end, lane);
-        next = next2;
-        next2.template advance<BN>(ranges, rEnd);
-        ++j;
+        if (++j >= blocks) return false;
+        State::mask(ahead, j * BN, total, lane);
+        vNow = vNow == 2 ? 0 : vNow + 1;
         return true;
     };
     for (;;) {
@@ -163,7 +173,7 @@ TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d128, _
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d64, __half, 64)
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __half, 128)
 
-// 64-row blocks: 128 threads, dynamic shared memory 640 * D + 1024 bytes, two blocks per SM.
+// 64-row blocks: 128 threads, dynamic shared memory 768 * D + 1024 bytes, two blocks per SM.
 #define TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(NAME, T, D)                                                    \
     extern "C" __global__ void __launch_bounds__(128, 2)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \

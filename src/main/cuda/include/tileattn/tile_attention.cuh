@@ -82,6 +82,72 @@ struct KvCursor {
     }
 };
 
+// The keys of one list laid end to end, range after range ("packed positions"), so that a block of BN positions
+// may span several ranges: a list of partial tiles then costs the blocks its real keys fill rather than one block
+// per range. Each thread maps only increasing positions, so its cursor moves forward and reads every range once.
+// The ranges should be in shared memory (stage_ranges): the loads that need a row wait for its range, and from
+// global memory that wait would stall each step's copies by an L2 round trip.
+struct PackedKeys {
+    const int2* ranges;
+    int r, base;  // range r = {x, y} holds the positions [base, base + y - x)
+    int2 cur;
+
+    __device__ __forceinline__ void start(const int2* list) {
+        ranges = list;
+        r = 0;
+        base = 0;
+        cur = ranges[0];
+    }
+    // The key row at position p, for p below the list's total and at or past every position asked before.
+    __device__ __forceinline__ int row(int p) {
+        while (p >= base + cur.y - cur.x) {
+            base += cur.y - cur.x;
+            cur = ranges[++r];
+        }
+        return cur.x + p - base;
+    }
+};
+
+// Copies ranges [first, end) into `staged` when they fit its CAPACITY entries and returns the list to walk: the
+// staged copy, or the global one for longer lists. The caller synchronises before anyone reads the copy.
+template <int CAPACITY, int THREADS>
+__device__ __forceinline__ const int2* stage_ranges(int2* staged, const int2* ranges, int first, int end, int tid) {
+    const int n = end - first;
+    if (n > CAPACITY) return ranges + first;
+    for (int i = tid; i < n; i += THREADS) staged[i] = ranges[first + i];
+    return staged;
+}
+
+// Total keys of a list of n ranges, summed by one warp (every lane gets it).
+__device__ __forceinline__ int packed_total(const int2* list, int n, int lane) {
+    int total = 0;
+    for (int r = lane; r < n; r += 32) total += list[r].y - list[r].x;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+    return total;
+}
+
+// Copies packed positions [p0, p0 + ROWS) of one list into two shared tiles at once (K and V, the same rows), laid
+// out as load_rows lays them; positions at or past total are zero-filled. A thread's rows increase with j, which
+// keeps the cursor's walk monotone across calls made with increasing p0.
+template <int ROWS, int D, int THREADS, typename Layout, typename T>
+__device__ __forceinline__ void load_packed_pair(T* tileA, const T* srcA, T* tileB, const T* srcB, PackedKeys& keys,
+                                                 int p0, int total, int tid) {
+    constexpr int CHUNKS = D / 8;
+    constexpr int TOTAL = ROWS * CHUNKS;
+    static_assert(TOTAL % THREADS == 0 && THREADS % CHUNKS == 0, "each thread must keep one column chunk");
+#pragma unroll
+    for (int j = 0; j < TOTAL / THREADS; ++j) {
+        const int i = tid + j * THREADS;
+        const int r = i / CHUNKS, c = i % CHUNKS;
+        const bool real = p0 + r < total;
+        const size_t g = static_cast<size_t>(real ? keys.row(p0 + r) : keys.cur.x) * D + c * 8;
+        const int bytes = real ? 16 : 0;
+        cp_async16(smem_addr(tileA + Layout::offset(r, c)), srcA + g, bytes);
+        cp_async16(smem_addr(tileB + Layout::offset(r, c)), srcB + g, bytes);
+    }
+}
+
 // Scores of 16 query rows x NT*8 keys and outputs of 16 rows x DT*8 dims per warp. Each thread holds rows
 // lane/4 and lane/4 + 8, columns 8j + 2(lane%4) + {0,1}: elements [j][0..1] and [j][2..3].
 template <int NT, int DT>

@@ -226,8 +226,8 @@ public final class TileAttentionKernel {
         String entry = "tileattn_" + family + "_fwd_" + (bm64 ? "bm64_" : "") + (q.dtype() == DType.BF16 ? "bf16" : "f16")
                 + "_d" + d;
         // Threads and dynamic shared memory of each kernel's entry points. Portable (PortableConfig, BN = 64): Q tile
-        // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): the same (Q of 64 rows for bm64) plus 1 KiB to
-        // align its swizzled tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack,
+        // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): Q (64 rows for bm64), two stages of K and three
+        // of V, plus 1 KiB to align its swizzled tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack,
         // Q (128 rows), two stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes at d = 128.
         int threads = switch (path) {
             case HOPPER_WARP_SPECIALIZED -> 384;
@@ -235,7 +235,7 @@ public final class TileAttentionKernel {
         };
         int sharedBytes = switch (path) {
             case PORTABLE -> 768 * d;
-            case HOPPER -> (bm64 ? 640 : 768) * d + 1024;
+            case HOPPER -> (bm64 ? 768 : 896) * d + 1024;
             default -> 1024 + (128 + 2 * 2 * 192) * d * 2 + 9 * 8;
         };
         KernelArgs args = KernelArgs.of()

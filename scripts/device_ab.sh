@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Run THERE (the lent GPU machine): a kernel change checked and timed against the commit before it, in one call.
+#   1. the new bundle's GPU tests, with compute-sanitizer memcheck (leak check) over AB_MEMCHECK_CLASSES;
+#   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass, for the
+#      variants in AB_CHECK_VARIANTS;
+#   3. VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
+#      both run on the same machine; the new one also times the dense step (AB_DIT_NEW), for the 2x ratio;
+#   4. (AB_NCU=0 skips) Nsight Compute on the first fine-forward launch of VsaBenchmark, old and new.
+# Build here first (the old bundle from the earlier commit in a worktree: its tileattn.jar, test-classes and lib):
+#   scripts/device-build.sh
+#   git worktree add /tmp/oldtree BASE && (cd /tmp/oldtree && scripts/device-build.sh) && mkdir -p .device/old &&
+#     cp -r /tmp/oldtree/.device/tileattn/{tileattn.jar,test-classes,lib} .device/old/
+#   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -I src/main/cuda/include \
+#        -o .device/check/check src/test/cuda/tile_attention_check.cu && gzip -f .device/check/check
+# then run(command="bash scripts/device_ab.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/old", ".device/check"]).
+set -uo pipefail
+out="${OUT:-/tmp/tileattn-device-out}"
+mkdir -p "$out"
+t_all=$SECONDS
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
+
+MEMCHECK_CLASSES="${AB_MEMCHECK_CLASSES:-tileattn.kernels.VsaKernelsGpuTest tileattn.kernels.TileAttentionKernelGpuTest}" \
+  timeout "${AB_TESTS_TIMEOUT:-260}" bash scripts/device-test.sh > "$out/tests.log" 2>&1
+rc_tests=$?
+
+rc_check=skipped
+if [[ -e .device/check/check.gz ]]; then
+  gunzip -kf .device/check/check.gz
+  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64}"
+  timeout 60 .device/check/check check > "$out/check.log" 2>&1
+  rc_check=$?
+  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize > "$out/racecheck.log" 2>&1
+  rc_race=$?
+  rc_check="$rc_check/racecheck $rc_race"
+  unset TILEATTN_VARIANTS
+fi
+
+java=/tmp/tileattn-jre/jre/bin/java   # unpacked by device-test.sh
+[[ -x "$java" ]] || { mkdir -p /tmp/tileattn-jre && tar xzf .device/jre.tgz -C /tmp/tileattn-jre; }
+lib=$(find /usr/local /usr/lib /opt -name 'libcublasLt.so.13*' -o -name 'libcublasLt.so.12*' 2>/dev/null | grep -v '\.a$' | sort -r | head -1)
+[[ -n "$lib" ]] && export TILEATTN_CUBLASLT="$lib"
+for side in old new; do
+  bundle=.device/tileattn
+  [[ $side == old ]] && bundle=.device/old
+  cp_="$bundle/test-classes:$bundle/tileattn.jar"
+  for j in "$bundle"/lib/*.jar; do cp_="$cp_:$j"; done
+  mkdir -p "$out/vsa-$side"
+  timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp_" \
+    tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/vsabench-$side.log" 2>&1
+  attention=vsa
+  [[ $side == new ]] && attention="${AB_DIT_NEW:-dense,vsa}"
+  timeout 150 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g -cp "$cp_" \
+    tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 --attention "$attention" \
+    --tsv "$out/dit-$side.tsv" > "$out/dit-$side.log" 2>&1
+done
+
+if [[ "${AB_NCU:-1}" != 0 ]]; then   # the fine forward's first launch (S=32760) under Nsight Compute, both sides
+  for side in old new; do
+    bundle=.device/tileattn
+    [[ $side == old ]] && bundle=.device/old
+    timeout 150 ncu --target-processes all -k regex:fwd_bm64 -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+      --section WarpStateStats --section Occupancy --section LaunchStats "$java" --add-modules jdk.incubator.vector \
+      --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$bundle/test-classes:$bundle/tileattn.jar" \
+      tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/ncu-$side.txt" 2>&1
+  done
+fi
+
+echo "---- tests (rc $rc_tests)"; tail -n 10 "$out/tests.log"
+echo "---- checker (rc $rc_check)"; grep -cE " ok$" "$out/check.log" | sed 's/^/cases ok: /'; grep -E "FAIL" "$out/check.log" | head -5
+grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -2
+for side in old new; do
+  echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
+  echo "---- $side: bench dit"; grep -vE "^\s*$|WARNING" "$out/dit-$side.log" | tail -n 8
+done
+for side in old new; do
+  [[ -e "$out/ncu-$side.txt" ]] || continue
+  echo "---- $side: ncu, fine forward"
+  grep -E "^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Static Shared|L1/TEX Hit|L2 Hit)" "$out/ncu-$side.txt" | head -16
+  grep -iE "stall|cycles being stalled" "$out/ncu-$side.txt" | head -4
+done
+echo "---- $(cat "$out/gpu.txt"); $((SECONDS - t_all)) s in all"
