@@ -5,14 +5,16 @@
 #      variants in AB_CHECK_VARIANTS;
 #   3. VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
 #      both run on the same machine; the new one also times the dense step (AB_DIT_NEW), for the 2x ratio;
-#   4. (AB_NCU=0 skips) Nsight Compute on the first fine-forward launch of VsaBenchmark, old and new.
-# Build here first (the old bundle from the earlier commit in a worktree: its tileattn.jar, test-classes and lib):
+#   4. (AB_NCU=0 skips) Nsight Compute on VsaBenchmark's first pool, coarse and fine-forward launches, old and new.
+# Build here first (the old bundle from the earlier commit in a worktree: its tileattn.jar and test-classes):
 #   scripts/device-build.sh
 #   git worktree add /tmp/oldtree BASE && (cd /tmp/oldtree && scripts/device-build.sh) && mkdir -p .device/old &&
-#     cp -r /tmp/oldtree/.device/tileattn/{tileattn.jar,test-classes,lib} .device/old/
+#     cp -r /tmp/oldtree/.device/tileattn/{tileattn.jar,test-classes} .device/old/
+# Optional variants: .device/varNAME/tileattn/kernels/FAMILY.fatbin (nvcc -fatbin of an edited copy) run as side
+# varNAME with the new bundle, their fatbins first on the classpath.
 #   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -I src/main/cuda/include \
 #        -o .device/check/check src/test/cuda/tile_attention_check.cu && gzip -f .device/check/check
-# then run(command="bash scripts/device_ab.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/old", ".device/check"]).
+# then run(command="bash scripts/device_ab.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/old", ".device/check", ".device/varNAME"...]).
 set -uo pipefail
 out="${OUT:-/tmp/tileattn-device-out}"
 mkdir -p "$out"
@@ -39,11 +41,19 @@ java=/tmp/tileattn-jre/jre/bin/java   # unpacked by device-test.sh
 [[ -x "$java" ]] || { mkdir -p /tmp/tileattn-jre && tar xzf .device/jre.tgz -C /tmp/tileattn-jre; }
 lib=$(find /usr/local /usr/lib /opt -name 'libcublasLt.so.13*' -o -name 'libcublasLt.so.12*' 2>/dev/null | grep -v '\.a$' | sort -r | head -1)
 [[ -n "$lib" ]] && export TILEATTN_CUBLASLT="$lib"
-for side in old new; do
-  bundle=.device/tileattn
-  [[ $side == old ]] && bundle=.device/old
-  cp_="$bundle/test-classes:$bundle/tileattn.jar"
-  for j in "$bundle"/lib/*.jar; do cp_="$cp_:$j"; done
+# The classpath of a side: old, new, or a variant folder .device/var*/ whose fatbins (tileattn/kernels/NAME.fatbin)
+# override the new jar's, since it comes first on the classpath.
+side_classpath() {
+  local bundle=.device/tileattn prefix=""
+  case $1 in old) bundle=.device/old ;; new) ;; *) prefix=".device/$1:" ;; esac
+  local cp_="$prefix$bundle/test-classes:$bundle/tileattn.jar"
+  for j in .device/tileattn/lib/*.jar; do cp_="$cp_:$j"; done
+  echo "$cp_"
+}
+sides=(old new)
+for dir in .device/var*/; do [[ -d "$dir/tileattn" ]] && sides+=("$(basename "$dir")"); done
+for side in "${sides[@]}"; do
+  cp_=$(side_classpath "$side")
   mkdir -p "$out/vsa-$side"
   timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp_" \
     tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/vsabench-$side.log" 2>&1
@@ -54,13 +64,11 @@ for side in old new; do
     --tsv "$out/dit-$side.tsv" > "$out/dit-$side.log" 2>&1
 done
 
-if [[ "${AB_NCU:-1}" != 0 ]]; then   # the fine forward's first launch (S=32760) under Nsight Compute, both sides
+if [[ "${AB_NCU:-1}" != 0 ]]; then   # VSA's first pool, coarse and fine launches (S=32760) under Nsight Compute
   for side in old new; do
-    bundle=.device/tileattn
-    [[ $side == old ]] && bundle=.device/old
-    timeout 150 ncu --target-processes all -k regex:fwd_bm64 -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    timeout 150 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64" -c 3 --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section WarpStateStats --section Occupancy --section LaunchStats "$java" --add-modules jdk.incubator.vector \
-      --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$bundle/test-classes:$bundle/tileattn.jar" \
+      --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$(side_classpath "$side")" \
       tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/ncu-$side.txt" 2>&1
   done
 fi
@@ -68,14 +76,14 @@ fi
 echo "---- tests (rc $rc_tests)"; tail -n 10 "$out/tests.log"
 echo "---- checker (rc $rc_check)"; grep -cE " ok$" "$out/check.log" | sed 's/^/cases ok: /'; grep -E "FAIL" "$out/check.log" | head -5
 grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -2
-for side in old new; do
+for side in "${sides[@]}"; do
   echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
-  echo "---- $side: bench dit"; grep -vE "^\s*$|WARNING" "$out/dit-$side.log" | tail -n 8
+  echo "---- $side: bench dit"; grep -E " step +[0-9.]+ ms" "$out/dit-$side.log"
 done
 for side in old new; do
   [[ -e "$out/ncu-$side.txt" ]] || continue
-  echo "---- $side: ncu, fine forward"
-  grep -E "^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Static Shared|L1/TEX Hit|L2 Hit)" "$out/ncu-$side.txt" | head -16
+  echo "---- $side: ncu"
+  grep -E "^  [a-z_0-9]+tileattn|^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Static Shared|L1/TEX Hit|L2 Hit)" "$out/ncu-$side.txt" | head -40
   grep -iE "stall|cycles being stalled" "$out/ncu-$side.txt" | head -4
 done
 echo "---- $(cat "$out/gpu.txt"); $((SECONDS - t_all)) s in all"
