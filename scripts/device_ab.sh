@@ -83,7 +83,9 @@ done
 for side in old new; do
   [[ -e "$out/ncu-$side.txt" ]] || continue
   echo "---- $side: ncu"
-  grep -E "^  [a-z_0-9]+tileattn|^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Static Shared|L1/TEX Hit|L2 Hit)" "$out/ncu-$side.txt" | head -40
+  grep -E "^  tileattn|^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Static Shared|L1/TEX Hit|L2 Hit)" "$out/ncu-$side.txt" | head -40
   grep -iE "stall|cycles being stalled" "$out/ncu-$side.txt" | head -4
 done
 echo "---- $(cat "$out/gpu.txt"); $((SECONDS - t_all)) s in all"
+# Everything in one archive: the tool brings back only a few files from $OUT.
+(cd "$out" && tar czf /tmp/ab-logs.tgz --exclude='*.bin' . && find . -mindepth 1 -delete && mv /tmp/ab-logs.tgz logs.tgz)
