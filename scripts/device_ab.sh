@@ -5,7 +5,8 @@
 #      variants in AB_CHECK_VARIANTS;
 #   3. VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
 #      both run on the same machine; the new one also times the dense step (AB_DIT_NEW), for the 2x ratio;
-#   4. (AB_NCU=0 skips) Nsight Compute on VsaBenchmark's first pool, coarse and fine-forward launches, old and new.
+#   4. (AB_NCU=0 skips) Nsight Compute on VsaBenchmark's first pool, coarse and fine-forward launches of the sides
+#      in AB_NCU_SIDES (default: new).
 # Build here first (the old bundle from the earlier commit in a worktree: its tileattn.jar and test-classes):
 #   scripts/device-build.sh
 #   git worktree add /tmp/oldtree BASE && (cd /tmp/oldtree && scripts/device-build.sh) && mkdir -p .device/old &&
@@ -65,7 +66,7 @@ for side in "${sides[@]}"; do
 done
 
 if [[ "${AB_NCU:-1}" != 0 ]]; then   # VSA's first pool, coarse and fine launches (S=32760) under Nsight Compute
-  for side in old new; do
+  for side in ${AB_NCU_SIDES:-new}; do
     timeout 150 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64" -c 3 --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section WarpStateStats --section Occupancy --section LaunchStats "$java" --add-modules jdk.incubator.vector \
       --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$(side_classpath "$side")" \
