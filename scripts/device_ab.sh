@@ -11,8 +11,8 @@
 #   scripts/device-build.sh
 #   git worktree add /tmp/oldtree BASE && (cd /tmp/oldtree && scripts/device-build.sh) && mkdir -p .device/old &&
 #     cp -r /tmp/oldtree/.device/tileattn/{tileattn.jar,test-classes} .device/old/
-# Optional variants: .device/varNAME/tileattn/kernels/FAMILY.fatbin (nvcc -fatbin of an edited copy) run as side
-# varNAME with the new bundle, their fatbins first on the classpath.
+# Optional variants: .device/varNAME/tileattn/kernels/FAMILY.fatbin (scripts/build-variants.sh makes them from
+# scripts/variants/NAME.patch) run as side varNAME with the new bundle, their fatbins first on the classpath.
 #   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -I src/main/cuda/include \
 #        -o .device/check/check src/test/cuda/tile_attention_check.cu && gzip -f .device/check/check
 # then run(command="bash scripts/device_ab.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/old", ".device/check", ".device/varNAME"...]).
