@@ -3,7 +3,8 @@
 #   1. the new bundle's GPU tests, with compute-sanitizer memcheck (leak check) over AB_MEMCHECK_CLASSES;
 #   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass, for the
 #      variants in AB_CHECK_VARIANTS;
-#   3. VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
+#   3. for each variant side, VsaKernelsGpuTest and TileAttentionKernelGpuTest with its fatbins; then
+#      VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
 #      both run on the same machine; the new one also times the dense step (AB_DIT_NEW), for the 2x ratio;
 #   4. (AB_NCU=0 skips) Nsight Compute on VsaBenchmark's first pool, coarse and fine-forward launches of the sides
 #      in AB_NCU_SIDES (default: new).
@@ -11,10 +12,10 @@
 #   scripts/device-build.sh
 #   git worktree add /tmp/oldtree BASE && (cd /tmp/oldtree && scripts/device-build.sh) && mkdir -p .device/old &&
 #     cp -r /tmp/oldtree/.device/tileattn/{tileattn.jar,test-classes} .device/old/
-# Optional variants: .device/varNAME/tileattn/kernels/FAMILY.fatbin (scripts/build-variants.sh makes them from
-# scripts/variants/NAME.patch) run as side varNAME with the new bundle, their fatbins first on the classpath.
 #   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -I src/main/cuda/include \
 #        -o .device/check/check src/test/cuda/tile_attention_check.cu && gzip -f .device/check/check
+# Optional variants: .device/varNAME/tileattn/kernels/FAMILY.fatbin (scripts/build-variants.sh makes them from
+# scripts/variants/NAME.patch) run as side varNAME with the new bundle, their fatbins first on the classpath.
 # then run(command="bash scripts/device_ab.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/old", ".device/check", ".device/varNAME"...]).
 set -uo pipefail
 out="${OUT:-/tmp/tileattn-device-out}"
@@ -53,8 +54,16 @@ side_classpath() {
 }
 sides=(old new)
 for dir in .device/var*/; do [[ -d "$dir/tileattn" ]] && sides+=("$(basename "$dir")"); done
+declare -A variant_tests
 for side in "${sides[@]}"; do
   cp_=$(side_classpath "$side")
+  if [[ $side == var* ]]; then   # a variant must pass the tests of the kernels it replaces before its times count
+    TILEATTN_REQUIRE_GPU=1 timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+      -Xmx8g -jar .device/tileattn/junit-platform-console-standalone.jar execute --disable-banner --disable-ansi-colors \
+      --details=summary --class-path "$cp_" --select-class tileattn.kernels.VsaKernelsGpuTest \
+      --select-class tileattn.kernels.TileAttentionKernelGpuTest > "$out/tests-$side.log" 2>&1
+    variant_tests[$side]="rc $? ($(grep -oE "[0-9]+ tests (successful|failed)" "$out/tests-$side.log" | tr '\n' ' '))"
+  fi
   mkdir -p "$out/vsa-$side"
   timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp_" \
     tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/vsabench-$side.log" 2>&1
@@ -78,6 +87,7 @@ echo "---- tests (rc $rc_tests)"; tail -n 10 "$out/tests.log"
 echo "---- checker (rc $rc_check)"; grep -cE " ok$" "$out/check.log" | sed 's/^/cases ok: /'; grep -E "FAIL" "$out/check.log" | head -5
 grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -2
 for side in "${sides[@]}"; do
+  [[ -n "${variant_tests[$side]:-}" ]] && echo "---- $side: VSA and forward GPU tests ${variant_tests[$side]}"
   echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
   echo "---- $side: bench dit"; grep -E " step +[0-9.]+ ms" "$out/dit-$side.log"
 done
