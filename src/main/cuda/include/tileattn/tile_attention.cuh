@@ -85,8 +85,8 @@ struct KvCursor {
 // The keys of one list laid end to end, range after range ("packed positions"), so that a block of BN positions
 // may span several ranges: a list of partial tiles then costs the blocks its real keys fill rather than one block
 // per range. Each thread maps only increasing positions, so its cursor moves forward and reads every range once.
-// The ranges should be in shared memory (stage_ranges): the loads that need a row wait for its range, and from
-// global memory that wait would stall each step's copies by an L2 round trip.
+// Each step's copies wait on these walks, so the ranges are best staged in shared memory (stage_ranges). Even so the
+// walk costs: eight rows per thread and step measured 21% slower steps (docs/benchmarks.md, 2026-12-06).
 struct PackedKeys {
     const int2* ranges;
     int r, base;  // range r = {x, y} holds the positions [base, base + y - x)

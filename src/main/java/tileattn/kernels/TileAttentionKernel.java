@@ -227,8 +227,9 @@ public final class TileAttentionKernel {
                 + "_d" + d;
         // Threads and dynamic shared memory of each kernel's entry points. Portable (PortableConfig, BN = 64): Q tile
         // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): Q (64 rows for bm64), two stages of K and three
-        // of V, plus 1 KiB to align its swizzled tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack,
-        // Q (128 rows), two stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes at d = 128.
+        // of V, plus 1 KiB to align its swizzled tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB
+        // alignment slack, Q (128 rows), two stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes
+        // at d = 128.
         int threads = switch (path) {
             case HOPPER_WARP_SPECIALIZED -> 384;
             default -> bm64 ? 128 : 256;
