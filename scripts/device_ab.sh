@@ -2,7 +2,7 @@
 # Run THERE (the lent GPU machine): a kernel change checked and timed against the commit before it, in one call.
 #   1. the new bundle's GPU tests, with compute-sanitizer memcheck (leak check) over AB_MEMCHECK_CLASSES;
 #   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass, for the
-#      variants in AB_CHECK_VARIANTS;
+#      variants in AB_CHECK_VARIANTS; its benchmark shapes, also with each variant's checker (.device/varNAME/check.gz);
 #   3. for each variant side, VsaKernelsGpuTest and TileAttentionKernelGpuTest with its fatbins; then
 #      VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
 #      both run on the same machine; the new one also times the dense step (AB_DIT_NEW), for the 2x ratio;
@@ -37,6 +37,14 @@ if [[ -e .device/check/check.gz ]]; then
   rc_race=$?
   rc_check="$rc_check/racecheck $rc_race"
   unset TILEATTN_VARIANTS
+  # the forward benchmark shapes (HunyuanVideo and Wan STA, dense-window) for the new kernels and each variant's
+  timeout 120 .device/check/check bench ws_n192 wgmma_n64 > "$out/checkbench-new.log" 2>&1
+  for dir in .device/var*/; do
+    [[ -e "$dir/check.gz" ]] || continue
+    side=$(basename "$dir")
+    gunzip -kf "$dir/check.gz"
+    timeout 120 "$dir/check" bench ws_n192 wgmma_n64 > "$out/checkbench-$side.log" 2>&1
+  done
 fi
 
 java=/tmp/tileattn-jre/jre/bin/java   # unpacked by device-test.sh
@@ -69,6 +77,7 @@ for side in "${sides[@]}"; do
     tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/vsabench-$side.log" 2>&1
   attention=vsa
   [[ $side == new ]] && attention="${AB_DIT_NEW:-dense,vsa}"
+  [[ $side == var* ]] && attention="${AB_DIT_VARIANTS:-vsa}"
   timeout 150 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g -cp "$cp_" \
     tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 --attention "$attention" \
     --tsv "$out/dit-$side.tsv" > "$out/dit-$side.log" 2>&1
@@ -86,6 +95,11 @@ fi
 echo "---- tests (rc $rc_tests)"; tail -n 10 "$out/tests.log"
 echo "---- checker (rc $rc_check)"; grep -cE " ok$" "$out/check.log" | sed 's/^/cases ok: /'; grep -E "FAIL" "$out/check.log" | head -5
 grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -2
+for f in "$out"/checkbench-*.log; do
+  [[ -e "$f" ]] || continue
+  echo "---- forward checker bench, $(basename "$f" .log | sed 's/^checkbench-//')"
+  grep -E " (ws_n192|wgmma_n64) " "$f"
+done
 for side in "${sides[@]}"; do
   [[ -n "${variant_tests[$side]:-}" ]] && echo "---- $side: VSA and forward GPU tests ${variant_tests[$side]}"
   echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
