@@ -1,5 +1,5 @@
 // Standalone check and benchmark of the attention forward kernels (tile_attention.cu, tile_attention_sm90.cu,
-// tile_attention_sm90_ws.cu; no Java needed). TILEATTN_VARIANTS=name,name restricts any mode to those variants.
+// tile_attention_sm90_ws.cu, and the bulk-tensor-copy candidate tile_attention_sm90_tma.cuh; no Java needed). TILEATTN_VARIANTS=name,name restricts any mode to those variants.
 //   tile_attention_check check      shape fuzz over every kernel variant, against a float64 CPU reference
 //   tile_attention_check sanitize   a few tiny cases, for compute-sanitizer
 //   tile_attention_check bench [variant...]   the benchmark shapes (sampled rows checked), event-timed medians
@@ -9,6 +9,7 @@
 #include "../../main/cuda/tile_attention.cu"
 #include "../../main/cuda/tile_attention_sm90.cu"
 #include "../../main/cuda/tile_attention_sm90_ws.cu"
+#include "tile_attention_sm90_tma.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -186,7 +187,29 @@ struct Launcher {
                        const int2*, int, int, int, float, dim3, cudaStream_t)> run;
 };
 
-enum class Kind { Portable, Sm90, Sm90Ws };
+enum class Kind { Portable, Sm90, Sm90Ws, Sm90Tma };
+
+// The bulk-tensor-copy candidate takes tensor maps of q, k, v ([B * heads * S, D]) instead of their pointers.
+template <typename T, typename C>
+Launcher makeTmaLauncher() {
+    auto kernel = tile_attention_sm90_tma_fwd_kernel<T, C>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
+    Launcher l;
+    l.bm = C::BM;
+    l.threads = C::THREADS;
+    l.smem = C::SMEM;
+    l.run = [kernel](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb, const int* lo,
+                     const int* ro, const int2* rg, int slots, int heads, int S, float sl2, dim3 grid, cudaStream_t st) {
+        constexpr bool half = std::is_same_v<T, __half>;
+        const unsigned long long rows = static_cast<unsigned long long>(grid.z) * heads * S;
+        const CUtensorMap tq = tensor_map_rows(q, half, rows, C::D, C::BM);
+        const CUtensorMap tk = tensor_map_rows(k, half, rows, C::D, C::BN);
+        const CUtensorMap tv = tensor_map_rows(v, half, rows, C::D, C::BN);
+        kernel<<<grid, C::THREADS, C::SMEM, st>>>(tq, tk, tv, static_cast<T*>(o), lse, qb, lo, ro, rg, slots, heads, S,
+                                                   sl2);
+    };
+    return l;
+}
 
 template <typename T, typename C, Kind K>
 Launcher makeLauncher() {
@@ -218,10 +241,17 @@ template <Kind K, typename C64, typename C128>
 Variant makeVariant(const char* name) {
     Variant v;
     v.name = name;
-    v.bf16[0] = makeLauncher<__nv_bfloat16, C64, K>();
-    v.bf16[1] = makeLauncher<__nv_bfloat16, C128, K>();
-    v.f16[0] = makeLauncher<__half, C64, K>();
-    v.f16[1] = makeLauncher<__half, C128, K>();
+    if constexpr (K == Kind::Sm90Tma) {
+        v.bf16[0] = makeTmaLauncher<__nv_bfloat16, C64>();
+        v.bf16[1] = makeTmaLauncher<__nv_bfloat16, C128>();
+        v.f16[0] = makeTmaLauncher<__half, C64>();
+        v.f16[1] = makeTmaLauncher<__half, C128>();
+    } else {
+        v.bf16[0] = makeLauncher<__nv_bfloat16, C64, K>();
+        v.bf16[1] = makeLauncher<__nv_bfloat16, C128, K>();
+        v.f16[0] = makeLauncher<__half, C64, K>();
+        v.f16[1] = makeLauncher<__half, C128, K>();
+    }
     return v;
 }
 
@@ -245,6 +275,8 @@ static std::vector<Variant> allVariants() {
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
         if (wanted("ws_n192"))  // the entry points' configuration
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
+        if (wanted("tma_n192"))  // the bulk-tensor-copy candidate (src/test/cuda/tile_attention_sm90_tma.cuh)
+            v.push_back(makeVariant<Kind::Sm90Tma, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("tma_n192"));
         if (wanted("ws_n192_noturns"))
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }
