@@ -3,9 +3,10 @@
 #   1. the new bundle's GPU tests, with compute-sanitizer memcheck (leak check) over AB_MEMCHECK_CLASSES;
 #   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass, for the
 #      variants in AB_CHECK_VARIANTS; its benchmark shapes, also with each variant's checker (.device/varNAME/check.gz);
-#   3. for each variant side, VsaKernelsGpuTest and TileAttentionKernelGpuTest with its fatbins; then
-#      VsaBenchmark quick and `bench dit` (Wan-2.1 1.3B 480p, B=2) with the old bundle, then the new one, so that
-#      both run on the same machine; the new one also times the dense step (AB_DIT_NEW), for the 2x ratio;
+#   3. per side (AB_SIDES, default: old, new and every variant), on the same machine: for a variant,
+#      VsaKernelsGpuTest and TileAttentionKernelGpuTest with its fatbins; VsaBenchmark quick; `bench dit` (Wan-2.1
+#      1.3B 480p, B=2) with the attention kinds of AB_DIT_NEW (default dense,vsa, for the 2x ratio), AB_DIT_OLD and
+#      AB_DIT_VARIANTS (default none: the VSA benchmark picks a variant, the DiT step follows once it is applied);
 #   4. (AB_NCU=0 skips) Nsight Compute on VsaBenchmark's first pool, coarse and fine-forward launches of the sides
 #      in AB_NCU_SIDES (default: new).
 # Build here first (the old bundle from the earlier commit in a worktree: its tileattn.jar and test-classes):
@@ -31,7 +32,7 @@ rc_check=skipped
 if [[ -e .device/check/check.gz ]]; then
   gunzip -kf .device/check/check.gz
   export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192,tma_n192}"
-  timeout 60 .device/check/check check > "$out/check.log" 2>&1
+  timeout 120 .device/check/check check > "$out/check.log" 2>&1
   rc_check=$?
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize > "$out/racecheck.log" 2>&1
   rc_race=$?
@@ -39,8 +40,8 @@ if [[ -e .device/check/check.gz ]]; then
   unset TILEATTN_VARIANTS
   # the forward benchmark shapes (HunyuanVideo and Wan STA, dense-window) for the new kernels and each variant's
   timeout 150 .device/check/check bench ws_n192 tma_n192 wgmma_n64 > "$out/checkbench-new.log" 2>&1
-  for dir in .device/var*/; do
-    [[ -e "$dir/check.gz" ]] || continue
+  for dir in .device/var*/; do   # variants of the warp-specialized kernel, whose figures the benchmark gives
+    [[ -e "$dir/check.gz" && -e "$dir/tileattn/kernels/tile_attention_sm90_ws.fatbin" ]] || continue
     side=$(basename "$dir")
     gunzip -kf "$dir/check.gz"
     timeout 120 "$dir/check" bench ws_n192 wgmma_n64 > "$out/checkbench-$side.log" 2>&1
@@ -62,6 +63,7 @@ side_classpath() {
 }
 sides=(old new)
 for dir in .device/var*/; do [[ -d "$dir/tileattn" ]] && sides+=("$(basename "$dir")"); done
+[[ -n "${AB_SIDES:-}" ]] && read -r -a sides <<< "$AB_SIDES"
 declare -A variant_tests
 for side in "${sides[@]}"; do
   cp_=$(side_classpath "$side")
@@ -75,11 +77,13 @@ for side in "${sides[@]}"; do
   mkdir -p "$out/vsa-$side"
   timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$cp_" \
     tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/vsabench-$side.log" 2>&1
-  attention=vsa
-  [[ $side == new ]] && attention="${AB_DIT_NEW:-dense,vsa}"
-  [[ $side == var* ]] && attention="${AB_DIT_VARIANTS:-vsa}"
-  timeout 150 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g -cp "$cp_" \
-    tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 --attention "$attention" \
+  case $side in
+    new) attention="${AB_DIT_NEW-dense,vsa}" ;;
+    old) attention="${AB_DIT_OLD-}" ;;
+    *) attention="${AB_DIT_VARIANTS-}" ;;
+  esac
+  [[ -n "$attention" ]] && timeout 150 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+    -Xmx48g -cp "$cp_" tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 --attention "$attention" \
     --tsv "$out/dit-$side.tsv" > "$out/dit-$side.log" 2>&1
 done
 
@@ -103,7 +107,7 @@ done
 for side in "${sides[@]}"; do
   [[ -n "${variant_tests[$side]:-}" ]] && echo "---- $side: VSA and forward GPU tests ${variant_tests[$side]}"
   echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
-  echo "---- $side: bench dit"; grep -E " step +[0-9.]+ ms" "$out/dit-$side.log"
+  [[ -e "$out/dit-$side.log" ]] && { echo "---- $side: bench dit"; grep -E " step +[0-9.]+ ms" "$out/dit-$side.log"; }
 done
 for side in old new; do
   [[ -e "$out/ncu-$side.txt" ]] || continue
