@@ -31,7 +31,7 @@ rc_tests=$?
 rc_check=skipped
 if [[ -e .device/check/check.gz ]]; then
   gunzip -kf .device/check/check.gz
-  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192,tma_n192}"
+  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192,tma_n192,tma_mc3_n192}"
   timeout 120 .device/check/check check > "$out/check.log" 2>&1
   rc_check=$?
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize > "$out/racecheck.log" 2>&1
@@ -39,7 +39,7 @@ if [[ -e .device/check/check.gz ]]; then
   rc_check="$rc_check/racecheck $rc_race"
   unset TILEATTN_VARIANTS
   # the forward benchmark shapes (HunyuanVideo and Wan STA, dense-window) for the new kernels and each variant's
-  timeout 150 .device/check/check bench ws_n192 tma_n192 wgmma_n64 > "$out/checkbench-new.log" 2>&1
+  timeout 150 .device/check/check bench ws_n192 tma_n192 tma_mc3_n192 wgmma_n64 > "$out/checkbench-new.log" 2>&1
   for dir in .device/var*/; do   # variants of the warp-specialized kernel, whose figures the benchmark gives
     [[ -e "$dir/check.gz" && -e "$dir/tileattn/kernels/tile_attention_sm90_ws.fatbin" ]] || continue
     side=$(basename "$dir")
@@ -102,7 +102,7 @@ grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -2
 for f in "$out"/checkbench-*.log; do
   [[ -e "$f" ]] || continue
   echo "---- forward checker bench, $(basename "$f" .log | sed 's/^checkbench-//')"
-  grep -E " (ws_n192|tma_n192|wgmma_n64) " "$f"
+  grep -E " (ws_n192|tma_n192|tma_mc3_n192|wgmma_n64) " "$f"
 done
 for side in "${sides[@]}"; do
   [[ -n "${variant_tests[$side]:-}" ]] && echo "---- $side: VSA and forward GPU tests ${variant_tests[$side]}"

@@ -211,6 +211,41 @@ Launcher makeTmaLauncher() {
     return l;
 }
 
+// The cluster-multicast candidate: clusters of CLUSTER query blocks along x, grid.x rounded up to whole clusters.
+template <typename T, typename C, int CLUSTER>
+Launcher makeTmaMulticastLauncher() {
+    auto kernel = tile_attention_sm90_tma_mc_fwd_kernel<T, C, CLUSTER>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
+    Launcher l;
+    l.bm = C::BM;
+    l.threads = C::THREADS;
+    l.smem = C::SMEM;
+    l.run = [kernel](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb, const int* lo,
+                     const int* ro, const int2* rg, int slots, int heads, int S, float sl2, dim3 grid, cudaStream_t st) {
+        constexpr bool half = std::is_same_v<T, __half>;
+        const unsigned long long rows = static_cast<unsigned long long>(grid.z) * heads * S;
+        const CUtensorMap tq = tensor_map_rows(q, half, rows, C::D, C::BM);
+        const CUtensorMap tk = tensor_map_rows(k, half, rows, C::D, C::BN);
+        const CUtensorMap tv = tensor_map_rows(v, half, rows, C::D, C::BN);
+        const int realBlocks = static_cast<int>(grid.x);
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3((grid.x + CLUSTER - 1) / CLUSTER * CLUSTER, grid.y, grid.z);
+        cfg.blockDim = dim3(C::THREADS);
+        cfg.dynamicSmemBytes = C::SMEM;
+        cfg.stream = st;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeClusterDimension;
+        attr[0].val.clusterDim.x = CLUSTER;
+        attr[0].val.clusterDim.y = 1;
+        attr[0].val.clusterDim.z = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, tq, tk, tv, static_cast<T*>(o), lse, qb, lo, ro, rg, slots, heads, S,
+                                      sl2, realBlocks));
+    };
+    return l;
+}
+
 template <typename T, typename C, Kind K>
 Launcher makeLauncher() {
     void (*kernel)(const T*, const T*, const T*, T*, float*, const int4*, const int*, const int*, const int2*, int, int,
@@ -277,6 +312,15 @@ static std::vector<Variant> allVariants() {
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
         if (wanted("tma_n192"))  // the bulk-tensor-copy candidate (src/test/cuda/tile_attention_sm90_tma.cuh)
             v.push_back(makeVariant<Kind::Sm90Tma, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("tma_n192"));
+        if (wanted("tma_mc3_n192")) {  // the same with clusters of three blocks sharing K and V by multicast
+            Variant mc;
+            mc.name = "tma_mc3_n192";
+            mc.bf16[0] = makeTmaMulticastLauncher<__nv_bfloat16, Sm90WsConfig<64, 192, 2>, 3>();
+            mc.bf16[1] = makeTmaMulticastLauncher<__nv_bfloat16, Sm90WsConfig<128, 192, 2>, 3>();
+            mc.f16[0] = makeTmaMulticastLauncher<__half, Sm90WsConfig<64, 192, 2>, 3>();
+            mc.f16[1] = makeTmaMulticastLauncher<__half, Sm90WsConfig<128, 192, 2>, 3>();
+            v.push_back(mc);
+        }
         if (wanted("ws_n192_noturns"))
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }
