@@ -1,5 +1,6 @@
 // Standalone check and benchmark of the attention forward kernels (tile_attention.cu, tile_attention_sm90.cu,
-// tile_attention_sm90_ws.cu, and the bulk-tensor-copy candidate tile_attention_sm90_tma.cuh; no Java needed). TILEATTN_VARIANTS=name,name restricts any mode to those variants.
+// tile_attention_sm90_ws.cu, and the bulk-tensor-copy candidates of tile_attention_sm90_tma.cuh; no Java needed).
+// TILEATTN_VARIANTS=name,name restricts any mode to those variants.
 //   tile_attention_check check      shape fuzz over every kernel variant, against a float64 CPU reference
 //   tile_attention_check sanitize   a few tiny cases, for compute-sanitizer
 //   tile_attention_check bench [variant...]   the benchmark shapes (sampled rows checked), event-timed medians

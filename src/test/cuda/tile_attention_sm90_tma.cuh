@@ -1,13 +1,13 @@
 // Candidates for issue 5, measured by the forward checker only ("tma_n192", "tma_mc3_n192"): the warp-specialized
-// forward of tile_attention_sm90_ws.cu with its producer replaced by the bulk tensor copy engine. One producer thread issues
-// cp.async.bulk.tensor loads of Q, K and V boxes (64 columns x BM or BN rows, 128-byte swizzle: the layout the
-// consumers' wgmma descriptors read) that complete on the stages' full mbarriers by byte count; the other producer
-// threads leave after giving their registers away, so the SM issues only the consumers' instructions. The
-// consumers are tile_attention_sm90_ws.cu's, unchanged.
-// The kernel takes tensor maps of q, k, v as [B * heads * S, D] matrices instead of their pointers, so the Java
-// wrapper would need cuTensorMapEncodeTiled before this could replace the ws kernel. A box may run past its range's
-// end into the next range's keys (masked to -inf, so their P is 0 against finite V) or past the tensor (filled with
-// zeros by the copy engine).
+// forward of tile_attention_sm90_ws.cu with its producer replaced by the bulk tensor copy engine. One producer
+// thread issues cp.async.bulk.tensor loads of Q, K and V boxes (64 columns x BM or BN rows, 128-byte swizzle: the
+// layout the consumers' wgmma descriptors read) that complete on the stages' full mbarriers by byte count; the
+// other producer threads do nothing after giving their registers away, so the SM issues only the consumers'
+// instructions. The consumers are tile_attention_sm90_ws.cu's, unchanged.
+// The kernels take tensor maps of q, k, v as [B * heads * S, D] matrices instead of their pointers, so the Java
+// wrapper would need cuTensorMapEncodeTiled before either could replace the ws kernel. A box may run past its
+// range's end into the next range's keys (masked to -inf, so their P is 0 against finite V) or past the tensor
+// (filled with zeros by the copy engine).
 #pragma once
 
 #include <cuda.h>
