@@ -38,7 +38,9 @@ if [[ -e .device/check/check.gz ]]; then
   rc_race=$?
   rc_check="$rc_check/racecheck $rc_race"
   unset TILEATTN_VARIANTS
-  # the forward benchmark shapes (HunyuanVideo and Wan STA, dense-window) for the new kernels and each variant's
+  # the forward benchmark shapes (AB_BENCH_CASES of the checker's HunyuanVideo and Wan cases) for the new kernels
+  # and each variant's
+  export BENCH_CASES="${AB_BENCH_CASES:-Hunyuan STA 3x3x3,Wan STA 3x3x3}"
   timeout 150 .device/check/check bench ws_n192 tma_n192 tma_mc3_n192 wgmma_n64 > "$out/checkbench-new.log" 2>&1
   for dir in .device/var*/; do   # variants of the warp-specialized kernel, whose figures the benchmark gives
     [[ -e "$dir/check.gz" && -e "$dir/tileattn/kernels/tile_attention_sm90_ws.fatbin" ]] || continue

@@ -3,7 +3,8 @@
 // TILEATTN_VARIANTS=name,name restricts any mode to those variants.
 //   tile_attention_check check      shape fuzz over every kernel variant, against a float64 CPU reference
 //   tile_attention_check sanitize   a few tiny cases, for compute-sanitizer
-//   tile_attention_check bench [variant...]   the benchmark shapes (sampled rows checked), event-timed medians
+//   tile_attention_check bench [variant...]   the benchmark shapes (sampled rows checked), event-timed medians;
+//                                             BENCH_CASES="Hunyuan STA 3x3x3,Wan" runs the cases whose labels contain a part
 // Range lists are built here the way the Java wrapper builds them: STA tile lists (clamped window centres),
 // adjacent tiles merged into token ranges, the text range appended for video queries, [0, S) for text queries.
 // The reference applies the literal STA rule token by token, so list building is checked too.
@@ -592,8 +593,21 @@ int main(int argc, char** argv) {
         };
         std::printf("%-28s %-10s %9s %8s %9s %s\n", "case", "variant", "ms", "TFLOP/s", "relL2", "check");
         uint64_t seed = 100;
+        // BENCH_CASES: comma-separated parts of case labels to run (all when unset), as in the backward checker.
+        const char* only = std::getenv("BENCH_CASES");
+        auto chosen = [&](const std::string& label) {
+            if (only == nullptr || *only == 0) return true;
+            const std::string list = only;
+            for (size_t at = 0; at <= list.size();) {
+                const size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at && label.find(list.substr(at, comma - at)) != std::string::npos) return true;
+                at = comma + 1;
+            }
+            return false;
+        };
         for (const B& b : bs)
             for (const Variant& v : variants) {
+                if (!chosen(b.label)) continue;
                 if (!want.empty() && std::find(want.begin(), want.end(), v.name) == want.end()) continue;
                 Result r = run(b.c, v, b.reps, seed++);
                 allOk &= r.ok;
