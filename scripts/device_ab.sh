@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run THERE (the lent GPU machine): a kernel change checked and timed against the commit before it, in one call.
 #   1. the new bundle's GPU tests, with compute-sanitizer memcheck (leak check) over AB_MEMCHECK_CLASSES;
-#   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass, for the
-#      variants in AB_CHECK_VARIANTS; its benchmark shapes, also with each variant's checker (.device/varNAME/check.gz);
+#   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass for the
+#      shipped kernels (AB_CHECK_VARIANTS) and then each checker-only candidate (AB_CANDIDATES); its benchmark cases
+#      (AB_BENCH_CASES) for those that passed, and for each warp-specialized variant's checker (.device/varNAME);
 #   3. per side (AB_SIDES, default: old, new and every variant), on the same machine: for a variant,
 #      VsaKernelsGpuTest and TileAttentionKernelGpuTest with its fatbins; VsaBenchmark quick; `bench dit` (Wan-2.1
 #      1.3B 480p, B=2) with the attention kinds of AB_DIT_NEW (default dense,vsa, for the 2x ratio), AB_DIT_OLD and
@@ -31,17 +32,26 @@ rc_tests=$?
 rc_check=skipped
 if [[ -e .device/check/check.gz ]]; then
   gunzip -kf .device/check/check.gz
-  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192,tma_n192,tma_mc3_n192}"
+  # The shipped kernels first; the checker-only candidates (AB_CANDIDATES) after, each on its own with a short limit
+  # (a candidate that hangs costs one minute), and timed only once its fuzz passed.
+  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192}"
   timeout 120 .device/check/check check > "$out/check.log" 2>&1
   rc_check=$?
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize > "$out/racecheck.log" 2>&1
-  rc_race=$?
-  rc_check="$rc_check/racecheck $rc_race"
+  rc_check="$rc_check/racecheck $?"
+  export BENCH_CASES="${AB_BENCH_CASES:-Hunyuan STA 3x3x3,Wan STA 3x3x3}"   # the checker's benchmark cases to time
+  timed=(ws_n192 wgmma_n64)
+  for candidate in ${AB_CANDIDATES:-tma_n192 tma_mc3_n192}; do
+    export TILEATTN_VARIANTS=$candidate
+    timeout 60 .device/check/check check > "$out/check-$candidate.log" 2>&1
+    rc=$?
+    timeout 60 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize \
+      > "$out/racecheck-$candidate.log" 2>&1
+    rc_check="$rc_check; $candidate $rc/racecheck $?"
+    (( rc == 0 )) && timed+=("$candidate")
+  done
   unset TILEATTN_VARIANTS
-  # the forward benchmark shapes (AB_BENCH_CASES of the checker's HunyuanVideo and Wan cases) for the new kernels
-  # and each variant's
-  export BENCH_CASES="${AB_BENCH_CASES:-Hunyuan STA 3x3x3,Wan STA 3x3x3}"
-  timeout 150 .device/check/check bench ws_n192 tma_n192 tma_mc3_n192 wgmma_n64 > "$out/checkbench-new.log" 2>&1
+  timeout 150 .device/check/check bench "${timed[@]}" > "$out/checkbench-new.log" 2>&1
   for dir in .device/var*/; do   # variants of the warp-specialized kernel, whose figures the benchmark gives
     [[ -e "$dir/check.gz" && -e "$dir/tileattn/kernels/tile_attention_sm90_ws.fatbin" ]] || continue
     side=$(basename "$dir")
@@ -99,8 +109,11 @@ if [[ "${AB_NCU:-1}" != 0 ]]; then   # VSA's first pool, coarse and fine launche
 fi
 
 echo "---- tests (rc $rc_tests)"; tail -n 10 "$out/tests.log"
-echo "---- checker (rc $rc_check)"; grep -cE " ok$" "$out/check.log" | sed 's/^/cases ok: /'; grep -E "FAIL" "$out/check.log" | head -5
-grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -2
+echo "---- checker (rc $rc_check)"
+for f in "$out"/check.log "$out"/check-*.log; do
+  [[ -e "$f" ]] && echo "$(basename "$f"): $(grep -cE " ok$" "$f") ok, $(grep -c "FAIL" "$f") FAIL"
+done
+grep -hE "RACECHECK SUMMARY" "$out"/racecheck*.log
 for f in "$out"/checkbench-*.log; do
   [[ -e "$f" ]] || continue
   echo "---- forward checker bench, $(basename "$f" .log | sed 's/^checkbench-//')"
