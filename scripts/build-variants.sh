@@ -2,8 +2,8 @@
 # Builds kernel variants for scripts/device_ab.sh HERE: each scripts/variants/NAME.patch (a git diff of
 # src/main/cuda, after a preamble whose line "families: a b" names the kernel families it changes) is applied to a
 # copy of src/main/cuda, and those families are compiled for sm_90a into .device/varNAME/tileattn/kernels/, where
-# device_ab.sh finds them and runs them as side varNAME; a variant of the forward kernels also gets the forward
-# checker built with it (.device/varNAME/check.gz). A variant that wins is applied to src/main/cuda for real.
+# device_ab.sh finds them and runs them as side varNAME; a variant of the warp-specialized forward also gets the
+# forward checker built with it (.device/varNAME/check.gz). A variant that wins is applied to src/main/cuda for real.
 # Usage: scripts/build-variants.sh [NAME...]   (default: every patch)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +27,8 @@ for name in "${names[@]}"; do
     echo "var$name: $family.fatbin ($(grep -c 'spill stores' "$out/../../$family.ptxas.txt") entries," \
          "$(grep -E '[1-9][0-9]* bytes spill stores' -c "$out/../../$family.ptxas.txt") with spills)"
   done
-  if [[ " $families " == *" tile_attention_sm90"* || " $families " == *" tile_attention "* ]]; then
-    # the forward checker with the variant's kernels: device_ab.sh times its benchmark (the STA and dense shapes)
+  if [[ " $families " == *" tile_attention_sm90_ws "* ]]; then
+    # the forward checker with the variant's kernels: device_ab.sh times its benchmark for warp-specialized variants
     nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I "$work/src/main/cuda/include" \
       -o ".device/var$name/check" "$work/src/test/cuda/tile_attention_check.cu" && gzip -f ".device/var$name/check"
     echo "var$name: forward checker"

@@ -29,6 +29,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_cases.cuh"
 #include "cuda_check.cuh"
 
 void launch_tile_attention_forward(bool fp16, int d, const void* q, const void* k, const void* v, void* o, float* lse,
@@ -889,21 +890,9 @@ int main(int argc, char** argv) {
         };
         std::printf("%-20s %-9s %9s %8s %9s %9s %9s  %-20s  %-26s %s\n", "case", "variant", "bwd ms", "TFLOP/s", "dkdv ms",
                     "dq ms", "fwd ms", "vs separate bwd/kv/q", "relL2 dq/dk/dv", "check");
-        // BENCH_CASES: comma-separated parts of case labels to run (all when unset).
-        const char* only = std::getenv("BENCH_CASES");
-        auto chosen = [&](const char* label) {
-            if (only == nullptr || *only == 0) return true;
-            std::string list = only, l = label;
-            for (size_t at = 0; at <= list.size();) {
-                size_t comma = std::min(list.find(',', at), list.size());
-                if (comma > at && l.find(list.substr(at, comma - at)) != std::string::npos) return true;
-                at = comma + 1;
-            }
-            return false;
-        };
         uint64_t seed = 100;
         for (const Bn& bn : bs) {
-            if (!chosen(bn.label)) continue;
+            if (!bench_case_chosen(bn.label)) continue;
             Result base;  // the 128-row "separate" variant of this case, when it ran
             for (const Variant& v : variants) {
                 const bool dense = bn.c.windows.empty() && bn.c.topK == 0;

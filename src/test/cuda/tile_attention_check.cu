@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_cases.cuh"
 #include "cuda_check.cuh"
 
 using namespace tileattn;
@@ -189,34 +190,13 @@ struct Launcher {
                        const int2*, int, int, int, float, dim3, cudaStream_t)> run;
 };
 
-enum class Kind { Portable, Sm90, Sm90Ws, Sm90Tma };
+enum class Kind { Portable, Sm90, Sm90Ws };
 
-// The bulk-tensor-copy candidate takes tensor maps of q, k, v ([B * heads * S, D]) instead of their pointers.
-template <typename T, typename C>
-Launcher makeTmaLauncher() {
-    auto kernel = tile_attention_sm90_tma_fwd_kernel<T, C>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
-    Launcher l;
-    l.bm = C::BM;
-    l.threads = C::THREADS;
-    l.smem = C::SMEM;
-    l.run = [kernel](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb, const int* lo,
-                     const int* ro, const int2* rg, int slots, int heads, int S, float sl2, dim3 grid, cudaStream_t st) {
-        constexpr bool half = std::is_same_v<T, __half>;
-        const unsigned long long rows = static_cast<unsigned long long>(grid.z) * heads * S;
-        const CUtensorMap tq = tensor_map_rows(q, half, rows, C::D, C::BM);
-        const CUtensorMap tk = tensor_map_rows(k, half, rows, C::D, C::BN);
-        const CUtensorMap tv = tensor_map_rows(v, half, rows, C::D, C::BN);
-        kernel<<<grid, C::THREADS, C::SMEM, st>>>(tq, tk, tv, static_cast<T*>(o), lse, qb, lo, ro, rg, slots, heads, S,
-                                                   sl2);
-    };
-    return l;
-}
-
-// The cluster-multicast candidate: clusters of CLUSTER query blocks along x, grid.x rounded up to whole clusters.
+// The bulk-tensor-copy candidates take tensor maps of q, k, v ([B * heads * S, D]) instead of their pointers and run
+// in clusters of CLUSTER query blocks along x (1: no multicast), grid.x rounded up to whole clusters.
 template <typename T, typename C, int CLUSTER>
-Launcher makeTmaMulticastLauncher() {
-    auto kernel = tile_attention_sm90_tma_mc_fwd_kernel<T, C, CLUSTER>;
+Launcher makeTmaLauncher() {
+    auto kernel = tile_attention_sm90_tma_fwd_kernel<T, C, CLUSTER>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
     Launcher l;
     l.bm = C::BM;
@@ -278,17 +258,10 @@ template <Kind K, typename C64, typename C128>
 Variant makeVariant(const char* name) {
     Variant v;
     v.name = name;
-    if constexpr (K == Kind::Sm90Tma) {
-        v.bf16[0] = makeTmaLauncher<__nv_bfloat16, C64>();
-        v.bf16[1] = makeTmaLauncher<__nv_bfloat16, C128>();
-        v.f16[0] = makeTmaLauncher<__half, C64>();
-        v.f16[1] = makeTmaLauncher<__half, C128>();
-    } else {
-        v.bf16[0] = makeLauncher<__nv_bfloat16, C64, K>();
-        v.bf16[1] = makeLauncher<__nv_bfloat16, C128, K>();
-        v.f16[0] = makeLauncher<__half, C64, K>();
-        v.f16[1] = makeLauncher<__half, C128, K>();
-    }
+    v.bf16[0] = makeLauncher<__nv_bfloat16, C64, K>();
+    v.bf16[1] = makeLauncher<__nv_bfloat16, C128, K>();
+    v.f16[0] = makeLauncher<__half, C64, K>();
+    v.f16[1] = makeLauncher<__half, C128, K>();
     return v;
 }
 
@@ -297,6 +270,17 @@ static bool wanted(const std::string& name) {
     if (env == nullptr || *env == 0) return true;
     std::string list = std::string(",") + env + ",";
     return list.find("," + name + ",") != std::string::npos;
+}
+
+template <int CLUSTER>
+Variant makeTmaVariant(const char* name) {
+    Variant v;
+    v.name = name;
+    v.bf16[0] = makeTmaLauncher<__nv_bfloat16, Sm90WsConfig<64, 192, 2>, CLUSTER>();
+    v.bf16[1] = makeTmaLauncher<__nv_bfloat16, Sm90WsConfig<128, 192, 2>, CLUSTER>();
+    v.f16[0] = makeTmaLauncher<__half, Sm90WsConfig<64, 192, 2>, CLUSTER>();
+    v.f16[1] = makeTmaLauncher<__half, Sm90WsConfig<128, 192, 2>, CLUSTER>();
+    return v;
 }
 
 static std::vector<Variant> allVariants() {
@@ -312,17 +296,10 @@ static std::vector<Variant> allVariants() {
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
         if (wanted("ws_n192"))  // the entry points' configuration
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
-        if (wanted("tma_n192"))  // the bulk-tensor-copy candidate (src/test/cuda/tile_attention_sm90_tma.cuh)
-            v.push_back(makeVariant<Kind::Sm90Tma, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("tma_n192"));
-        if (wanted("tma_mc3_n192")) {  // the same with clusters of three blocks sharing K and V by multicast
-            Variant mc;
-            mc.name = "tma_mc3_n192";
-            mc.bf16[0] = makeTmaMulticastLauncher<__nv_bfloat16, Sm90WsConfig<64, 192, 2>, 3>();
-            mc.bf16[1] = makeTmaMulticastLauncher<__nv_bfloat16, Sm90WsConfig<128, 192, 2>, 3>();
-            mc.f16[0] = makeTmaMulticastLauncher<__half, Sm90WsConfig<64, 192, 2>, 3>();
-            mc.f16[1] = makeTmaMulticastLauncher<__half, Sm90WsConfig<128, 192, 2>, 3>();
-            v.push_back(mc);
-        }
+        // the bulk-tensor-copy candidates (src/test/cuda/tile_attention_sm90_tma.cuh): alone, and in clusters of
+        // three blocks sharing K and V by multicast
+        if (wanted("tma_n192")) v.push_back(makeTmaVariant<1>("tma_n192"));
+        if (wanted("tma_mc3_n192")) v.push_back(makeTmaVariant<3>("tma_mc3_n192"));
         if (wanted("ws_n192_noturns"))
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }
@@ -593,21 +570,9 @@ int main(int argc, char** argv) {
         };
         std::printf("%-28s %-10s %9s %8s %9s %s\n", "case", "variant", "ms", "TFLOP/s", "relL2", "check");
         uint64_t seed = 100;
-        // BENCH_CASES: comma-separated parts of case labels to run (all when unset), as in the backward checker.
-        const char* only = std::getenv("BENCH_CASES");
-        auto chosen = [&](const std::string& label) {
-            if (only == nullptr || *only == 0) return true;
-            const std::string list = only;
-            for (size_t at = 0; at <= list.size();) {
-                const size_t comma = std::min(list.find(',', at), list.size());
-                if (comma > at && label.find(list.substr(at, comma - at)) != std::string::npos) return true;
-                at = comma + 1;
-            }
-            return false;
-        };
         for (const B& b : bs)
             for (const Variant& v : variants) {
-                if (!chosen(b.label)) continue;
+                if (!bench_case_chosen(b.label)) continue;
                 if (!want.empty() && std::find(want.begin(), want.end(), v.name) == want.end()) continue;
                 Result r = run(b.c, v, b.reps, seed++);
                 allOk &= r.ok;

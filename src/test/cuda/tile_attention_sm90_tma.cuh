@@ -76,52 +76,7 @@ __device__ __forceinline__ void produce_tma(const CUtensorMap* tmQ, const CUtens
     tma_rows<BN, D>(sV + sv * STAGE_BYTES, tmV, planeRow + prevKb, bars.fullV(sv));
 }
 
-template <typename T, typename C>
-__global__ void __launch_bounds__(C::THREADS, 1)
-tile_attention_sm90_tma_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,
-                                   const __grid_constant__ CUtensorMap tmV, T* __restrict__ o, float* __restrict__ lse,
-                                   const int4* __restrict__ qblocks, const int* __restrict__ listOf,
-                                   const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots,
-                                   int heads, int S, float scaleLog2) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    constexpr int ST = C::STAGES;
-    extern __shared__ unsigned char smemRaw[];
-    T* sQ = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
-    T* sK = sQ + C::Q_ELEMS;
-    T* sV = sK + ST * C::KV_ELEMS;
-    const Barriers<ST> bars{smem_addr(sV + ST * C::KV_ELEMS)};
-
-    const int tid = threadIdx.x;
-    const BlockWork work = block_work(qblocks, listOf, rangeOffsets, slots, heads, S, C::D, lse);
-    if (tid == 0) {
-        mbar_init(bars.fullQ(), 1);
-#pragma unroll
-        for (int s = 0; s < ST; ++s) {
-            mbar_init(bars.fullK(s), 1);
-            mbar_init(bars.emptyK(s), C::CONSUMER_THREADS);
-            mbar_init(bars.fullV(s), 1);
-            mbar_init(bars.emptyV(s), C::CONSUMER_THREADS);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncthreads();
-
-    if (tid < C::PRODUCER_THREADS) {
-        setmaxnreg_dec<C::PRODUCER_REGISTERS>();
-        if (tid == 0) {
-            produce_tma<C>(&tmQ, &tmK, &tmV, static_cast<int>(work.headOffset / C::D), smem_addr(sQ), smem_addr(sK),
-                           smem_addr(sV), bars, work, ranges);
-        }
-    } else {
-        setmaxnreg_inc<C::CONSUMER_REGISTERS>();
-        consume<T, C>(o + work.headOffset, sQ, sK, sV, bars, work, ranges, scaleLog2, tid - C::PRODUCER_THREADS);
-    }
-#else
-    __trap();
-#endif
-}
-
-// ---- cluster multicast ("tma_mc3_n192") ----
+// ---- cluster multicast ("tma_mc3_n192"; with CLUSTER = 1, "tma_n192") ----
 // CLUSTER consecutive query blocks that walk the same KV list (the three 128-row blocks of a 384-token STA tile)
 // form a cluster: its leader copies each K and V block once from L2 and multicasts it into every member's stage,
 // so L2 serves a third of the bytes. Each member's consumers release a stage on their own empty barrier; a
@@ -129,7 +84,7 @@ tile_attention_sm90_tma_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, cons
 // for its own consumers plus CLUSTER - 1 forwards), then announces the next bytes on its own full barrier. The
 // leader waits on its empty barrier, so it overwrites a stage only once every member is done with it. Q is copied
 // by each member for itself. A cluster whose blocks walk different lists, or that holds padding blocks past the
-// real ones, runs as tma_n192 does.
+// real ones, runs as tma_n192 does: each member copies for itself (produce_tma).
 
 __device__ __forceinline__ uint32_t cluster_rank() {
     uint32_t r;
@@ -214,7 +169,7 @@ __device__ __forceinline__ void produce_multicast(bool leader, const CUtensorMap
 // CLUSTER, and blocks at or past realBlocks only take part in the cluster barrier.
 template <typename T, typename C, int CLUSTER>
 __global__ void __launch_bounds__(C::THREADS, 1)
-tile_attention_sm90_tma_mc_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,
+tile_attention_sm90_tma_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,
                                       const __grid_constant__ CUtensorMap tmV, T* __restrict__ o,
                                       float* __restrict__ lse, const int4* __restrict__ qblocks,
                                       const int* __restrict__ listOf, const int* __restrict__ rangeOffsets,
@@ -232,7 +187,7 @@ tile_attention_sm90_tma_mc_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, c
     const uint32_t rank = cluster_rank();
     const int first = static_cast<int>(blockIdx.x - rank);
     // Multicast only when every member is a real block walking the same list as the leader.
-    bool shared = first + CLUSTER <= realBlocks;
+    bool shared = CLUSTER > 1 && first + CLUSTER <= realBlocks;
     if (shared) {
         const int list0 = listOf[blockIdx.y * slots + qblocks[first].z];
 #pragma unroll
