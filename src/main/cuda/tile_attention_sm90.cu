@@ -10,7 +10,8 @@
 //     shared memory first (up to STAGED_RANGES ranges), since each step's copies wait on its entries.
 //   - K runs one block ahead of V: block j+1's scores are issued asynchronously before block j's softmax, so
 //     the tensor cores work while the exponentials run. All threads copy K and V of the same block together with
-//     cp.async, two blocks ahead: two stages of K and three of V.
+//     cp.async, two blocks ahead: two stages of K and three of V. The block's key rows come from a shared table
+//     that BN threads fill one step earlier, one cursor walk each, so the copy path holds no walks.
 // Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory 896 * D + 1024 bytes (Sm90Config with
 // BN = 64); the _bm64_ entries take query blocks of at most 64 rows, 128 threads and 768 * D + 1024 bytes.
 // Built for every target, but the body exists only in sm_90a code; elsewhere the entry points trap, and
@@ -99,32 +100,66 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         wgmma_commit();
     };
 
+    // The key rows of a block come from a table in shared memory, written one step ahead by the first BN threads
+    // (one walk each per block); the copies then keep load_rows' pattern of whole rows per warp instruction.
+    __shared__ int rowTable[2][BN];
     PackedKeys keys;
     keys.start(list);
+    auto fill_table = [&](int b) {
+        if (tid < BN) {
+            const int p = b * BN + tid;
+            rowTable[b & 1][tid] = p < total ? keys.row(p) : -1;
+        }
+    };
     auto load_block = [&](int b, int kStage, int vStage) {
-        load_packed_pair<BN, D, THREADS, KvLayout>(sK + kStage * C::KV_ELEMS, kh, sV + vStage * C::KV_ELEMS, vh, keys,
-                                                   b * BN, total, tid);
+        constexpr int CHUNKS = D / 8, PER_THREAD = BN * CHUNKS / THREADS;
+        static_assert(THREADS % CHUNKS == 0, "each thread keeps one column chunk");
+        const int* table = rowTable[b & 1];
+        int rows[PER_THREAD];
+#pragma unroll
+        for (int jj = 0; jj < PER_THREAD; ++jj) rows[jj] = table[(tid + jj * THREADS) / CHUNKS];
+        const int c = tid % CHUNKS;
+        T* tk = sK + kStage * C::KV_ELEMS;
+        T* tv = sV + vStage * C::KV_ELEMS;
+#pragma unroll
+        for (int jj = 0; jj < PER_THREAD; ++jj) {
+            const int r = (tid + jj * THREADS) / CHUNKS;
+            cp_async16(smem_addr(tk + KvLayout::offset(r, c)), kh + static_cast<size_t>(max(rows[jj], 0)) * D + c * 8,
+                       rows[jj] >= 0 ? 16 : 0);
+        }
+#pragma unroll
+        for (int jj = 0; jj < PER_THREAD; ++jj) {
+            const int r = (tid + jj * THREADS) / CHUNKS;
+            cp_async16(smem_addr(tv + KvLayout::offset(r, c)), vh + static_cast<size_t>(max(rows[jj], 0)) * D + c * 8,
+                       rows[jj] >= 0 ? 16 : 0);
+        }
     };
 
     load_rows<BM, D, THREADS, QLayout>(sQ, q + work.headOffset, work.rowStart, work.rowStart + work.rowCount, tid);
+    fill_table(0);
+    fill_table(1);
+    __syncthreads();
     load_block(0, 0, 0);
     if (blocks > 1) load_block(1, 1, 1);
     cp_async_commit();
-    publish_copies();
+    publish_copies();  // also: every thread has read the tables of blocks 0 and 1
+    fill_table(2);
     scores(sA, sK);
     wgmma_wait<0>();
     pin(sA);
     State::mask(sA, 0, total, lane);
 
-    // Step j: block j's softmax and P V, block j+1's scores, block j+2's copies. Block j+2 takes K stage j % 2,
-    // whose block j was scored in step j-1, and V stage (j+2) % 3, whose block j-1 was accumulated in step j-1.
+    // Step j: block j's softmax and P V, block j+1's scores, block j+2's copies and block j+3's table. Block j+2
+    // takes K stage j % 2, whose block j was scored in step j-1, and V stage (j+2) % 3, whose block j-1 was
+    // accumulated in step j-1; block j+3's table takes the slot block j+1's copies read in step j-1.
     int j = 0, vNow = 0;
     auto step = [&](float (&now)[NT][4], float (&ahead)[NT][4]) -> bool {
-        publish_copies();  // block j+1 visible; all warpgroups are done with step j-1's stages
+        publish_copies();  // block j+1 visible, block j+2's table written; all warpgroups are done with step j-1
         const int vAhead2 = vNow == 0 ? 2 : vNow - 1;
         if (j + 2 < blocks) load_block(j + 2, j & 1, vAhead2);
         cp_async_commit();
         scores(ahead, sK + ((j + 1) & 1) * C::KV_ELEMS);  // past the last block this reads stale data, never used
+        if (j + 3 < blocks) fill_table(j + 3);
         st.softmax(now, scaleLog2);
         accumulate(now, sV + vNow * C::KV_ELEMS);
         wgmma_wait<0>();

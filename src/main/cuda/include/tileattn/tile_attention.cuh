@@ -85,8 +85,8 @@ struct KvCursor {
 // The keys of one list laid end to end, range after range ("packed positions"), so that a block of BN positions
 // may span several ranges: a list of partial tiles then costs the blocks its real keys fill rather than one block
 // per range. Each thread maps only increasing positions, so its cursor moves forward and reads every range once.
-// Each step's copies wait on these walks, so the ranges are best staged in shared memory (stage_ranges). Even so the
-// walk costs: eight rows per thread and step measured 21% slower steps (docs/benchmarks.md, 2026-12-06).
+// Walks on the copy path cost (eight per thread and step measured 21% slower steps, docs/benchmarks.md,
+// 2026-12-06), so the Hopper forward walks one row per thread a block ahead into a shared row table.
 struct PackedKeys {
     const int2* ranges;
     int r, base;  // range r = {x, y} holds the positions [base, base + y - x)
@@ -125,27 +125,6 @@ __device__ __forceinline__ int packed_total(const int2* list, int n, int lane) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
     return total;
-}
-
-// Copies packed positions [p0, p0 + ROWS) of one list into two shared tiles at once (K and V, the same rows), laid
-// out as load_rows lays them; positions at or past total are zero-filled. A thread's rows increase with j, which
-// keeps the cursor's walk monotone across calls made with increasing p0.
-template <int ROWS, int D, int THREADS, typename Layout, typename T>
-__device__ __forceinline__ void load_packed_pair(T* tileA, const T* srcA, T* tileB, const T* srcB, PackedKeys& keys,
-                                                 int p0, int total, int tid) {
-    constexpr int CHUNKS = D / 8;
-    constexpr int TOTAL = ROWS * CHUNKS;
-    static_assert(TOTAL % THREADS == 0 && THREADS % CHUNKS == 0, "each thread must keep one column chunk");
-#pragma unroll
-    for (int j = 0; j < TOTAL / THREADS; ++j) {
-        const int i = tid + j * THREADS;
-        const int r = i / CHUNKS, c = i % CHUNKS;
-        const bool real = p0 + r < total;
-        const size_t g = static_cast<size_t>(real ? keys.row(p0 + r) : keys.cur.x) * D + c * 8;
-        const int bytes = real ? 16 : 0;
-        cp_async16(smem_addr(tileA + Layout::offset(r, c)), srcA + g, bytes);
-        cp_async16(smem_addr(tileB + Layout::offset(r, c)), srcB + g, bytes);
-    }
 }
 
 // Scores of 16 query rows x NT*8 keys and outputs of 16 rows x DT*8 dims per warp. Each thread holds rows
