@@ -2,14 +2,16 @@
 # Run THERE (the lent GPU machine): a kernel change checked and timed against the commit before it, in one call.
 #   1. the new bundle's GPU tests, with compute-sanitizer memcheck (leak check) over AB_MEMCHECK_CLASSES;
 #   2. the forward checker (.device/check/check): its shape fuzz against float64 and a racecheck pass for the
-#      shipped kernels (AB_CHECK_VARIANTS) and then each checker-only candidate (AB_CANDIDATES); its benchmark cases
-#      (AB_BENCH_CASES) for those that passed, and for each warp-specialized variant's checker (.device/varNAME);
+#      kernels of AB_CHECK_VARIANTS, then for each checker-only candidate (AB_CANDIDATES) with short limits; its
+#      benchmark cases (AB_BENCH_CASES) for those that passed, and those of each warp-specialized variant's checker
+#      (.device/varNAME); with AB_PEERS=1 the STA issue's peers (scripts/peers_sta.py --short: cuDNN dense
+#      and FlexAttention at STA 3x3x3) on the same machine;
 #   3. per side (AB_SIDES, default: old, new and every variant), on the same machine: for a variant,
 #      VsaKernelsGpuTest and TileAttentionKernelGpuTest with its fatbins; VsaBenchmark quick; `bench dit` (Wan-2.1
 #      1.3B 480p, B=2) with the attention kinds of AB_DIT_NEW (default dense,vsa, for the 2x ratio), AB_DIT_OLD and
 #      AB_DIT_VARIANTS (default none: the VSA benchmark picks a variant, the DiT step follows once it is applied);
 #   4. (AB_NCU=0 skips) Nsight Compute on VsaBenchmark's first pool, coarse and fine-forward launches of the sides
-#      in AB_NCU_SIDES (default: new).
+#      in AB_NCU_SIDES (default: new); with AB_NCU_DIT=1 also on the same launches in the new side's DiT step (VSA).
 # AB_QUICK=1 skips steps 1 and 2: with AB_NCU=0 AB_DIT_NEW= AB_SIDES="new var..." it is the shortest look at
 # the variants (their tests and VSA times), for a call with little device time left.
 # Build here first (the old bundle from the earlier commit in a worktree: its tileattn.jar and test-classes):
@@ -37,26 +39,32 @@ fi
 rc_check=skipped
 if [[ "${AB_QUICK:-0}" == 0 && -e .device/check/check.gz ]]; then
   gunzip -kf .device/check/check.gz
-  # The shipped kernels first; the checker-only candidates (AB_CANDIDATES) after, each on its own with a short limit
-  # (a candidate that hangs costs one minute), and timed only once its fuzz passed.
-  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192}"
-  timeout 120 .device/check/check check > "$out/check.log" 2>&1
+  # The shipped kernels first (ws_n192_grid: one block per work item, as the Java wrapper launches it), then the
+  # candidates (AB_CANDIDATES; ws_n192: the same kernel on a persistent grid), each with a short limit and timed only
+  # once its fuzz passed. AB_RACECHECK=0 skips the racecheck passes.
+  export TILEATTN_VARIANTS="${AB_CHECK_VARIANTS:-wgmma_n64,ws_n192_grid}"
+  timeout "${AB_CHECK_TIMEOUT:-120}" .device/check/check check > "$out/check.log" 2>&1
   rc_check=$?
-  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize > "$out/racecheck.log" 2>&1
-  rc_check="$rc_check/racecheck $?"
-  export BENCH_CASES="${AB_BENCH_CASES:-Hunyuan STA 3x3x3,Wan STA 3x3x3}"   # the checker's benchmark cases to time
-  timed=(ws_n192 wgmma_n64)
-  for candidate in ${AB_CANDIDATES:-tma_n192 tma_mc3_n192}; do
+  if [[ "${AB_RACECHECK:-1}" != 0 ]]; then
+    timeout 90 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize > "$out/racecheck.log" 2>&1
+    rc_check="$rc_check/racecheck $?"
+  fi
+  read -r -a timed <<< "${AB_TIMED:-ws_n192_grid wgmma_n64}"
+  for candidate in ${AB_CANDIDATES-ws_n192}; do
     export TILEATTN_VARIANTS=$candidate
-    timeout 60 .device/check/check check > "$out/check-$candidate.log" 2>&1
+    timeout 45 .device/check/check check > "$out/check-$candidate.log" 2>&1
     rc=$?
-    timeout 60 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize \
-      > "$out/racecheck-$candidate.log" 2>&1
-    rc_check="$rc_check; $candidate $rc/racecheck $?"
+    rc_check="$rc_check; $candidate $rc"
+    if [[ "${AB_RACECHECK:-1}" != 0 && $rc == 0 ]]; then
+      TILEATTN_WS_BLOCKS=2 timeout 60 compute-sanitizer --tool racecheck --error-exitcode 86 .device/check/check sanitize \
+        > "$out/racecheck-$candidate.log" 2>&1
+      rc_check="$rc_check/racecheck $?"
+    fi
     (( rc == 0 )) && timed+=("$candidate")
   done
   unset TILEATTN_VARIANTS
-  timeout 150 .device/check/check bench "${timed[@]}" > "$out/checkbench-new.log" 2>&1
+  export BENCH_CASES="${AB_BENCH_CASES:-Hunyuan STA 3x3x3,Wan STA 3x3x3,Hunyuan full}"   # the checker's cases to time
+  timeout "${AB_BENCH_TIMEOUT:-150}" .device/check/check bench "${timed[@]}" > "$out/checkbench-new.log" 2>&1
   for dir in .device/var*/; do   # variants of the warp-specialized kernel, whose figures the benchmark gives
     [[ -e "$dir/check.gz" && -e "$dir/tileattn/kernels/tile_attention_sm90_ws.fatbin" ]] || continue
     side=$(basename "$dir")
@@ -64,6 +72,7 @@ if [[ "${AB_QUICK:-0}" == 0 && -e .device/check/check.gz ]]; then
     timeout 120 "$dir/check" bench ws_n192 wgmma_n64 > "$out/checkbench-$side.log" 2>&1
   done
 fi
+[[ "${AB_PEERS:-0}" == 1 ]] && timeout "${AB_PEERS_TIMEOUT:-300}" python3 scripts/peers_sta.py --short > "$out/peers.log" 2>&1
 
 java=/tmp/tileattn-jre/jre/bin/java   # unpacked by device-test.sh
 [[ -x "$java" ]] || { mkdir -p /tmp/tileattn-jre && tar xzf .device/jre.tgz -C /tmp/tileattn-jre; }
@@ -111,6 +120,11 @@ if [[ "${AB_NCU:-1}" != 0 ]]; then   # VSA's first pool, coarse and fine launche
       --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$(side_classpath "$side")" \
       tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/ncu-$side.txt" 2>&1
   done
+  [[ "${AB_NCU_DIT:-0}" == 1 ]] && timeout 200 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64" -c 3 \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
+      --section LaunchStats "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
+      -cp "$(side_classpath new)" tileattn.cli.Main bench dit --latent 21,60,104 --iters 1 --warmup 0 --attention vsa \
+      > "$out/ncu-dit.txt" 2>&1
 fi
 
 echo "---- tests (rc $rc_tests)"; [[ -e "$out/tests.log" ]] && tail -n 10 "$out/tests.log"
@@ -118,18 +132,19 @@ echo "---- checker (rc $rc_check)"
 for f in "$out"/check.log "$out"/check-*.log; do
   [[ -e "$f" ]] && echo "$(basename "$f"): $(grep -cE " ok$" "$f") ok, $(grep -c "FAIL" "$f") FAIL"
 done
-grep -hsE "RACECHECK SUMMARY" "$out"/racecheck*.log
+grep -HsE "RACECHECK SUMMARY" "$out"/racecheck*.log | sed 's|.*/||'
+[[ -e "$out/peers.log" ]] && { echo "---- peers"; grep -E "SDPA|Flex" "$out/peers.log" | tail -6; }
 for f in "$out"/checkbench-*.log; do
   [[ -e "$f" ]] || continue
   echo "---- forward checker bench, $(basename "$f" .log | sed 's/^checkbench-//')"
-  grep -E " (ws_n192|tma_n192|tma_mc3_n192|wgmma_n64) " "$f"
+  grep -E " (ws_n192|ws_n192_grid|wgmma_n64) +[0-9]" "$f"
 done
 for side in "${sides[@]}"; do
   [[ -n "${variant_tests[$side]:-}" ]] && echo "---- $side: VSA and forward GPU tests ${variant_tests[$side]}"
   echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
   [[ -e "$out/dit-$side.log" ]] && { echo "---- $side: bench dit"; grep -E " step +[0-9.]+ ms" "$out/dit-$side.log"; }
 done
-for side in old new; do
+for side in old new dit; do
   [[ -e "$out/ncu-$side.txt" ]] || continue
   echo "---- $side: ncu"
   grep -E "^  tileattn|^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Static Shared|L1/TEX Hit|L2 Hit)" "$out/ncu-$side.txt" | head -40

@@ -1,8 +1,12 @@
-// Hopper (sm_90a) warp-specialized path of the block-sparse attention forward: the ABI, query-block table and KV
-// range lists of tile_attention.cu (read its header), launched with 384 threads instead of 256.
-//   - Warpgroup 0 produces: it copies the block's Q once, then K and V blocks of BN keys, into a ring of STAGES
-//     shared-memory stages (128-byte swizzle) and publishes each on a "full" mbarrier; the consumers hand a stage
-//     back on its "empty" mbarrier. Keys past a range's end are zero-filled and masked to -inf.
+// Hopper (sm_90a) warp-specialized path of the block-sparse attention forward: the query-block table and KV range
+// lists of tile_attention.cu (read its header), with q, k, v given as tensor maps and a persistent grid.
+//   - One producer thread copies with the bulk tensor copy engine: the block's Q once, then K and V blocks of BN
+//     keys, into a ring of STAGES shared-memory stages (boxes of 64 columns, 128-byte swizzle: the layout the
+//     wgmma descriptors read), each completing on its stage's "full" mbarrier by byte count; the consumers hand a
+//     stage back on its "empty" mbarrier. So the SM issues almost only the consumers' instructions (7% faster than
+//     128 producer threads issuing 16-byte cp.async copies at HunyuanVideo STA 3x3x3, docs/benchmarks.md).
+//   - A box may run past its range's end into the next range's keys (masked to -inf, so their P is 0 against
+//     finite V) or past the tensor (filled with zeros by the copy engine).
 //   - Warpgroups 1 and 2 consume, 64 query rows each (BM = 128). For KV block j a consumer issues S_j = Q K_j^T
 //     (wgmma, both operands in shared memory) and O += P_{j-1} V_{j-1} (P from registers) back to back. The source
 //     waits for P_{j-1} V_{j-1} after block j's softmax, but ptxas schedules that wait ahead of the softmax (SASS);
@@ -10,15 +14,22 @@
 //     so it was dropped (docs/benchmarks-hopper.md).
 //   - The consumers take turns issuing their products (two named barriers), so one's softmax runs while the
 //     other's products occupy the tensor cores: 3-14% faster than without turns.
-//   - setmaxnreg moves registers from the producer (24 per thread) to the consumers (240).
-// The producer copies with cp.async rather than the bulk tensor copy engine: a tensor map would change the
-// kernel's arguments, and 1D bulk copies cannot write the swizzled layout wgmma reads. A producer thread waits
-// for its own copies, fences them into the async proxy and only then arrives on the full barrier.
+//   - setmaxnreg moves registers from the producer warpgroup (24 per thread) to the consumers (240).
+//   - Each block walks work items (query block, head, batch) blockIdx.x, + gridDim.x, ...; the ring's stages and
+//     phases run on across items, and the consumers release Q as soon as their last scores are done, so the next
+//     item's Q and first K blocks load while they finish the previous item's output. A persistent grid (one block
+//     per multiprocessor) hung in the forward checker when a block's items spanned batches (2026-12-06, with the
+//     item decomposed by division); the Java wrapper launches one block per item until that is understood.
 // The entry points use BN = 192 and two stages: a 3x3x3 window's ranges of 1152 keys are six whole blocks, and
 // 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md).
-// Launch: grid (query blocks, heads, B), 384 threads, dynamic shared memory Sm90WsConfig::SMEM bytes
-// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (1 + 4 * STAGES) * 8; 230472 at D = 128). Built for every target, but
+// Arguments: tensor maps of q, k and v as [B * heads * S, D] matrices of 16-bit elements (boxes of 64 columns x
+// 128 rows for q, x 192 rows for k and v, 128-byte swizzle), then o, lse, the plan's tables, slots, heads, S,
+// scaleLog2, the query block count and the item count (query blocks x heads x B).
+// Launch: grid (items) or fewer blocks, 384 threads, dynamic shared memory Sm90WsConfig::SMEM bytes
+// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (2 + 4 * STAGES) * 8; 230480 at D = 128). Built for every target, but
 // the body exists only in sm_90a code; elsewhere the entry points trap.
+#include <cuda.h>
+
 #include "tileattn/tile_attention.cuh"
 #include "tileattn/wgmma.cuh"
 
@@ -38,7 +49,7 @@ struct Sm90WsConfig {
     static constexpr int CONSUMER_REGISTERS = 240;  // 128 * 24 + 256 * 240 <= 65536
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;
-    static constexpr int BARRIERS = 1 + 4 * STAGES;
+    static constexpr int BARRIERS = 2 + 4 * STAGES;
     static constexpr int SMEM = 1024 + (Q_ELEMS + 2 * STAGES * KV_ELEMS) * 2 + BARRIERS * 8;
     static_assert(SMEM <= 227 * 1024, "more shared memory than one Hopper block may have");
 };
@@ -68,101 +79,128 @@ __device__ __forceinline__ void named_arrive(int id, int threads) {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 template <int N> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
 template <int N> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 
-// The mbarriers, as shared-memory addresses: Q's, then per stage K full, K empty, V full, V empty.
+// The mbarriers, as shared-memory addresses: Q full and empty, then per stage K full, K empty, V full, V empty.
 template <int STAGES>
 struct Barriers {
     uint32_t base;
     __device__ __forceinline__ uint32_t fullQ() const { return base; }
-    __device__ __forceinline__ uint32_t fullK(int s) const { return base + 8 * (1 + s); }
-    __device__ __forceinline__ uint32_t emptyK(int s) const { return base + 8 * (1 + STAGES + s); }
-    __device__ __forceinline__ uint32_t fullV(int s) const { return base + 8 * (1 + 2 * STAGES + s); }
-    __device__ __forceinline__ uint32_t emptyV(int s) const { return base + 8 * (1 + 3 * STAGES + s); }
+    __device__ __forceinline__ uint32_t emptyQ() const { return base + 8; }
+    __device__ __forceinline__ uint32_t fullK(int s) const { return base + 8 * (2 + s); }
+    __device__ __forceinline__ uint32_t emptyK(int s) const { return base + 8 * (2 + STAGES + s); }
+    __device__ __forceinline__ uint32_t fullV(int s) const { return base + 8 * (2 + 2 * STAGES + s); }
+    __device__ __forceinline__ uint32_t emptyV(int s) const { return base + 8 * (2 + 3 * STAGES + s); }
 };
 
-// Copies rows [row0, row0 + ROWS) of a [*, D] matrix into the Swizzle128<ROWS> tile at shared address dst with the
-// producer's THREADS threads, zero-filling rows at or past rowLimit (row0 < rowLimit). Each thread keeps one
-// 16-byte column chunk and steps down the rows; its row's swizzle phase never changes, so every step is a constant
-// offset from the first and the producer needs few registers.
-template <int ROWS, int D, int THREADS, typename T>
-__device__ __forceinline__ void copy_rows(uint32_t dst, const T* src, int row0, int rowLimit, int tid) {
-    constexpr int CHUNKS = D / 8, STEP = THREADS / CHUNKS, PASSES = ROWS / STEP;
-    static_assert(THREADS % CHUNKS == 0 && STEP % 8 == 0 && ROWS % STEP == 0, "rows must split into whole swizzle phases");
-    const int r = tid / CHUNKS, c = tid % CHUNKS;
-    const uint32_t d = dst + Swizzle128<ROWS>::offset(r, c) * 2;
-    const T* first = src + static_cast<size_t>(row0) * D;
-    const T* g = first + r * D + c * 8;
-    const int left = rowLimit - row0 - r;
-#pragma unroll
-    for (int i = 0; i < PASSES; ++i) {
-        const bool real = i * STEP < left;
-        cp_async16(d + i * STEP * 128, real ? g + i * STEP * D : first, real ? 16 : 0);
-    }
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
 
-// Producer warpgroup. Jobs go out in the order the consumers need them: Q, K_0, then K_j, V_{j-1} for each
-// further block, then the last V. Each job is one cp.async group; a job's full barrier is signalled after the next
-// job has been issued, so two jobs are in flight while the producer waits for a free stage. That wait never
-// blocks on the one unsignalled job: with two or more stages, the release it waits for needs only older jobs.
-template <typename T, typename C>
-__device__ __forceinline__ void produce(const T* qh, const T* kh, const T* vh, uint32_t sQ, uint32_t sK, uint32_t sV,
-                                        Barriers<C::STAGES> bars, const BlockWork& work, const int2* ranges, int tid) {
-    constexpr int D = C::D, BN = C::BN, ST = C::STAGES, P = C::PRODUCER_THREADS;
-    constexpr uint32_t STAGE_BYTES = C::KV_ELEMS * 2;
-    static_assert(ST >= 2, "the producer's one-job lag needs two stages");
-    const int rEnd = work.rangeEnd;
+// One box of a 2D tensor map, columns col .. col + 63 of rows row .. row + box rows - 1, into shared memory at dst.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int col, int row, uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+        ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(bar)
+        : "memory");
+}
 
-    uint32_t pending = bars.fullQ();
-    auto publish = [&](uint32_t issued) {
-        cp_async_commit();
-        cp_async_wait<1>();
-        fence_proxy_async();
-        mbar_arrive(pending);
-        pending = issued;
-    };
+// ROWS rows from `row` with all D columns (one box per 64-column slab of the Swizzle128 tile), announced to `bar`.
+template <int ROWS, int D>
+__device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap* map, int row, uint32_t bar) {
+    mbar_arrive_expect_tx(bar, ROWS * D * 2);
+#pragma unroll
+    for (int slab = 0; slab < D / 64; ++slab) tma_load_2d(dst + slab * ROWS * 128, map, slab * 64, row, bar);
+}
 
-    copy_rows<C::BM, D, P>(sQ, qh, work.rowStart, work.rowStart + work.rowCount, tid);
-    cp_async_commit();
-    KvCursor cur;
-    cur.start(ranges, work.rangeBegin, rEnd);
-    copy_rows<BN, D, P>(sK, kh, cur.kb, cur.end, tid);
-    publish(bars.fullK(0));
-    int prevKb = cur.kb, prevEnd = cur.end;
-    cur.template advance<BN>(ranges, rEnd);
-    int j = 1;
-    for (; cur.valid(rEnd); ++j) {
-        const int sk = j % ST;
-        if (j >= ST) mbar_wait(bars.emptyK(sk), ((j / ST) - 1) & 1);
-        copy_rows<BN, D, P>(sK + sk * STAGE_BYTES, kh, cur.kb, cur.end, tid);
-        publish(bars.fullK(sk));
-        const int sv = (j - 1) % ST;
-        if (j - 1 >= ST) mbar_wait(bars.emptyV(sv), (((j - 1) / ST) - 1) & 1);
-        copy_rows<BN, D, P>(sV + sv * STAGE_BYTES, vh, prevKb, prevEnd, tid);
-        publish(bars.fullV(sv));
-        prevKb = cur.kb;
-        prevEnd = cur.end;
-        cur.template advance<BN>(ranges, rEnd);
+// The work items of a launch: item = (batch * heads + head) * blockCount + query block.
+struct WorkItems {
+    const int4* qblocks;
+    const int* listOf;
+    const int* rangeOffsets;
+    float* lse;
+    int slots, heads, S, D, blockCount, count;
+};
+
+// A block's items blockIdx.x, + gridDim.x, ..., as (query block, head, batch) kept by steps, not divisions.
+struct ItemCursor {
+    int item, block, head, batch;
+
+    __device__ __forceinline__ void start(const WorkItems& w) {
+        item = block = static_cast<int>(blockIdx.x);
+        head = batch = 0;
+        settle(w);
     }
-    const int sv = (j - 1) % ST;
-    if (j - 1 >= ST) mbar_wait(bars.emptyV(sv), (((j - 1) / ST) - 1) & 1);
-    copy_rows<BN, D, P>(sV + sv * STAGE_BYTES, vh, prevKb, prevEnd, tid);
-    publish(bars.fullV(sv));
-    cp_async_wait<0>();
-    fence_proxy_async();
-    mbar_arrive(pending);
+    __device__ __forceinline__ bool valid(const WorkItems& w) const { return item < w.count; }
+    __device__ __forceinline__ void advance(const WorkItems& w) {
+        item += static_cast<int>(gridDim.x);
+        block += static_cast<int>(gridDim.x);
+        settle(w);
+    }
+    __device__ __forceinline__ BlockWork work(const WorkItems& w) const {
+        return block_work_of(w.qblocks, w.listOf, w.rangeOffsets, w.slots, w.heads, w.S, w.D, w.lse, block, head,
+                             batch);
+    }
+
+  private:
+    __device__ __forceinline__ void settle(const WorkItems& w) {
+        while (block >= w.blockCount) {
+            block -= w.blockCount;
+            if (++head == w.heads) {
+                head = 0;
+                ++batch;
+            }
+        }
+    }
+};
+
+// The producer thread. Per item: K_0 (once its stage is free), Q (once the consumers released the previous
+// item's), then K_j and V_{j-1} for each further block, then the last V. g counts K/V blocks over all items: block
+// g takes stage g % STAGES for the (g / STAGES + 1)-th time.
+template <typename C>
+__device__ __forceinline__ void produce(const CUtensorMap* tmQ, const CUtensorMap* tmK, const CUtensorMap* tmV,
+                                        uint32_t sQ, uint32_t sK, uint32_t sV, Barriers<C::STAGES> bars,
+                                        const WorkItems& items, const int2* ranges) {
+    constexpr int D = C::D, BN = C::BN, ST = C::STAGES;
+    constexpr uint32_t STAGE_BYTES = C::KV_ELEMS * 2;
+    auto load = [&](const CUtensorMap* map, uint32_t stages, int g, int row, bool isK) {
+        const int s = g % ST;
+        if (g >= ST) mbar_wait(isK ? bars.emptyK(s) : bars.emptyV(s), ((g / ST) - 1) & 1);
+        tma_rows<BN, D>(stages + s * STAGE_BYTES, map, row, isK ? bars.fullK(s) : bars.fullV(s));
+    };
+    int g = 0, n = 0;
+    ItemCursor it;
+    for (it.start(items); it.valid(items); it.advance(items), ++n) {
+        const BlockWork work = it.work(items);
+        const int planeRow = static_cast<int>(work.headOffset / D), rEnd = work.rangeEnd;
+        KvCursor cur;
+        cur.start(ranges, work.rangeBegin, rEnd);
+        load(tmK, sK, g, planeRow + cur.kb, true);
+        if (n > 0) mbar_wait(bars.emptyQ(), (n - 1) & 1);
+        tma_rows<C::BM, D>(sQ, tmQ, planeRow + work.rowStart, bars.fullQ());
+        int prevKb = cur.kb;
+        cur.template advance<BN>(ranges, rEnd);
+        for (++g; cur.valid(rEnd); ++g) {
+            load(tmK, sK, g, planeRow + cur.kb, true);
+            load(tmV, sV, g - 1, planeRow + prevKb, false);
+            prevKb = cur.kb;
+            cur.template advance<BN>(ranges, rEnd);
+        }
+        load(tmV, sV, g - 1, planeRow + prevKb, false);
+    }
 }
 
 // Consumer warpgroup wg (0 or 1) of the block's rows 64 wg .. 64 wg + 63; ctid is its thread's index among the 256
 // consumer threads. Turns: consumer wg issues its products after bar.sync on barrier 1 + wg and then signals the
 // other's barrier with bar.arrive; consumer 1 opens with one arrive, and so skips its arrive after its last turn,
-// which keeps both barriers balanced.
+// which keeps both barriers balanced within each item. The item is the block's n-th, and its K/V blocks are
+// g0, g0 + 1, ... of the ring's sequence; returns how many there were.
 template <typename T, typename C>
-__device__ __forceinline__ void consume(T* oh, const T* sQ, const T* sK, const T* sV, Barriers<C::STAGES> bars,
-                                        const BlockWork& work, const int2* ranges, float scaleLog2, int ctid) {
+__device__ __forceinline__ int consume(T* oh, const T* sQ, const T* sK, const T* sV, Barriers<C::STAGES> bars,
+                                       const BlockWork& work, const int2* ranges, float scaleLog2, int ctid, int g0,
+                                       int n) {
     constexpr int D = C::D, BN = C::BN, BM = C::BM, ST = C::STAGES;
     constexpr int NT = BN / 8, DT = D / 8, TURN_THREADS = C::CONSUMER_THREADS;
     using State = RowState<NT, DT>;
@@ -214,19 +252,20 @@ __device__ __forceinline__ void consume(T* oh, const T* sQ, const T* sK, const T
 
     if constexpr (C::TURNS)
         if (wg == 1) named_arrive(1, TURN_THREADS);
-    mbar_wait(bars.fullQ(), 0);
+    mbar_wait(bars.fullQ(), n & 1);
     KvCursor cur, next;
     cur.start(ranges, work.rangeBegin, rEnd);
     next = cur;
     next.template advance<BN>(ranges, rEnd);
 
-    mbar_wait(bars.fullK(0), 0);
+    const int s0 = g0 % ST;
+    mbar_wait(bars.fullK(s0), (g0 / ST) & 1);
     waitTurn();
-    scores(sK);
+    scores(sK + s0 * C::KV_ELEMS);
     passTurn(!next.valid(rEnd));
     wgmma_wait<0>();
     pin(s);
-    mbar_arrive(bars.emptyK(0));
+    mbar_arrive(bars.emptyK(s0));
     State::mask(s, cur.kb, cur.end, lane);
     st.update(s, scaleLog2, alpha);
     probabilities();
@@ -235,12 +274,12 @@ __device__ __forceinline__ void consume(T* oh, const T* sQ, const T* sK, const T
     while (next.valid(rEnd)) {
         cur = next;
         next.template advance<BN>(ranges, rEnd);
-        const int sk = j % ST, sv = (j - 1) % ST;
-        mbar_wait(bars.fullK(sk), (j / ST) & 1);
+        const int g = g0 + j, sk = g % ST, sv = (g - 1) % ST;
+        mbar_wait(bars.fullK(sk), (g / ST) & 1);
         waitTurn();
         scores(sK + sk * C::KV_ELEMS);
         st.rescale(alpha);  // P_{j-1}'s row maxima, before P_{j-1} V_{j-1} accumulates onto O
-        mbar_wait(bars.fullV(sv), ((j - 1) / ST) & 1);
+        mbar_wait(bars.fullV(sv), ((g - 1) / ST) & 1);
         accumulate(sV + sv * C::KV_ELEMS);
         passTurn(!next.valid(rEnd));
         wgmma_wait<1>();
@@ -256,21 +295,21 @@ __device__ __forceinline__ void consume(T* oh, const T* sQ, const T* sK, const T
         ++j;
     }
 
-    const int sv = (j - 1) % ST;
+    mbar_arrive(bars.emptyQ());  // every score product of the item is done: the next item's Q may load
+    const int g = g0 + j, sv = (g - 1) % ST;
     st.rescale(alpha);
-    mbar_wait(bars.fullV(sv), ((j - 1) / ST) & 1);
+    mbar_wait(bars.fullV(sv), ((g - 1) / ST) & 1);
     accumulate(sV + sv * C::KV_ELEMS);
     wgmma_wait<0>();
     pin(st.acc);
     st.template store<T>(oh, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
+    return j;
 }
 
 template <typename T, typename C>
 __device__ __forceinline__ void
-tile_attention_sm90_ws_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
-                           float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
-                           const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
-                           int S, float scaleLog2) {
+tile_attention_sm90_ws_fwd(const CUtensorMap* tmQ, const CUtensorMap* tmK, const CUtensorMap* tmV, T* __restrict__ o,
+                           const WorkItems& items, const int2* __restrict__ ranges, float scaleLog2) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int ST = C::STAGES;
     extern __shared__ unsigned char smemRaw[];
@@ -280,14 +319,14 @@ tile_attention_sm90_ws_fwd(const T* __restrict__ q, const T* __restrict__ k, con
     const Barriers<ST> bars{smem_addr(sV + ST * C::KV_ELEMS)};
 
     const int tid = threadIdx.x;
-    const BlockWork work = block_work(qblocks, listOf, rangeOffsets, slots, heads, S, C::D, lse);
     if (tid == 0) {
-        mbar_init(bars.fullQ(), C::PRODUCER_THREADS);
+        mbar_init(bars.fullQ(), 1);
+        mbar_init(bars.emptyQ(), C::CONSUMER_THREADS);
 #pragma unroll
         for (int s = 0; s < ST; ++s) {
-            mbar_init(bars.fullK(s), C::PRODUCER_THREADS);
+            mbar_init(bars.fullK(s), 1);
             mbar_init(bars.emptyK(s), C::CONSUMER_THREADS);
-            mbar_init(bars.fullV(s), C::PRODUCER_THREADS);
+            mbar_init(bars.fullV(s), 1);
             mbar_init(bars.emptyV(s), C::CONSUMER_THREADS);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -296,11 +335,16 @@ tile_attention_sm90_ws_fwd(const T* __restrict__ q, const T* __restrict__ k, con
 
     if (tid < C::PRODUCER_THREADS) {
         setmaxnreg_dec<C::PRODUCER_REGISTERS>();
-        produce<T, C>(q + work.headOffset, k + work.headOffset, v + work.headOffset, smem_addr(sQ), smem_addr(sK),
-                      smem_addr(sV), bars, work, ranges, tid);
+        if (tid == 0) produce<C>(tmQ, tmK, tmV, smem_addr(sQ), smem_addr(sK), smem_addr(sV), bars, items, ranges);
     } else {
         setmaxnreg_inc<C::CONSUMER_REGISTERS>();
-        consume<T, C>(o + work.headOffset, sQ, sK, sV, bars, work, ranges, scaleLog2, tid - C::PRODUCER_THREADS);
+        int g = 0, n = 0;
+        ItemCursor it;
+        for (it.start(items); it.valid(items); it.advance(items), ++n) {
+            const BlockWork work = it.work(items);
+            g += consume<T, C>(o + work.headOffset, sQ, sK, sV, bars, work, ranges, scaleLog2,
+                               tid - C::PRODUCER_THREADS, g, n);
+        }
     }
 #else
     __trap();  // sm_90a only: dispatch picks another kernel elsewhere
@@ -310,22 +354,26 @@ tile_attention_sm90_ws_fwd(const T* __restrict__ q, const T* __restrict__ k, con
 // The same body as a template kernel, for the standalone checker's configuration sweeps.
 template <typename T, typename C>
 __global__ void __launch_bounds__(C::THREADS, 1)
-tile_attention_sm90_ws_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks,
+tile_attention_sm90_ws_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,
+                                  const __grid_constant__ CUtensorMap tmV, T* o, float* lse, const int4* qblocks,
                                   const int* listOf, const int* rangeOffsets, const int2* ranges, int slots, int heads,
-                                  int S, float scaleLog2) {
-    tile_attention_sm90_ws_fwd<T, C>(q, k, v, o, lse, qblocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2);
+                                  int S, float scaleLog2, int blockCount, int itemCount) {
+    const WorkItems items{qblocks, listOf, rangeOffsets, lse, slots, heads, S, C::D, blockCount, itemCount};
+    tile_attention_sm90_ws_fwd<T, C>(&tmQ, &tmK, &tmV, o, items, ranges, scaleLog2);
 }
 
 }  // namespace tileattn
 
 #define TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(NAME, T, D)                                                      \
     extern "C" __global__ void __launch_bounds__(384, 1)                                                       \
-    NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
-         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
-        tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, 192, 2>>(q, k, v, o, lse, qblocks,     \
-                                                                                   listOf, rangeOffsets,       \
-                                                                                   ranges, slots, heads, S,    \
-                                                                                   scaleLog2);                 \
+    NAME(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,                      \
+         const __grid_constant__ CUtensorMap tmV, T* o, float* lse, const int4* qblocks, const int* listOf,     \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,            \
+         int blockCount, int itemCount) {                                                                      \
+        const tileattn::WorkItems items{qblocks, listOf, rangeOffsets, lse, slots, heads, S, D, blockCount,    \
+                                        itemCount};                                                            \
+        tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, 192, 2>>(&tmQ, &tmK, &tmV, o, items,   \
+                                                                                   ranges, scaleLog2);         \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_bf16_d64, __nv_bfloat16, 64)

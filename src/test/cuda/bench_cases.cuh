@@ -1,12 +1,13 @@
-// The checkers' benchmark case filter: BENCH_CASES="a,b" keeps the cases whose labels contain a or b (all when unset).
+// The checkers' case filters: BENCH_CASES="a,b" keeps the benchmark cases whose labels contain a or b (all when
+// unset); CHECK_CASES does the same for the forward checker's shape fuzz.
 #pragma once
 
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 
-inline bool bench_case_chosen(const std::string& label) {
-    const char* only = std::getenv("BENCH_CASES");
+inline bool case_chosen(const std::string& label, const char* variable) {
+    const char* only = std::getenv(variable);
     if (only == nullptr || *only == 0) return true;
     const std::string list = only;
     for (size_t at = 0; at <= list.size();) {
@@ -16,3 +17,5 @@ inline bool bench_case_chosen(const std::string& label) {
     }
     return false;
 }
+
+inline bool bench_case_chosen(const std::string& label) { return case_chosen(label, "BENCH_CASES"); }

@@ -1,6 +1,7 @@
 // Standalone check and benchmark of the attention forward kernels (tile_attention.cu, tile_attention_sm90.cu,
-// tile_attention_sm90_ws.cu, and the bulk-tensor-copy candidates of tile_attention_sm90_tma.cuh; no Java needed).
-// TILEATTN_VARIANTS=name,name restricts any mode to those variants.
+// tile_attention_sm90_ws.cu; no Java needed).
+// TILEATTN_VARIANTS=name,name restricts any mode to those variants; CHECK_CASES="a,b" the shape fuzz to the cases
+// whose labels contain a or b.
 //   tile_attention_check check      shape fuzz over every kernel variant, against a float64 CPU reference
 //   tile_attention_check sanitize   a few tiny cases, for compute-sanitizer
 //   tile_attention_check bench [variant...]   the benchmark shapes (sampled rows checked), event-timed medians;
@@ -11,13 +12,13 @@
 #include "../../main/cuda/tile_attention.cu"
 #include "../../main/cuda/tile_attention_sm90.cu"
 #include "../../main/cuda/tile_attention_sm90_ws.cu"
-#include "tile_attention_sm90_tma.cuh"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cudaTypedefs.h>
 #include <functional>
 #include <map>
 #include <string>
@@ -190,40 +191,65 @@ struct Launcher {
                        const int2*, int, int, int, float, dim3, cudaStream_t)> run;
 };
 
-enum class Kind { Portable, Sm90, Sm90Ws };
+enum class Kind { Portable, Sm90 };
 
-// The bulk-tensor-copy candidates take tensor maps of q, k, v ([B * heads * S, D]) instead of their pointers and run
-// in clusters of CLUSTER query blocks along x (1: no multicast), grid.x rounded up to whole clusters.
-template <typename T, typename C, int CLUSTER>
-Launcher makeTmaLauncher() {
-    auto kernel = tile_attention_sm90_tma_fwd_kernel<T, C, CLUSTER>;
+// A [rows, D] tensor map of 16-bit elements with boxes of 64 columns x boxRows rows, 128-byte swizzle: what
+// TileAttentionKernel.java encodes for the warp-specialized kernel.
+static CUtensorMap tensorMapRows(const void* base, bool half, unsigned long long rows, int d, int boxRows) {
+    static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+        void* fn = nullptr;
+        cudaDriverEntryPointQueryResult found;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+                    cudaSuccess || found != cudaDriverEntryPointSuccess) {
+            std::fprintf(stderr, "cuTensorMapEncodeTiled is not available from the driver\n");
+            std::exit(1);
+        }
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+    }();
+    CUtensorMap map;
+    const cuuint64_t dims[2] = {static_cast<cuuint64_t>(d), rows};
+    const cuuint64_t strides[1] = {static_cast<cuuint64_t>(d) * 2};
+    const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(boxRows)};
+    const cuuint32_t elementStrides[2] = {1, 1};
+    const CUresult r = encode(&map, half ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+                              const_cast<void*>(base), dims, strides, box, elementStrides,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        std::fprintf(stderr, "cuTensorMapEncodeTiled failed (%d)\n", static_cast<int>(r));
+        std::exit(1);
+    }
+    return map;
+}
+
+// The warp-specialized kernel takes tensor maps of q, k, v and walks the work items (grid.x * grid.y * grid.z of
+// the other kernels' grid) from a persistent grid of one block per multiprocessor, or with PERSISTENT false from
+// one block per item. TILEATTN_WS_BLOCKS=n caps the persistent grid at n blocks, so that the tiny cases of the
+// fuzz and the sanitizer runs also make each block walk several items.
+template <typename T, typename C, bool PERSISTENT>
+Launcher makeWsLauncher() {
+    auto kernel = tile_attention_sm90_ws_fwd_kernel<T, C>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
+    int sms = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    if (const char* cap = std::getenv("TILEATTN_WS_BLOCKS"); cap != nullptr && std::atoi(cap) > 0)
+        sms = std::min(sms, std::atoi(cap));
     Launcher l;
     l.bm = C::BM;
     l.threads = C::THREADS;
     l.smem = C::SMEM;
-    l.run = [kernel](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb, const int* lo,
-                     const int* ro, const int2* rg, int slots, int heads, int S, float sl2, dim3 grid, cudaStream_t st) {
+    l.run = [kernel, sms](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb,
+                          const int* lo, const int* ro, const int2* rg, int slots, int heads, int S, float sl2,
+                          dim3 grid, cudaStream_t st) {
         constexpr bool half = std::is_same_v<T, __half>;
         const unsigned long long rows = static_cast<unsigned long long>(grid.z) * heads * S;
-        const CUtensorMap tq = tensor_map_rows(q, half, rows, C::D, C::BM);
-        const CUtensorMap tk = tensor_map_rows(k, half, rows, C::D, C::BN);
-        const CUtensorMap tv = tensor_map_rows(v, half, rows, C::D, C::BN);
-        const int realBlocks = static_cast<int>(grid.x);
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3((grid.x + CLUSTER - 1) / CLUSTER * CLUSTER, grid.y, grid.z);
-        cfg.blockDim = dim3(C::THREADS);
-        cfg.dynamicSmemBytes = C::SMEM;
-        cfg.stream = st;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = CLUSTER;
-        attr[0].val.clusterDim.y = 1;
-        attr[0].val.clusterDim.z = 1;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, tq, tk, tv, static_cast<T*>(o), lse, qb, lo, ro, rg, slots, heads, S,
-                                      sl2, realBlocks));
+        const CUtensorMap tq = tensorMapRows(q, half, rows, C::D, C::BM);
+        const CUtensorMap tk = tensorMapRows(k, half, rows, C::D, C::BN);
+        const CUtensorMap tv = tensorMapRows(v, half, rows, C::D, C::BN);
+        const int items = static_cast<int>(grid.x * grid.y * grid.z);
+        const int blocks = PERSISTENT ? std::min(items, sms) : items;
+        kernel<<<blocks, C::THREADS, C::SMEM, st>>>(tq, tk, tv, static_cast<T*>(o), lse, qb, lo, ro, rg, slots, heads,
+                                                    S, sl2, static_cast<int>(grid.x), items);
     };
     return l;
 }
@@ -232,8 +258,7 @@ template <typename T, typename C, Kind K>
 Launcher makeLauncher() {
     void (*kernel)(const T*, const T*, const T*, T*, float*, const int4*, const int*, const int*, const int2*, int, int,
                    int, float);
-    if constexpr (K == Kind::Sm90Ws) kernel = tile_attention_sm90_ws_fwd_kernel<T, C>;
-    else if constexpr (K == Kind::Sm90) kernel = tile_attention_sm90_fwd_kernel<T, C>;
+    if constexpr (K == Kind::Sm90) kernel = tile_attention_sm90_fwd_kernel<T, C>;
     else kernel = tile_attention_fwd_kernel<T, C>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
     Launcher l;
@@ -272,14 +297,14 @@ static bool wanted(const std::string& name) {
     return list.find("," + name + ",") != std::string::npos;
 }
 
-template <int CLUSTER>
-Variant makeTmaVariant(const char* name) {
+template <typename C64, typename C128, bool PERSISTENT = true>
+Variant makeWsVariant(const char* name) {
     Variant v;
     v.name = name;
-    v.bf16[0] = makeTmaLauncher<__nv_bfloat16, Sm90WsConfig<64, 192, 2>, CLUSTER>();
-    v.bf16[1] = makeTmaLauncher<__nv_bfloat16, Sm90WsConfig<128, 192, 2>, CLUSTER>();
-    v.f16[0] = makeTmaLauncher<__half, Sm90WsConfig<64, 192, 2>, CLUSTER>();
-    v.f16[1] = makeTmaLauncher<__half, Sm90WsConfig<128, 192, 2>, CLUSTER>();
+    v.bf16[0] = makeWsLauncher<__nv_bfloat16, C64, PERSISTENT>();
+    v.bf16[1] = makeWsLauncher<__nv_bfloat16, C128, PERSISTENT>();
+    v.f16[0] = makeWsLauncher<__half, C64, PERSISTENT>();
+    v.f16[1] = makeWsLauncher<__half, C128, PERSISTENT>();
     return v;
 }
 
@@ -290,18 +315,15 @@ static std::vector<Variant> allVariants() {
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
     if (major == 9) {
         if (wanted("wgmma_n64")) v.push_back(makeVariant<Kind::Sm90, Sm90Config<64, 64>, Sm90Config<128, 64>>("wgmma_n64"));
-        if (wanted("ws_n128"))
-            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 2>, Sm90WsConfig<128, 128, 2>>("ws_n128"));
+        if (wanted("ws_n128")) v.push_back(makeWsVariant<Sm90WsConfig<64, 128, 2>, Sm90WsConfig<128, 128, 2>>("ws_n128"));
         if (wanted("ws_n128_s3"))
-            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
+            v.push_back(makeWsVariant<Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
         if (wanted("ws_n192"))  // the entry points' configuration
-            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
-        // the bulk-tensor-copy candidates (src/test/cuda/tile_attention_sm90_tma.cuh): alone, and in clusters of
-        // three blocks sharing K and V by multicast
-        if (wanted("tma_n192")) v.push_back(makeTmaVariant<1>("tma_n192"));
-        if (wanted("tma_mc3_n192")) v.push_back(makeTmaVariant<3>("tma_mc3_n192"));
+            v.push_back(makeWsVariant<Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
+        if (wanted("ws_n192_grid"))  // the same, one block per work item instead of a persistent grid
+            v.push_back(makeWsVariant<Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>, false>("ws_n192_grid"));
         if (wanted("ws_n192_noturns"))
-            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
+            v.push_back(makeWsVariant<Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }
     return v;
 }
@@ -512,6 +534,8 @@ static std::vector<Case> fuzzCases() {
     cs.push_back({"partial 3x3x3 grid, text 1", {13, 17, 19}, {6, 8, 8}, same({3, 3, 3}, 2), 1, 128, 1, false, 0, 0, 0});
     cs.push_back({"per-head windows, text 256", {7, 9, 23}, {4, 4, 4}, {{1, 3, 3}, {2, 3, 5}, {1, 1, 1}}, 256, 64, 1, false, 0, 0, 0});
     cs.push_back({"image T=1, B=2, text 7", {1, 40, 56}, {1, 8, 8}, same({1, 3, 5}, 2), 7, 128, 2, true, 0, 0, 0});
+    cs.push_back({"image T=1, B=1, text 7", {1, 40, 56}, {1, 8, 8}, same({1, 3, 5}, 2), 7, 128, 1, true, 0, 0, 0});
+    cs.push_back({"B=3, 2x2x2 tiles K=1", {12, 16, 16}, {6, 8, 8}, same({1, 1, 1}, 2), 0, 64, 3, false, 0, 0, 0});
     cs.push_back({"K=grid dense 8x8x8 tiles", {16, 16, 16}, {8, 8, 8}, same({2, 2, 2}, 1), 0, 128, 1, false, 0, 0, 0});
     cs.push_back({"odd 9x10x11, K=grid and K=1, text 256", {9, 10, 11}, {4, 4, 4}, {{3, 3, 3}, {1, 1, 1}}, 256, 128, 1, true, 0, 0, 0});
     cs.push_back({"single partial tile, text 1", {5, 5, 5}, {6, 8, 8}, same({1, 1, 1}, 2), 1, 64, 1, false, 0, 0, 0});
@@ -547,9 +571,10 @@ int main(int argc, char** argv) {
     bool allOk = true;
     if (mode == "check" || mode == "sanitize") {
         std::vector<Case> cs = fuzzCases();
-        if (mode == "sanitize") cs = {cs[2], cs[6], cs[5]};
+        if (mode == "sanitize") cs = {cs[2], cs[8], cs[7]};
         uint64_t seed = 1;
         for (const Case& c : cs) {
+            if (!case_chosen(c.label, "CHECK_CASES")) continue;
             for (const Variant& v : variants) {
                 Result r = run(c, v, 0, seed++);
                 allOk &= r.ok;

@@ -236,14 +236,20 @@ struct BlockWork {
     float* lseRow;
 };
 
-__device__ __forceinline__ BlockWork block_work(const int4* qblocks, const int* listOf, const int* rangeOffsets,
-                                                int slots, int heads, int S, int D, float* lse) {
-    const int4 qb = qblocks[blockIdx.x];
-    const int head = blockIdx.y, batch = blockIdx.z;
+__device__ __forceinline__ BlockWork block_work_of(const int4* qblocks, const int* listOf, const int* rangeOffsets,
+                                                   int slots, int heads, int S, int D, float* lse, int block, int head,
+                                                   int batch) {
+    const int4 qb = qblocks[block];
     const int list = listOf[head * slots + qb.z];
     const size_t slice = static_cast<size_t>(batch) * heads + head;
     return {qb.x, qb.y, rangeOffsets[list], rangeOffsets[list + 1], slice * S * D,
             lse != nullptr ? lse + slice * S : nullptr};
+}
+
+// The block of a launch over grid (query blocks, heads, B).
+__device__ __forceinline__ BlockWork block_work(const int4* qblocks, const int* listOf, const int* rangeOffsets,
+                                                int slots, int heads, int S, int D, float* lse) {
+    return block_work_of(qblocks, listOf, rangeOffsets, slots, heads, S, D, lse, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
 }  // namespace tileattn

@@ -13,6 +13,7 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.util.Arrays;
 import java.util.Optional;
 
 /**
@@ -80,6 +81,8 @@ final class CudaDriver {
     private final MethodHandle cuLaunchKernel;
     /** Absent before CUDA 12 drivers; cluster launches then report that. */
     private final Optional<MethodHandle> cuLaunchKernelEx;
+    /** Absent before CUDA 12 drivers; {@link TensorMap} then reports that. */
+    private final Optional<MethodHandle> cuTensorMapEncodeTiled;
 
     private CudaDriver(SymbolLookup lib) {
         this.lib = lib;
@@ -132,6 +135,9 @@ final class CudaDriver {
                 JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
         cuLaunchKernelEx = lib.find("cuLaunchKernelEx").map(symbol -> linker.downcallHandle(symbol,
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS)));
+        cuTensorMapEncodeTiled = lib.find("cuTensorMapEncodeTiled").map(symbol -> linker.downcallHandle(symbol,
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS,
+                        ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT)));
     }
 
     /**
@@ -588,6 +594,27 @@ final class CudaDriver {
                 "this CUDA driver has no cuLaunchKernelEx (cluster launches need a CUDA 12 or newer driver)"));
         try {
             check("cuLaunchKernelEx(" + name + ")", (int) ex.invokeExact(config, function, params, MemorySegment.NULL));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * cuTensorMapEncodeTiled into {@code map} (128 bytes, 64-byte aligned). dims and boxDims count elements,
+     * innermost first; strides are the byte strides of dimensions 1 .. rank - 1.
+     */
+    void tensorMapEncodeTiled(MemorySegment map, int dataType, long address, long[] dims, long[] strides, int[] boxDims,
+                              int swizzle, int l2Promotion) {
+        MethodHandle encode = cuTensorMapEncodeTiled.orElseThrow(() -> new UnsupportedOperationException(
+                "this CUDA driver has no cuTensorMapEncodeTiled (tensor maps need a CUDA 12 or newer driver)"));
+        int rank = dims.length;
+        int[] elementStrides = new int[rank];
+        Arrays.fill(elementStrides, 1);
+        try (Arena arena = Arena.ofConfined()) {
+            check("cuTensorMapEncodeTiled", (int) encode.invokeExact(map, dataType, rank, address,
+                    arena.allocateFrom(JAVA_LONG, dims), arena.allocateFrom(JAVA_LONG, strides),
+                    arena.allocateFrom(JAVA_INT, boxDims), arena.allocateFrom(JAVA_INT, elementStrides),
+                    0, swizzle, l2Promotion, 0));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -1,5 +1,7 @@
 package tileattn.kernels;
 
+import java.lang.foreign.Arena;
+
 import tileattn.cuda.CudaDevice;
 import tileattn.cuda.CudaStream;
 import tileattn.tensor.DType;
@@ -8,15 +10,17 @@ import tileattn.cuda.DeviceScope;
 import tileattn.cuda.DeviceTensor;
 import tileattn.cuda.Dim3;
 import tileattn.cuda.KernelArgs;
+import tileattn.cuda.TensorMap;
 import tileattn.layout.TokenLayout;
 import tileattn.mask.Window;
 
 /**
  * Block-sparse attention forward on the GPU over tile-ordered [B, heads, S, d] tensors: STA, dense, or any
  * {@link KvRangePlan}. bf16 or fp16 in and out, fp32 accumulation, d = 64 or 128, optional log-sum-exp output
- * (fp32 [B, heads, S], natural log). Three kernels share one argument list: tile_attention_sm90_ws.cu
- * (warp-specialized wgmma, the fastest) on compute capability 9.0, tile_attention.cu (mma.sync) elsewhere, and
- * tile_attention_sm90.cu (wgmma without warp specialization) kept for comparison; {@link Path} can force any.
+ * (fp32 [B, heads, S], natural log). Three kernels read one work plan: tile_attention_sm90_ws.cu (warp-specialized
+ * wgmma fed by the tensor copy engine, the fastest) on compute capability 9.0, tile_attention.cu
+ * (mma.sync) elsewhere, and tile_attention_sm90.cu (wgmma without warp specialization), which serves VSA's 64-row
+ * blocks; {@link Path} can force any.
  */
 public final class TileAttentionKernel {
 
@@ -29,8 +33,8 @@ public final class TileAttentionKernel {
         /** wgmma kernel, all warps loading and computing; its sm_90a code runs on compute capability 9.0 only. */
         HOPPER,
         /**
-         * wgmma kernel with a producer warpgroup feeding two consumer warpgroups through an mbarrier ring; sm_90a
-         * code, compute capability 9.0 only.
+         * wgmma kernel whose producer thread feeds two consumer warpgroups through an mbarrier ring by tensor copies,
+         * sm_90a code, compute capability 9.0 only.
          */
         HOPPER_WARP_SPECIALIZED;
 
@@ -225,27 +229,56 @@ public final class TileAttentionKernel {
         };
         String entry = "tileattn_" + family + "_fwd_" + (bm64 ? "bm64_" : "") + (q.dtype() == DType.BF16 ? "bf16" : "f16")
                 + "_d" + d;
-        // Threads and dynamic shared memory of each kernel's entry points. Portable (PortableConfig, BN = 64): Q tile
-        // plus two stages of K and of V. HOPPER (Sm90Config, BN = 64): Q (64 rows for bm64), two stages of K and three
-        // of V, plus 1 KiB to align its swizzled tiles. Warp-specialized (Sm90WsConfig, BN = 192, two stages): 1 KiB
-        // alignment slack, Q (128 rows), two stages of K and of V (192 rows each), nine 8-byte mbarriers: 230472 bytes
-        // at d = 128.
-        int threads = switch (path) {
-            case HOPPER_WARP_SPECIALIZED -> 384;
-            default -> bm64 ? 128 : 256;
-        };
-        int sharedBytes = switch (path) {
-            case PORTABLE -> 768 * d;
-            case HOPPER -> (bm64 ? 768 : 896) * d + 1024;
-            default -> 1024 + (128 + 2 * 2 * 192) * d * 2 + 9 * 8;
-        };
+        float scaleLog2 = (float) (scale / Math.log(2));
+        if (path == Path.HOPPER_WARP_SPECIALIZED) {
+            launchWarpSpecialized(family, entry, q, k, v, o, lse, queryBlocks, blockCount, listOf, rangeOffsets, ranges,
+                    slots, heads, grid, scaleLog2, stream);
+            return;
+        }
+        // Threads and dynamic shared memory. Portable (PortableConfig, BN = 64): Q tile plus two stages of K and of V.
+        // HOPPER (Sm90Config, BN = 64): Q (64 rows for bm64), two stages of K and three of V, plus 1 KiB to align its
+        // swizzled tiles.
+        int threads = bm64 ? 128 : 256;
+        int sharedBytes = path == Path.PORTABLE ? 768 * d : (bm64 ? 768 : 896) * d + 1024;
         KernelArgs args = KernelArgs.of()
                 .pointer(q).pointer(k).pointer(v).pointer(o)
                 .i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
                 .i32(slots).i32(heads).i32(q.dim(2))
-                .f32((float) (scale / Math.log(2)));
+                .f32(scaleLog2);
         library.function(family, entry).launch(grid, Dim3.of(threads), sharedBytes, stream, args);
+    }
+
+    /**
+     * The warp-specialized kernel: q, k, v as tensor maps over their [B * heads * S, d] rows (boxes of 128 query rows
+     * and 192 key rows), one block per work item of {@code grid}. (The kernel can walk several items per block, but
+     * a persistent grid of one block per multiprocessor hung in the forward checker whenever a block's items spanned
+     * batches, 2026-12-06; until that is understood every item gets its own block.) Dynamic shared memory
+     * (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack, Q (128 rows), two stages of K and of V (192 rows
+     * each), ten 8-byte mbarriers: 230480 bytes at d = 128.
+     */
+    private void launchWarpSpecialized(String family, String entry, DeviceTensor q, DeviceTensor k, DeviceTensor v,
+                                       DeviceTensor o, DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount,
+                                       DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots,
+                                       int heads, Dim3 grid, float scaleLog2, CudaStream stream) {
+        int d = q.dim(3), seq = q.dim(2);
+        long rows = (long) grid.z() * heads * seq;
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("B x heads x S = " + rows + " rows: the warp-specialized kernel addresses "
+                    + "rows with 32-bit coordinates; use Path.HOPPER");
+        }
+        int items = Math.multiplyExact(Math.multiplyExact(blockCount, grid.y()), grid.z());
+        int sharedBytes = 1024 + (128 + 2 * 2 * 192) * d * 2 + 10 * 8;
+        KernelArgs args = KernelArgs.of();
+        try (Arena arena = Arena.ofConfined()) {
+            args.struct(TensorMap.rows16(q.buffer().address(), q.dtype(), rows, d, 128, arena), TensorMap.ALIGNMENT)
+                    .struct(TensorMap.rows16(k.buffer().address(), q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT)
+                    .struct(TensorMap.rows16(v.buffer().address(), q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT);
+        }
+        args.pointer(o).i64(lse == null ? 0 : lse.buffer().address())
+                .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
+                .i32(slots).i32(heads).i32(seq).f32(scaleLog2).i32(blockCount).i32(items);
+        library.function(family, entry).launch(Dim3.of(items), Dim3.of(384), sharedBytes, stream, args);
     }
 
     private static void checkRank(DeviceTensor t, String name) {
