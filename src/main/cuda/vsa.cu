@@ -285,32 +285,28 @@ __device__ __forceinline__ float dot_rows(const float* a, const float* b) {
     return (s0 + s1) + (s2 + s3);
 }
 
-// Top-k of one row of n scores by one warp: the k-th largest key is found bit by bit (the largest key with at
-// least k keys at or above it), then one pass in index order takes every key above it and the first keys equal
-// to it, so ties go to the lower index and the output is ascending.
-__device__ __forceinline__ void warp_top_k(const float* s, int n, int topK, int* sel, int2* ranges,
-                                           const int* tileStarts, unsigned char* chosenOfPlane, int queryTile,
-                                           int tiles, int lane) {
-    unsigned threshold = 0;
-    for (int bit = 31; bit >= 0; --bit) {
-        const unsigned candidate = threshold | (1u << bit);
-        int count = 0;
-        for (int j = lane; j < n; j += 32) count += order_key(s[j]) >= candidate;
-        if (warp_sum(count) >= topK) threshold = candidate;
-    }
-    int above = 0;
-    for (int j = lane; j < n; j += 32) above += order_key(s[j]) > threshold;
-    const int equalsWanted = topK - warp_sum(above);
-    int written = 0, equalsSeen = 0;
-    for (int base = 0; base < n; base += 32) {
+// The shape of the top-k below: the k-th largest key is found bit by bit (the largest key with at least k keys at
+// or above it), then one pass in index order takes every key above it and the first keys equal to it, so ties go to
+// the lower index and the output is ascending. The search stops early at a candidate with exactly k keys at or
+// above it: those k are then the selection, as they are for the k-th largest key (which lies at or above it).
+struct TopKTake {
+    int* sel;
+    int2* ranges;
+    const int* tileStarts;
+    unsigned char* chosenOfPlane;
+    int queryTile, tiles, n, lane;
+    unsigned threshold;
+    int equalsWanted, written = 0, equalsSeen = 0;
+
+    // Keys of indices base + lane, in index order; indices at or past n are skipped.
+    __device__ __forceinline__ void take(int base, unsigned key) {
         const int j = base + lane;
-        const unsigned key = j < n ? order_key(s[j]) : 0u;
         const bool equal = j < n && key == threshold;
         const unsigned equalMask = __ballot_sync(kFull, equal);
-        const bool take = (j < n && key > threshold) ||
-                          (equal && equalsSeen + __popc(equalMask & lanes_below()) < equalsWanted);
-        const unsigned takeMask = __ballot_sync(kFull, take);
-        if (take) {
+        const bool taken = (j < n && key > threshold) ||
+                           (equal && equalsSeen + __popc(equalMask & lanes_below()) < equalsWanted);
+        const unsigned takeMask = __ballot_sync(kFull, taken);
+        if (taken) {
             const int pos = written + __popc(takeMask & lanes_below());
             sel[pos] = j;
             ranges[pos] = make_int2(tileStarts[j], tileStarts[j + 1]);
@@ -319,119 +315,269 @@ __device__ __forceinline__ void warp_top_k(const float* s, int n, int topK, int*
         written += __popc(takeMask);
         equalsSeen += __popc(equalMask);
     }
+};
+
+// Top-k of one row of n scores by one warp, the row's keys held in registers (lane l keeps indices l + 32 i, i <
+// SLOTS, and key 0 past n, which no candidate of the search reaches): each step of the search is then two
+// instructions a key and one warp reduction.
+template <int SLOTS>
+__device__ __forceinline__ void warp_top_k_regs(const float* s, int topK, TopKTake& out) {
+    unsigned key[SLOTS];
+#pragma unroll
+    for (int i = 0; i < SLOTS; ++i) {
+        const int j = 32 * i + out.lane;
+        key[i] = j < out.n ? order_key(s[j]) : 0u;
+    }
+    unsigned threshold = 0;
+    for (int bit = 31; bit >= 0; --bit) {
+        const unsigned candidate = threshold | (1u << bit);
+        int count = 0;
+#pragma unroll
+        for (int i = 0; i < SLOTS; ++i) count += key[i] >= candidate;
+        const int total = __reduce_add_sync(kFull, count);
+        if (total >= topK) {
+            threshold = candidate;
+            if (total == topK) break;
+        }
+    }
+    int above = 0;
+#pragma unroll
+    for (int i = 0; i < SLOTS; ++i) above += key[i] > threshold;
+    out.threshold = threshold;
+    out.equalsWanted = topK - __reduce_add_sync(kFull, above);
+#pragma unroll
+    for (int i = 0; i < SLOTS; ++i) out.take(32 * i, key[i]);
 }
 
-// Shared memory of coarse_fwd: Q rows, one staged chunk of K or V rows, and the block's score rows.
+// The same for rows too long for registers, reading the row from shared memory at every step.
+__device__ __forceinline__ void warp_top_k(const float* s, int topK, TopKTake& out) {
+    const int n = out.n, lane = out.lane;
+    unsigned threshold = 0;
+    for (int bit = 31; bit >= 0; --bit) {
+        const unsigned candidate = threshold | (1u << bit);
+        int count = 0;
+        for (int j = lane; j < n; j += 32) count += order_key(s[j]) >= candidate;
+        const int total = __reduce_add_sync(kFull, count);
+        if (total >= topK) {
+            threshold = candidate;
+            if (total == topK) break;
+        }
+    }
+    int above = 0;
+    for (int j = lane; j < n; j += 32) above += order_key(s[j]) > threshold;
+    out.threshold = threshold;
+    out.equalsWanted = topK - __reduce_add_sync(kFull, above);
+    for (int base = 0; base < n; base += 32) out.take(base, base + lane < n ? order_key(s[base + lane]) : 0u);
+}
+
+// Shared memory of coarse_fwd as launched: Q rows, one staged chunk of K or V rows, and the block's score rows. The
+// kernel lays them out as 16 query rows of stride D, 64 key rows of stride D + 4 and qt score rows of stride
+// score_stride(tiles), at most 48 floats more than qt * tiles: that fits in the 64 floats the query rows leave.
 __host__ __device__ constexpr size_t coarse_fwd_smem(int d, int qt, int tiles) {
     return sizeof(float) * (static_cast<size_t>(kQt + kFwdChunk) * (d + 4) + static_cast<size_t>(qt) * tiles);
 }
 
-// Scores of the block's query rows against one staged chunk of key rows. Thread (group, key) computes RQ rows
-// of one key column: the key row is read once per float4 for all of them and the query float4s are warp-wide
-// broadcasts. Each score keeps the four-way fmaf chains and final (s0 + s1) + (s2 + s3) the CPU's order rounds to.
+__device__ __forceinline__ int score_stride(int tiles) { return (tiles + 3) & ~3; }
+
+// The scores phase splits each score's four fmaf chains (chain t: columns 4c + t) over four lanes, so its staged rows
+// are chain-major: chain t of a row as D / 16 float4s of four consecutive terms. Query rows (stride D) keep them in
+// an order XOR-swizzled by t, so that the four chains one load of the warp reads lie in four bank groups; key rows
+// (stride D + 4) in plain order, so that eight neighbouring keys spread their chains evenly over the banks.
 template <int D>
-__device__ __forceinline__ void chunk_scores(const float* sQ, const float* sK, float* sS, int rows, int n, int col0,
-                                             int tiles, float scale) {
-    constexpr int LD = D + 4, RQ = kQt * kFwdChunk / kThreads;
-    const int kj = threadIdx.x % kFwdChunk, r0 = (threadIdx.x / kFwdChunk) * RQ;
-    if (kj >= n || r0 >= rows) return;
-    float s[RQ][4];
+__device__ __forceinline__ int query_quad(int row, int t, int c4) {
+    return row * (D / 4) + t * (D / 16) + (c4 ^ t);
+}
+
+template <int D>
+__device__ __forceinline__ int key_quad(int row, int t, int c4) {
+    return row * (D / 4 + 1) + t * (D / 16) + c4;
+}
+
+// Rows of a [*, D] fp32 matrix on their way to shared memory, one thread's share in registers (float4s tid,
+// tid + 256, ...: coalesced loads), so that a chunk's global loads are in flight while the block computes on the
+// previous chunk. Rows past n repeat row n - 1 (real data that no result is taken from).
+template <int D, int ROWS>
+struct StagedRows {
+    static constexpr int F4 = D / 4, PER_THREAD = ROWS * F4 / kThreads;
+    static_assert(ROWS * F4 % kThreads == 0, "whole float4s per thread");
+    float4 g[PER_THREAD];
+
+    __device__ __forceinline__ void load(const float* src, int row0, int n) {
 #pragma unroll
-    for (int r = 0; r < RQ; ++r) s[r][0] = s[r][1] = s[r][2] = s[r][3] = 0.f;
-    const float4* key = reinterpret_cast<const float4*>(sK + kj * LD);
-#pragma unroll 4
-    for (int c = 0; c < D / 4; ++c) {
-        const float4 w = key[c];
+        for (int u = 0; u < PER_THREAD; ++u) {
+            const int f = threadIdx.x + u * kThreads, r = f / F4;
+            g[u] = reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + min(r, n - 1)) * D)[f % F4];
+        }
+    }
+
+    // Chain-major (query_quad or key_quad order): float4 c of a row holds term c of the four chains.
+    __device__ __forceinline__ void store_chains(float* dst, bool keys) const {
 #pragma unroll
-        for (int r = 0; r < RQ; ++r) {
-            const float4 u = reinterpret_cast<const float4*>(sQ + (r0 + r) * LD)[c];
-            s[r][0] = fmaf(u.x, w.x, s[r][0]);
-            s[r][1] = fmaf(u.y, w.y, s[r][1]);
-            s[r][2] = fmaf(u.z, w.z, s[r][2]);
-            s[r][3] = fmaf(u.w, w.w, s[r][3]);
+        for (int u = 0; u < PER_THREAD; ++u) {
+            const int f = threadIdx.x + u * kThreads, r = f / F4, c = f % F4;
+            float* d = dst + (c & 3);
+            const float v[4] = {g[u].x, g[u].y, g[u].z, g[u].w};
+#pragma unroll
+            for (int t = 0; t < 4; ++t) d[4 * (keys ? key_quad<D>(r, t, c >> 2) : query_quad<D>(r, t, c >> 2))] = v[t];
+        }
+    }
+};
+
+// Scores of the block's query rows against one staged chunk of key rows. Thread (rows r0 .. r0 + 7, keys kp and
+// kp + 32, chain t) runs chain t of 16 scores: per four terms, eight query float4s (the warp's lanes read four
+// addresses) and two key float4s serve 64 fmaf. The four lanes of a key then add their chains as the CPU's order
+// does, (s0 + s1) + (s2 + s3), each sum formed the same way in every lane.
+template <int D>
+__device__ __forceinline__ void chunk_scores(const float* sQ, const float* sK, float* sS, int ss, int rows, int n,
+                                             int col0, float scale) {
+    constexpr int C4 = D / 16, RQ = 8;
+    static_assert(kQt == 2 * RQ && kThreads == 2 * (kFwdChunk / 2) * 4, "two row groups x 32 key pairs x 4 chains");
+    const int t = threadIdx.x & 3, kp = (threadIdx.x >> 2) & 31, r0 = (threadIdx.x >> 7) * RQ;
+    if (r0 >= rows) return;
+    const float4* q4 = reinterpret_cast<const float4*>(sQ);
+    const float4* k4 = reinterpret_cast<const float4*>(sK);
+    float acc[RQ][2];
+#pragma unroll
+    for (int i = 0; i < RQ; ++i) acc[i][0] = acc[i][1] = 0.f;
+#pragma unroll 1
+    for (int c4 = 0; c4 < C4; ++c4) {
+        const float4 k0 = k4[key_quad<D>(kp, t, c4)], k1 = k4[key_quad<D>(kp + 32, t, c4)];
+#pragma unroll
+        for (int i = 0; i < RQ; ++i) {
+            const float4 q = q4[query_quad<D>(r0 + i, t, c4)];
+            acc[i][0] = fmaf(q.x, k0.x, acc[i][0]);
+            acc[i][0] = fmaf(q.y, k0.y, acc[i][0]);
+            acc[i][0] = fmaf(q.z, k0.z, acc[i][0]);
+            acc[i][0] = fmaf(q.w, k0.w, acc[i][0]);
+            acc[i][1] = fmaf(q.x, k1.x, acc[i][1]);
+            acc[i][1] = fmaf(q.y, k1.y, acc[i][1]);
+            acc[i][1] = fmaf(q.z, k1.z, acc[i][1]);
+            acc[i][1] = fmaf(q.w, k1.w, acc[i][1]);
         }
     }
 #pragma unroll
-    for (int r = 0; r < RQ; ++r)
-        if (r0 + r < rows) sS[(r0 + r) * tiles + col0 + kj] = ((s[r][0] + s[r][1]) + (s[r][2] + s[r][3])) * scale;
+    for (int i = 0; i < RQ; ++i) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            float s = acc[i][e];
+            s += __shfl_xor_sync(kFull, s, 1);
+            s += __shfl_xor_sync(kFull, s, 2);
+            acc[i][e] = s * scale;
+        }
+    }
+    if (t != 0) return;
+#pragma unroll
+    for (int i = 0; i < RQ; ++i) {
+        if (r0 + i >= rows) break;
+        if (kp < n) sS[(r0 + i) * ss + col0 + kp] = acc[i][0];
+        if (kp + 32 < n) sS[(r0 + i) * ss + col0 + kp + 32] = acc[i][1];
+    }
 }
 
-// coarse = P V / rowSum over the block's rows: thread (group, column quad) owns RV rows of four columns, so
-// one float4 of V serves them all; each output sums its products in key order.
+__device__ __forceinline__ void copy_async16(float* dst, const float* src) {
+    const unsigned at = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(at), "l"(src));
+}
+
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+constexpr int kVChunk = 32;  // V rows per stage of coarse_output, two stages in the K chunk's space
+
+// V rows [c0, c0 + kVChunk) into a stage of stride D (rows past the matrix repeat its last row), one copy group.
 template <int D>
-__device__ __forceinline__ void coarse_output(const float* sS, float* sV, const float* __restrict__ pv,
+__device__ __forceinline__ void stage_v(float* dst, const float* __restrict__ pv, int c0, int tiles) {
+    constexpr int F4 = D / 4;
+    static_assert(kVChunk * F4 % kThreads == 0 && 2 * kVChunk * D <= kFwdChunk * (D + 4), "two stages in the K chunk");
+    const int last = tiles - 1 - c0;
+#pragma unroll
+    for (int u = 0; u < kVChunk * F4 / kThreads; ++u) {
+        const int f = threadIdx.x + u * kThreads, r = f / F4, c = f % F4;
+        copy_async16(dst + r * D + 4 * c, pv + static_cast<size_t>(c0 + min(r, last)) * D + 4 * c);
+    }
+    copy_async_commit();
+}
+
+// coarse = P V / rowSum over the block's rows: thread (row group, column) owns RV rows of one column; per four keys,
+// four V loads of the warp's 32 consecutive columns and one broadcast float4 of P per row serve 4 RV fmaf. Each
+// output sums its products in key order. V comes in stages of kVChunk rows, the next copied while this one is used;
+// the caller has started stage 0 (stage_v into sV).
+template <int D>
+__device__ __forceinline__ void coarse_output(const float* sS, int ss, float* sV, const float* __restrict__ pv,
                                               const float* rowSum, float* __restrict__ coarse, size_t plane, int q0,
                                               int rows, int tiles) {
-    constexpr int LD = D + 4, QUADS = D / 4, RV = kQt * QUADS / kThreads;
-    const int quad = threadIdx.x % QUADS, r0 = (threadIdx.x / QUADS) * RV;
-    float4 acc[RV];
+    constexpr int RV = kQt * D / kThreads, COL_WARPS = D / 32;
+    const int warp = threadIdx.x >> 5;
+    const int col = (threadIdx.x & 31) + 32 * (warp % COL_WARPS), r0 = (warp / COL_WARPS) * RV;
+    // Rows of the group past the block's rows read the last real row (qt may be below 16: rows past it are not
+    // allocated), and nothing of them is stored.
+    int rowAt[RV];
+    float acc[RV];
 #pragma unroll
-    for (int r = 0; r < RV; ++r) acc[r] = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int c0 = 0; c0 < tiles; c0 += kFwdChunk) {
-        const int n = min(kFwdChunk, tiles - c0);
+    for (int r = 0; r < RV; ++r) {
+        rowAt[r] = min(r0 + r, rows - 1) * ss;
+        acc[r] = 0.f;
+    }
+    for (int c0 = 0, stage = 0; c0 < tiles; c0 += kVChunk, stage ^= 1) {
+        const int n = min(kVChunk, tiles - c0);
+        if (c0 + kVChunk < tiles) {
+            stage_v<D>(sV + (stage ^ 1) * kVChunk * D, pv, c0 + kVChunk, tiles);
+            copy_async_wait<1>();
+        } else {
+            copy_async_wait<0>();
+        }
         __syncthreads();
-        stage_rows<D>(sV, pv, c0, n);
-        __syncthreads();
-        if (r0 >= rows) continue;
-        for (int j = 0; j < n; ++j) {
-            const float4 w = reinterpret_cast<const float4*>(sV + j * LD)[quad];
+        const float* v = sV + stage * kVChunk * D + col;
+        if (r0 < rows) {
+            int j = 0;
+#pragma unroll 1
+            for (; j + 4 <= n; j += 4) {
+                const float v0 = v[j * D], v1 = v[(j + 1) * D], v2 = v[(j + 2) * D], v3 = v[(j + 3) * D];
 #pragma unroll
-            for (int r = 0; r < RV; ++r) {
-                const float p = sS[(r0 + r) * tiles + c0 + j];
-                acc[r].x = fmaf(p, w.x, acc[r].x);
-                acc[r].y = fmaf(p, w.y, acc[r].y);
-                acc[r].z = fmaf(p, w.z, acc[r].z);
-                acc[r].w = fmaf(p, w.w, acc[r].w);
+                for (int r = 0; r < RV; ++r) {
+                    const float4 p = *reinterpret_cast<const float4*>(sS + rowAt[r] + c0 + j);
+                    acc[r] = fmaf(p.x, v0, acc[r]);
+                    acc[r] = fmaf(p.y, v1, acc[r]);
+                    acc[r] = fmaf(p.z, v2, acc[r]);
+                    acc[r] = fmaf(p.w, v3, acc[r]);
+                }
+            }
+            for (; j < n; ++j) {
+                const float vj = v[j * D];
+#pragma unroll
+                for (int r = 0; r < RV; ++r) acc[r] = fmaf(sS[rowAt[r] + c0 + j], vj, acc[r]);
             }
         }
+        __syncthreads();
     }
 #pragma unroll
     for (int r = 0; r < RV; ++r) {
         const int qi = r0 + r;
-        if (qi >= rows) continue;
-        const float sum = rowSum[qi];
-        reinterpret_cast<float4*>(coarse + (plane * tiles + q0 + qi) * D)[quad] =
-            make_float4(acc[r].x / sum, acc[r].y / sum, acc[r].z / sum, acc[r].w / sum);
+        if (qi < rows) coarse[(plane * tiles + q0 + qi) * D + col] = acc[r] / rowSum[qi];
     }
 }
 
-// One block per kQt query tiles of a plane: scores against every key tile, the top-k selection and its KV ranges,
-// then (unless coarse is null: a forward whose coarse branch is gated off needs only the selection) the softmax,
-// its log-sum-exp and the coarse output.
-template <int D>
-__device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const float* __restrict__ pk,
-                                           const float* __restrict__ pv, float* __restrict__ coarse,
-                                           float* __restrict__ coarseLse, int* __restrict__ selection,
-                                           int2* __restrict__ ranges, unsigned char* __restrict__ chosen,
-                                           const int* __restrict__ tileStarts, int tiles, int topK, int qt,
-                                           float scale) {
-    constexpr int LD = D + 4;
-    static_assert(kQt * kFwdChunk % kThreads == 0 && kQt * (D / 4) % kThreads == 0, "whole rows per thread");
-    extern __shared__ float4 smem4[];
-    float* sQ = reinterpret_cast<float*>(smem4);  // [kQt][LD]
-    float* sKV = sQ + kQt * LD;                   // [kFwdChunk][LD]
-    float* sS = sKV + kFwdChunk * LD;             // [qt][tiles]: scaled scores, then exp(score - max)
-    __shared__ float rowSum[kQt];
-
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const size_t plane = blockIdx.y;
-    const int q0 = blockIdx.x * qt, rows = min(qt, tiles - q0);
-
-    stage_rows<D>(sQ, pq + plane * tiles * D, q0, rows);
-    for (int c0 = 0; c0 < tiles; c0 += kFwdChunk) {
-        const int n = min(kFwdChunk, tiles - c0);
-        __syncthreads();
-        stage_rows<D>(sKV, pk + plane * tiles * D, c0, n);
-        __syncthreads();
-        chunk_scores<D>(sQ, sKV, sS, rows, n, c0, tiles, scale);
-    }
-    __syncthreads();
-
+// The selection of the warp's rows (lanes keep SLOTS keys each; 0: the row is read from shared memory at every
+// step), then, unless coarse is null, their softmax: exp(score - max) in place, the sums and the log-sum-exps.
+template <int SLOTS>
+__device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, float* __restrict__ coarse,
+                                            float* __restrict__ coarseLse, int* __restrict__ selection,
+                                            int2* __restrict__ ranges, unsigned char* __restrict__ chosen,
+                                            const int* __restrict__ tileStarts, size_t plane, int q0, int rows,
+                                            int tiles, int topK) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int qi = warp; qi < rows; qi += kThreads / 32) {
-        float* s = sS + qi * tiles;
+        float* s = sS + qi * ss;
         const int row = static_cast<int>(plane) * tiles + q0 + qi;
-        warp_top_k(s, tiles, topK, selection + static_cast<size_t>(row) * topK, ranges + static_cast<size_t>(row) * topK,
-                   tileStarts, chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, q0 + qi, tiles, lane);
+        TopKTake out{selection + static_cast<size_t>(row) * topK, ranges + static_cast<size_t>(row) * topK, tileStarts,
+                     chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, q0 + qi, tiles, tiles, lane};
+        if constexpr (SLOTS == 0) {
+            warp_top_k(s, topK, out);
+        } else {
+            warp_top_k_regs<SLOTS>(s, topK, out);
+        }
         if (coarse == nullptr) continue;
         float mx = -INFINITY;
         for (int j = lane; j < tiles; j += 32) mx = fmaxf(mx, s[j]);
@@ -449,7 +595,69 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
             coarseLse[row] = mx + logf(sum);
         }
     }
-    if (coarse != nullptr) coarse_output<D>(sS, sKV, pv + plane * tiles * D, rowSum, coarse, plane, q0, rows, tiles);
+}
+
+// One block per qt query tiles of a plane: scores against every key tile, the top-k selection and its KV ranges,
+// then (unless coarse is null: a forward whose coarse branch is gated off needs only the selection) the softmax,
+// its log-sum-exp and the coarse output. The next chunk's rows load while the block computes on the current one.
+template <int D>
+__device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const float* __restrict__ pk,
+                                           const float* __restrict__ pv, float* __restrict__ coarse,
+                                           float* __restrict__ coarseLse, int* __restrict__ selection,
+                                           int2* __restrict__ ranges, unsigned char* __restrict__ chosen,
+                                           const int* __restrict__ tileStarts, int tiles, int topK, int qt,
+                                           float scale) {
+    static_assert(kQt * kFwdChunk % kThreads == 0 && kQt * D % kThreads == 0, "whole rows per thread");
+    extern __shared__ float4 smem4[];
+    float* sQ = reinterpret_cast<float*>(smem4);  // [kQt][D] in query_quad order
+    float* sKV = sQ + kQt * D;                    // [kFwdChunk][D + 4] in key_quad order, then V [2][kVChunk][D]
+    float* sS = sKV + kFwdChunk * (D + 4);        // [qt][ss]: scaled scores, then exp(score - max)
+    __shared__ float rowSum[kQt];
+
+    const size_t plane = blockIdx.y;
+    const int q0 = blockIdx.x * qt, rows = min(qt, tiles - q0), ss = score_stride(tiles);
+    const float* pkPlane = pk + plane * tiles * D;
+
+    {
+        StagedRows<D, kQt> q;
+        q.load(pq + plane * tiles * D, q0, rows);
+        q.store_chains(sQ, false);
+    }
+    StagedRows<D, kFwdChunk> next;
+    next.load(pkPlane, 0, min(kFwdChunk, tiles));
+    for (int c0 = 0; c0 < tiles; c0 += kFwdChunk) {
+        const int n = min(kFwdChunk, tiles - c0);
+        __syncthreads();
+        next.store_chains(sKV, true);
+        if (c0 + kFwdChunk < tiles) next.load(pkPlane, c0 + kFwdChunk, min(kFwdChunk, tiles - c0 - kFwdChunk));
+        __syncthreads();
+        chunk_scores<D>(sQ, sKV, sS, ss, rows, n, c0, scale);
+    }
+    __syncthreads();
+    const float* pvPlane = pv + plane * tiles * D;
+    if (coarse != nullptr) stage_v<D>(sKV, pvPlane, 0, tiles);  // in flight during the selection and softmax
+
+#define TILEATTN_VSA_SELECT(SLOTS)                                                                                  \
+    select_rows<SLOTS>(sS, ss, rowSum, coarse, coarseLse, selection, ranges, chosen, tileStarts, plane, q0, rows,  \
+                       tiles, topK)
+    // Register rows in steps of four keys a lane (128 tiles), up to 48 (1,536 tiles).
+    switch ((tiles + 127) / 128) {
+        case 1: TILEATTN_VSA_SELECT(4); break;
+        case 2: TILEATTN_VSA_SELECT(8); break;
+        case 3: TILEATTN_VSA_SELECT(12); break;
+        case 4: TILEATTN_VSA_SELECT(16); break;
+        case 5: TILEATTN_VSA_SELECT(20); break;
+        case 6: TILEATTN_VSA_SELECT(24); break;
+        case 7: TILEATTN_VSA_SELECT(28); break;
+        case 8: TILEATTN_VSA_SELECT(32); break;
+        case 9: TILEATTN_VSA_SELECT(36); break;
+        case 10: TILEATTN_VSA_SELECT(40); break;
+        case 11: TILEATTN_VSA_SELECT(44); break;
+        case 12: TILEATTN_VSA_SELECT(48); break;
+        default: TILEATTN_VSA_SELECT(0); break;
+    }
+#undef TILEATTN_VSA_SELECT
+    if (coarse != nullptr) coarse_output<D>(sS, ss, sKV, pvPlane, rowSum, coarse, plane, q0, rows, tiles);
 }
 
 // Backward of the coarse attention, per block of kQt query tiles: with P = exp(S - lse) and
@@ -702,7 +910,7 @@ TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 64)
 TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 128)
 
 #define TILEATTN_VSA_COARSE_ENTRIES(D)                                                                           \
-    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_fwd_d##D(                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) tileattn_vsa_coarse_fwd_d##D(                          \
         const float* pq, const float* pk, const float* pv, float* coarse, float* coarseLse, int* selection,      \
         int2* ranges, unsigned char* chosen, const int* tileStarts, int tiles, int topK, int qt, float scale) {  \
         tileattn::vsa::coarse_fwd<D>(pq, pk, pv, coarse, coarseLse, selection, ranges, chosen, tileStarts,       \
