@@ -191,7 +191,8 @@ struct Launcher {
                        const int2*, int, int, int, float, dim3, cudaStream_t)> run;
 };
 
-enum class Kind { Portable, Sm90 };
+// Sm90Ws runs the warp-specialized kernel on a persistent grid, Sm90WsGrid with one block per work item.
+enum class Kind { Portable, Sm90, Sm90Ws, Sm90WsGrid };
 
 // A [rows, D] tensor map of 16-bit elements with boxes of 64 columns x boxRows rows, 128-byte swizzle: what
 // TileAttentionKernel.java encodes for the warp-specialized kernel.
@@ -256,22 +257,26 @@ Launcher makeWsLauncher() {
 
 template <typename T, typename C, Kind K>
 Launcher makeLauncher() {
-    void (*kernel)(const T*, const T*, const T*, T*, float*, const int4*, const int*, const int*, const int2*, int, int,
-                   int, float);
-    if constexpr (K == Kind::Sm90) kernel = tile_attention_sm90_fwd_kernel<T, C>;
-    else kernel = tile_attention_fwd_kernel<T, C>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
-    Launcher l;
-    l.bm = C::BM;
-    l.threads = C::THREADS;
-    l.smem = C::SMEM;
-    l.run = [kernel](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb, const int* lo,
-                     const int* ro, const int2* rg, int slots, int heads, int S, float sl2, dim3 grid, cudaStream_t st) {
-        kernel<<<grid, C::THREADS, C::SMEM, st>>>(static_cast<const T*>(q), static_cast<const T*>(k),
-                                                   static_cast<const T*>(v), static_cast<T*>(o), lse, qb, lo, ro, rg,
-                                                   slots, heads, S, sl2);
-    };
-    return l;
+    if constexpr (K == Kind::Sm90Ws || K == Kind::Sm90WsGrid) {
+        return makeWsLauncher<T, C, K == Kind::Sm90Ws>();
+    } else {
+        void (*kernel)(const T*, const T*, const T*, T*, float*, const int4*, const int*, const int*, const int2*, int, int,
+                       int, float);
+        if constexpr (K == Kind::Sm90) kernel = tile_attention_sm90_fwd_kernel<T, C>;
+        else kernel = tile_attention_fwd_kernel<T, C>;
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
+        Launcher l;
+        l.bm = C::BM;
+        l.threads = C::THREADS;
+        l.smem = C::SMEM;
+        l.run = [kernel](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb, const int* lo,
+                         const int* ro, const int2* rg, int slots, int heads, int S, float sl2, dim3 grid, cudaStream_t st) {
+            kernel<<<grid, C::THREADS, C::SMEM, st>>>(static_cast<const T*>(q), static_cast<const T*>(k),
+                                                       static_cast<const T*>(v), static_cast<T*>(o), lse, qb, lo, ro, rg,
+                                                       slots, heads, S, sl2);
+        };
+        return l;
+    }
 }
 
 struct Variant {
@@ -297,17 +302,6 @@ static bool wanted(const std::string& name) {
     return list.find("," + name + ",") != std::string::npos;
 }
 
-template <typename C64, typename C128, bool PERSISTENT = true>
-Variant makeWsVariant(const char* name) {
-    Variant v;
-    v.name = name;
-    v.bf16[0] = makeWsLauncher<__nv_bfloat16, C64, PERSISTENT>();
-    v.bf16[1] = makeWsLauncher<__nv_bfloat16, C128, PERSISTENT>();
-    v.f16[0] = makeWsLauncher<__half, C64, PERSISTENT>();
-    v.f16[1] = makeWsLauncher<__half, C128, PERSISTENT>();
-    return v;
-}
-
 static std::vector<Variant> allVariants() {
     std::vector<Variant> v;
     if (wanted("mma_n64")) v.push_back(makeVariant<Kind::Portable, PortableConfig<64, 64>, PortableConfig<128, 64>>("mma_n64"));
@@ -315,15 +309,15 @@ static std::vector<Variant> allVariants() {
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
     if (major == 9) {
         if (wanted("wgmma_n64")) v.push_back(makeVariant<Kind::Sm90, Sm90Config<64, 64>, Sm90Config<128, 64>>("wgmma_n64"));
-        if (wanted("ws_n128")) v.push_back(makeWsVariant<Sm90WsConfig<64, 128, 2>, Sm90WsConfig<128, 128, 2>>("ws_n128"));
+        if (wanted("ws_n128")) v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 2>, Sm90WsConfig<128, 128, 2>>("ws_n128"));
         if (wanted("ws_n128_s3"))
-            v.push_back(makeWsVariant<Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 128, 3>, Sm90WsConfig<128, 128, 3>>("ws_n128_s3"));
         if (wanted("ws_n192"))  // the entry points' configuration
-            v.push_back(makeWsVariant<Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
         if (wanted("ws_n192_grid"))  // the same, one block per work item instead of a persistent grid
-            v.push_back(makeWsVariant<Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>, false>("ws_n192_grid"));
+            v.push_back(makeVariant<Kind::Sm90WsGrid, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192_grid"));
         if (wanted("ws_n192_noturns"))
-            v.push_back(makeWsVariant<Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
+            v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }
     return v;
 }
