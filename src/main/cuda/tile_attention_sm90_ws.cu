@@ -32,6 +32,7 @@
 
 #include "tileattn/tile_attention.cuh"
 #include "tileattn/wgmma.cuh"
+#include "tileattn/warp_specialized.cuh"
 
 namespace tileattn {
 
@@ -54,108 +55,6 @@ struct Sm90WsConfig {
     static_assert(SMEM <= 227 * 1024, "more shared memory than one Hopper block may have");
 };
 
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-
-// Waits until the phase of the given parity has completed.
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-    uint32_t done;
-    do {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(bar), "r"(parity) : "memory");
-    } while (!done);
-}
-
-__device__ __forceinline__ void named_sync(int id, int threads) {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
-__device__ __forceinline__ void named_arrive(int id, int threads) {
-    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
-
-template <int N> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
-template <int N> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
-
-// The mbarriers, as shared-memory addresses: Q full and empty, then per stage K full, K empty, V full, V empty.
-template <int STAGES>
-struct Barriers {
-    uint32_t base;
-    __device__ __forceinline__ uint32_t fullQ() const { return base; }
-    __device__ __forceinline__ uint32_t emptyQ() const { return base + 8; }
-    __device__ __forceinline__ uint32_t fullK(int s) const { return base + 8 * (2 + s); }
-    __device__ __forceinline__ uint32_t emptyK(int s) const { return base + 8 * (2 + STAGES + s); }
-    __device__ __forceinline__ uint32_t fullV(int s) const { return base + 8 * (2 + 2 * STAGES + s); }
-    __device__ __forceinline__ uint32_t emptyV(int s) const { return base + 8 * (2 + 3 * STAGES + s); }
-};
-
-__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-
-// One box of a 2D tensor map, columns col .. col + 63 of rows row .. row + box rows - 1, into shared memory at dst.
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int col, int row, uint32_t bar) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
-        ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(bar)
-        : "memory");
-}
-
-// ROWS rows from `row` with all D columns (one box per 64-column slab of the Swizzle128 tile), announced to `bar`.
-template <int ROWS, int D>
-__device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap* map, int row, uint32_t bar) {
-    mbar_arrive_expect_tx(bar, ROWS * D * 2);
-#pragma unroll
-    for (int slab = 0; slab < D / 64; ++slab) tma_load_2d(dst + slab * ROWS * 128, map, slab * 64, row, bar);
-}
-
-// The work items of a launch: item = (batch * heads + head) * blockCount + query block.
-struct WorkItems {
-    const int4* qblocks;
-    const int* listOf;
-    const int* rangeOffsets;
-    float* lse;
-    int slots, heads, S, D, blockCount, count;
-};
-
-// A block's items blockIdx.x, + gridDim.x, ..., as (query block, head, batch) kept by steps, not divisions.
-struct ItemCursor {
-    int item, block, head, batch;
-
-    __device__ __forceinline__ void start(const WorkItems& w) {
-        item = block = static_cast<int>(blockIdx.x);
-        head = batch = 0;
-        settle(w);
-    }
-    __device__ __forceinline__ bool valid(const WorkItems& w) const { return item < w.count; }
-    __device__ __forceinline__ void advance(const WorkItems& w) {
-        item += static_cast<int>(gridDim.x);
-        block += static_cast<int>(gridDim.x);
-        settle(w);
-    }
-    __device__ __forceinline__ BlockWork work(const WorkItems& w) const {
-        return block_work_of(w.qblocks, w.listOf, w.rangeOffsets, w.slots, w.heads, w.S, w.D, w.lse, block, head,
-                             batch);
-    }
-
-  private:
-    __device__ __forceinline__ void settle(const WorkItems& w) {
-        while (block >= w.blockCount) {
-            block -= w.blockCount;
-            if (++head == w.heads) {
-                head = 0;
-                ++batch;
-            }
-        }
-    }
-};
-
 // The producer thread. Per item: K_0 (once its stage is free), Q (once the consumers released the previous
 // item's), then K_j and V_{j-1} for each further block, then the last V. g counts K/V blocks over all items: block
 // g takes stage g % STAGES for the (g / STAGES + 1)-th time.
@@ -172,7 +71,8 @@ __device__ __forceinline__ void produce(const CUtensorMap* tmQ, const CUtensorMa
     };
     int g = 0, n = 0;
     ItemCursor it;
-    for (it.start(items); it.valid(items); it.advance(items), ++n) {
+    it.start(items, static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x));
+    for (; it.valid(items); it.advance(items), ++n) {
         const BlockWork work = it.work(items);
         const int planeRow = static_cast<int>(work.headOffset / D), rEnd = work.rangeEnd;
         KvCursor cur;
@@ -302,6 +202,7 @@ __device__ __forceinline__ int consume(T* oh, const T* sQ, const T* sK, const T*
     accumulate(sV + sv * C::KV_ELEMS);
     wgmma_wait<0>();
     pin(st.acc);
+    mbar_arrive(bars.emptyV(sv));  // the next item's blocks reuse this stage too
     st.template store<T>(oh, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
     return j;
 }
@@ -340,7 +241,8 @@ tile_attention_sm90_ws_fwd(const CUtensorMap* tmQ, const CUtensorMap* tmK, const
         setmaxnreg_inc<C::CONSUMER_REGISTERS>();
         int g = 0, n = 0;
         ItemCursor it;
-        for (it.start(items); it.valid(items); it.advance(items), ++n) {
+        it.start(items, static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x));
+        for (; it.valid(items); it.advance(items), ++n) {
             const BlockWork work = it.work(items);
             g += consume<T, C>(o + work.headOffset, sQ, sK, sV, bars, work, ranges, scaleLog2,
                                tid - C::PRODUCER_THREADS, g, n);
