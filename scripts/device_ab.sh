@@ -115,12 +115,12 @@ done
 
 if [[ "${AB_NCU:-1}" != 0 ]]; then   # VSA's first pool, coarse and fine launches (S=32760) under Nsight Compute
   for side in ${AB_NCU_SIDES:-new}; do
-    timeout 150 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64|ws64_fwd" -c 3 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    timeout 150 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64" -c 3 --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section WarpStateStats --section Occupancy --section LaunchStats "$java" --add-modules jdk.incubator.vector \
       --enable-native-access=ALL-UNNAMED -Xmx24g -cp "$(side_classpath "$side")" \
       tileattn.kernels.VsaBenchmark "$out/vsa-$side" quick > "$out/ncu-$side.txt" 2>&1
   done
-  [[ "${AB_NCU_DIT:-0}" == 1 ]] && timeout 200 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64|ws64_fwd" -c 3 \
+  [[ "${AB_NCU_DIT:-0}" == 1 ]] && timeout 200 ncu --target-processes all -k "regex:vsa_pool|vsa_coarse_fwd|fwd_bm64" -c 3 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
       --section LaunchStats "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
       -cp "$(side_classpath new)" tileattn.cli.Main bench dit --latent 21,60,104 --iters 1 --warmup 0 --attention vsa \
@@ -137,11 +137,11 @@ grep -HsE "RACECHECK SUMMARY" "$out"/racecheck*.log | sed 's|.*/||'
 for f in "$out"/checkbench-*.log; do
   [[ -e "$f" ]] || continue
   echo "---- forward checker bench, $(basename "$f" .log | sed 's/^checkbench-//')"
-  grep -E " (ws_n192|ws_n192_grid|wgmma_n64|ws64|ws64_grid|ws64_s3) +[0-9]" "$f"
+  grep -E " (ws_n192|ws_n192_grid|wgmma_n64|wgmma_bm64) +[0-9]" "$f"
 done
 for side in "${sides[@]}"; do
   [[ -n "${variant_tests[$side]:-}" ]] && echo "---- $side: VSA and forward GPU tests ${variant_tests[$side]}"
-  echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep -E "wgmma|ws "
+  echo "---- $side: VsaBenchmark"; grep -E "^[0-9]+x[0-9]+x[0-9]+ S=" "$out/vsabench-$side.log" | grep wgmma
   [[ -e "$out/dit-$side.log" ]] && { echo "---- $side: bench dit"; grep -E " step +[0-9.]+ ms" "$out/dit-$side.log"; }
 done
 for side in old new dit; do

@@ -1,5 +1,5 @@
 // Hopper (sm_90a) warp-specialized path of the block-sparse attention forward: the query-block table and KV range
-// lists of tile_attention.cu (read its header), with q, k, v given as tensor maps and a persistent grid.
+// lists of tile_attention.cu (read its header), with q, k, v given as tensor maps, each block walking work items.
 //   - One producer thread copies with the bulk tensor copy engine: the block's Q once, then K and V blocks of BN
 //     keys, into a ring of STAGES shared-memory stages (boxes of 64 columns, 128-byte swizzle: the layout the
 //     wgmma descriptors read), each completing on its stage's "full" mbarrier by byte count; the consumers hand a
@@ -18,8 +18,9 @@
 //   - Each block walks work items (query block, head, batch) blockIdx.x, + gridDim.x, ...; the ring's stages and
 //     phases run on across items, and the consumers release Q as soon as their last scores are done, so the next
 //     item's Q and first K blocks load while they finish the previous item's output. A persistent grid (one block
-//     per multiprocessor) hung in the forward checker when a block's items spanned batches (2026-12-06, with the
-//     item decomposed by division); the Java wrapper launches one block per item until that is understood.
+//     per multiprocessor) measured no faster than one block per item (the hardware then balances the blocks of
+//     unequal cost, such as text rows, which a fixed walk leaves uneven: docs/benchmarks.md, 2026-12-06, sixth
+//     session), so the Java wrapper launches one block per item.
 // The entry points use BN = 192 and two stages: a 3x3x3 window's ranges of 1152 keys are six whole blocks, and
 // 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md).
 // Arguments: tensor maps of q, k and v as [B * heads * S, D] matrices of 16-bit elements (boxes of 64 columns x

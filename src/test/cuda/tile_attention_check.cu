@@ -12,7 +12,6 @@
 #include "../../main/cuda/tile_attention.cu"
 #include "../../main/cuda/tile_attention_sm90.cu"
 #include "../../main/cuda/tile_attention_sm90_ws.cu"
-#include "../../main/cuda/tile_attention_sm90_ws64.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -192,9 +191,8 @@ struct Launcher {
                        const int2*, int, int, int, float, dim3, cudaStream_t)> run;
 };
 
-// Sm90Ws runs the warp-specialized kernel on a persistent grid, Sm90WsGrid with one block per work item; Sm90Ws64
-// and Sm90Ws64Grid the same for its two-pipeline form (64-row query blocks).
-enum class Kind { Portable, Sm90, Sm90Ws, Sm90WsGrid, Sm90Ws64, Sm90Ws64Grid };
+// Sm90Ws runs the warp-specialized kernel on a persistent grid, Sm90WsGrid with one block per work item.
+enum class Kind { Portable, Sm90, Sm90Ws, Sm90WsGrid };
 
 // A [rows, D] tensor map of 16-bit elements with boxes of 64 columns x boxRows rows, 128-byte swizzle: what
 // TileAttentionKernel.java encodes for the warp-specialized kernel.
@@ -257,43 +255,10 @@ Launcher makeWsLauncher() {
     return l;
 }
 
-// The two-pipeline kernel: k and v as two tensor maps each (64-row and 8-row boxes); two items per block.
-template <typename T, typename C, bool PERSISTENT>
-Launcher makeWs64Launcher() {
-    auto kernel = tile_attention_sm90_ws64_fwd_kernel<T, C>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
-    int sms = 0;
-    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-    if (const char* cap = std::getenv("TILEATTN_WS_BLOCKS"); cap != nullptr && std::atoi(cap) > 0)
-        sms = std::min(sms, std::atoi(cap));
-    Launcher l;
-    l.bm = C::BM;
-    l.threads = C::THREADS;
-    l.smem = C::SMEM;
-    l.run = [kernel, sms](const void* q, const void* k, const void* v, void* o, float* lse, const int4* qb,
-                          const int* lo, const int* ro, const int2* rg, int slots, int heads, int S, float sl2,
-                          dim3 grid, cudaStream_t st) {
-        constexpr bool half = std::is_same_v<T, __half>;
-        const unsigned long long rows = static_cast<unsigned long long>(grid.z) * heads * S;
-        const CUtensorMap tq = tensorMapRows(q, half, rows, C::D, C::BM);
-        const CUtensorMap tk = tensorMapRows(k, half, rows, C::D, C::BN);
-        const CUtensorMap tk8 = tensorMapRows(k, half, rows, C::D, C::PIECE);
-        const CUtensorMap tv = tensorMapRows(v, half, rows, C::D, C::BN);
-        const CUtensorMap tv8 = tensorMapRows(v, half, rows, C::D, C::PIECE);
-        const int items = static_cast<int>(grid.x * grid.y * grid.z);
-        const int blocks = PERSISTENT ? std::min((items + 1) / 2, sms) : (items + 1) / 2;
-        kernel<<<blocks, C::THREADS, C::SMEM, st>>>(tq, tk, tk8, tv, tv8, static_cast<T*>(o), lse, qb, lo, ro, rg,
-                                                    slots, heads, S, sl2, static_cast<int>(grid.x), items);
-    };
-    return l;
-}
-
 template <typename T, typename C, Kind K>
 Launcher makeLauncher() {
     if constexpr (K == Kind::Sm90Ws || K == Kind::Sm90WsGrid) {
         return makeWsLauncher<T, C, K == Kind::Sm90Ws>();
-    } else if constexpr (K == Kind::Sm90Ws64 || K == Kind::Sm90Ws64Grid) {
-        return makeWs64Launcher<T, C, K == Kind::Sm90Ws64>();
     } else {
         void (*kernel)(const T*, const T*, const T*, T*, float*, const int4*, const int*, const int*, const int2*, int, int,
                        int, float);
@@ -351,15 +316,7 @@ static std::vector<Variant> allVariants() {
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192"));
         if (wanted("ws_n192_grid"))  // the same, one block per work item instead of a persistent grid
             v.push_back(makeVariant<Kind::Sm90WsGrid, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192_grid"));
-        if (wanted("ws64"))  // 64-row query blocks, two pipelines per block, persistent grid
-            v.push_back(makeVariant<Kind::Sm90Ws64, Sm90Ws64Config<64, 3>, Sm90Ws64Config<128, 3>>("ws64"));
-        if (wanted("ws64_grid"))  // the same, as Java launches it: one block per two items
-            v.push_back(makeVariant<Kind::Sm90Ws64Grid, Sm90Ws64Config<64, 3>, Sm90Ws64Config<128, 3>>("ws64_grid"));
-        if (wanted("ws64_ss_grid"))  // Q K^T with Q from shared memory
-            v.push_back(makeVariant<Kind::Sm90Ws64Grid, Sm90Ws64Config<64, 3, false>, Sm90Ws64Config<128, 3, false>>("ws64_ss_grid"));
-        if (wanted("ws64_s2_grid"))
-            v.push_back(makeVariant<Kind::Sm90Ws64Grid, Sm90Ws64Config<64, 2>, Sm90Ws64Config<128, 2>>("ws64_s2_grid"));
-        if (wanted("wgmma_bm64"))  // the wgmma kernel's 64-row entries (VSA's fine forward before ws64)
+        if (wanted("wgmma_bm64"))  // the wgmma kernel's 64-row entries (VSA's fine forward)
             v.push_back(makeVariant<Kind::Sm90, Sm90Config<64, 64, 64>, Sm90Config<128, 64, 64>>("wgmma_bm64"));
         if (wanted("ws_n192_noturns"))
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));

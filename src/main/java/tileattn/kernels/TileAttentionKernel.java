@@ -46,7 +46,6 @@ public final class TileAttentionKernel {
     private static final String PORTABLE_FAMILY = "tile_attention";
     private static final String HOPPER_FAMILY = "tile_attention_sm90";
     private static final String WARP_SPECIALIZED_FAMILY = "tile_attention_sm90_ws";
-    private static final String WARP_SPECIALIZED_64_FAMILY = "tile_attention_sm90_ws64";
     private static final int MAX_GRID_YZ = 65535;
 
     private final KernelLibrary library;
@@ -158,9 +157,9 @@ public final class TileAttentionKernel {
     }
 
     private void checkBlockRows(int blockRows) {
-        if (blockRows != KvRangePlan.BLOCK_ROWS && !(blockRows == 64 && path.needsHopper())) {
+        if (blockRows != KvRangePlan.BLOCK_ROWS && !(blockRows == 64 && path == Path.HOPPER)) {
             throw new IllegalArgumentException("query blocks of " + blockRows + " rows: the " + path
-                    + " kernel takes " + KvRangePlan.BLOCK_ROWS + (path.needsHopper() ? " or 64" : ""));
+                    + " kernel takes " + KvRangePlan.BLOCK_ROWS + (path == Path.HOPPER ? " or 64" : ""));
         }
     }
 
@@ -228,19 +227,14 @@ public final class TileAttentionKernel {
             case HOPPER_WARP_SPECIALIZED -> WARP_SPECIALIZED_FAMILY;
             case AUTO -> throw new IllegalStateException("AUTO is resolved in the constructor");
         };
-        String type = (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
+        String entry = "tileattn_" + family + "_fwd_" + (bm64 ? "bm64_" : "") + (q.dtype() == DType.BF16 ? "bf16" : "f16")
+                + "_d" + d;
         float scaleLog2 = (float) (scale / Math.log(2));
         if (path == Path.HOPPER_WARP_SPECIALIZED) {
-            if (bm64) {
-                launchWarpSpecialized64(q, k, v, o, lse, queryBlocks, blockCount, listOf, rangeOffsets, ranges, slots,
-                        heads, grid, scaleLog2, stream);
-            } else {
-                launchWarpSpecialized(family, "tileattn_" + family + "_fwd_" + type, q, k, v, o, lse, queryBlocks,
-                        blockCount, listOf, rangeOffsets, ranges, slots, heads, grid, scaleLog2, stream);
-            }
+            launchWarpSpecialized(family, entry, q, k, v, o, lse, queryBlocks, blockCount, listOf, rangeOffsets, ranges,
+                    slots, heads, grid, scaleLog2, stream);
             return;
         }
-        String entry = "tileattn_" + family + "_fwd_" + (bm64 ? "bm64_" : "") + type;
         // Threads and dynamic shared memory. Portable (PortableConfig, BN = 64): Q tile plus two stages of K and of V.
         // HOPPER (Sm90Config, BN = 64): Q (64 rows for bm64), two stages of K and three of V, plus 1 KiB to align its
         // swizzled tiles.
@@ -257,9 +251,9 @@ public final class TileAttentionKernel {
 
     /**
      * The warp-specialized kernel: q, k, v as tensor maps over their [B * heads * S, d] rows (boxes of 128 query rows
-     * and 192 key rows), one block per work item of {@code grid}. (The kernel can walk several items per block, but
-     * a persistent grid of one block per multiprocessor hung in the forward checker whenever a block's items spanned
-     * batches, 2026-12-06; until that is understood every item gets its own block.) Dynamic shared memory
+     * and 192 key rows), one block per work item of {@code grid}. (The kernel can walk several items per block, but a
+     * persistent grid of one block per multiprocessor measured no faster, and slower where blocks differ in cost,
+     * such as text rows.) Dynamic shared memory
      * (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack, Q (128 rows), two stages of K and of V (192 rows
      * each), ten 8-byte mbarriers: 230480 bytes at d = 128.
      */
@@ -285,42 +279,6 @@ public final class TileAttentionKernel {
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
                 .i32(slots).i32(heads).i32(seq).f32(scaleLog2).i32(blockCount).i32(items);
         library.function(family, entry).launch(Dim3.of(items), Dim3.of(384), sharedBytes, stream, args);
-    }
-
-    /**
-     * The warp-specialized kernel for query blocks of at most 64 rows (tile_attention_sm90_ws64.cu): two pipelines
-     * per block, item i on pipeline i % 2 of block i / 2; q as a tensor map with 64-row boxes, k and v each as two
-     * (64-row boxes for blocks of consecutive keys, 8-row boxes for packed pieces). Dynamic shared memory
-     * (Sm90Ws64Config, three stages): 1 KiB alignment slack, per pipeline Q (64 rows) and three stages of K and of V
-     * (64 rows each), three 48-byte block descriptions and fourteen 8-byte mbarriers: 230912 bytes at d = 128.
-     */
-    private void launchWarpSpecialized64(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o,
-                                         DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount,
-                                         DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer ranges,
-                                         int slots, int heads, Dim3 grid, float scaleLog2, CudaStream stream) {
-        int d = q.dim(3), seq = q.dim(2);
-        long rows = (long) grid.z() * heads * seq;
-        if (rows > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("B x heads x S = " + rows + " rows: the warp-specialized kernel addresses "
-                    + "rows with 32-bit coordinates; use Path.HOPPER");
-        }
-        int items = Math.multiplyExact(Math.multiplyExact(blockCount, grid.y()), grid.z());
-        int stages = 3;
-        int sharedBytes = 1024 + 2 * (64 + 2 * stages * 64) * d * 2 + 2 * stages * 48 + 2 * (2 + 4 * stages) * 8;
-        KernelArgs args = KernelArgs.of();
-        try (Arena arena = Arena.ofConfined()) {
-            args.struct(TensorMap.rows16(q.buffer().address(), q.dtype(), rows, d, 64, arena), TensorMap.ALIGNMENT);
-            for (DeviceTensor kv : new DeviceTensor[]{k, v}) {
-                args.struct(TensorMap.rows16(kv.buffer().address(), q.dtype(), rows, d, 64, arena), TensorMap.ALIGNMENT)
-                        .struct(TensorMap.rows16(kv.buffer().address(), q.dtype(), rows, d, 8, arena), TensorMap.ALIGNMENT);
-            }
-        }
-        args.pointer(o).i64(lse == null ? 0 : lse.buffer().address())
-                .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
-                .i32(slots).i32(heads).i32(seq).f32(scaleLog2).i32(blockCount).i32(items);
-        library.function(WARP_SPECIALIZED_64_FAMILY, "tileattn_" + WARP_SPECIALIZED_64_FAMILY + "_fwd_"
-                        + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d)
-                .launch(Dim3.of((items + 1) / 2), Dim3.of(320), sharedBytes, stream, args);
     }
 
     private static void checkRank(DeviceTensor t, String name) {

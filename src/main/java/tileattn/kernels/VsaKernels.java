@@ -44,14 +44,17 @@ public final class VsaKernels {
     }
 
     /**
-     * @param path which fine attention kernel runs (see {@link TileAttentionKernel.Path}); AUTO takes the
-     *             warp-specialized kernel on compute capability 9.0, which VSA's 64-row query blocks send to its
-     *             two-pipeline form (tile_attention_sm90_ws64.cu). The fine backward follows: the portable kernels
-     *             with PORTABLE, else the fastest for the device
+     * @param path which fine attention kernel runs (see {@link TileAttentionKernel.Path}); AUTO takes the HOPPER
+     *             kernel on compute capability 9.0, not the warp-specialized one: VSA's KV ranges are single tiles
+     *             (64 tokens for 4×4×4), and that kernel's 192-key blocks and 128-row query blocks would compute
+     *             mostly masked keys and empty rows. The fine backward follows: the portable kernels with
+     *             PORTABLE, else the fastest for the device
      */
     public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path) {
         this.library = library;
-        this.fineKernel = new TileAttentionKernel(library, path);
+        boolean hopper = library.context().device().computeCapabilityNumber() == 90;
+        this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
+                ? TileAttentionKernel.Path.HOPPER : path);
         // The fine backward runs the unfused kernels (its workspace holds no dQ accumulator).
         TileAttentionBackwardKernel.Path fastest = TileAttentionBackwardKernel.Path.fastestFor(library);
         this.backwardPath = path == TileAttentionKernel.Path.PORTABLE ? TileAttentionBackwardKernel.Path.PORTABLE
@@ -78,14 +81,15 @@ public final class VsaKernels {
     /**
      * The tables for one grid, batch, head count and k, uploaded into {@code scope}. Blocks have the rows
      * {@link BlockRows#fewestComputed} picks for the grid's tiles (64 for tiles of at most 64 tokens, such as
-     * 4×4×4), in the backward always and in the fine forward on the Hopper paths (the portable kernel has 128-row blocks only).
+     * 4×4×4), in the backward always and in the fine forward on the Hopper path (its only kernel with 64-row blocks).
      */
     public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, DeviceScope scope) {
         int rows = BlockRows.fewestComputed(VsaPlan.tileLengths(grid));
-        return plan(grid, batch, heads, topK, fineKernel.path().needsHopper() ? rows : 128, rows, scope);
+        return plan(grid, batch, heads, topK, fineKernel.path() == TileAttentionKernel.Path.HOPPER ? rows : 128, rows,
+                scope);
     }
 
-    /** As {@link #plan(TileGrid, int, int, int, DeviceScope)} with the fine kernel's block rows given: 128, or 64 (Hopper paths). */
+    /** As {@link #plan(TileGrid, int, int, int, DeviceScope)} with the fine kernel's block rows given: 128, or 64 (Hopper path). */
     public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, int blockRows, DeviceScope scope) {
         return plan(grid, batch, heads, topK, blockRows, BlockRows.fewestComputed(VsaPlan.tileLengths(grid)), scope);
     }
@@ -96,7 +100,7 @@ public final class VsaKernels {
      */
     public VsaPlan plan(TileGrid grid, int batch, int heads, int topK, int blockRows, int backwardRows,
                         DeviceScope scope) {
-        if (blockRows == 64 && !fineKernel.path().needsHopper()) {
+        if (blockRows == 64 && fineKernel.path() != TileAttentionKernel.Path.HOPPER) {
             throw new IllegalArgumentException("64-row query blocks need the Hopper kernel; this instance runs "
                     + fineKernel.path());
         }

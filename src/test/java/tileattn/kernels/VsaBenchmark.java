@@ -31,11 +31,11 @@ import tileattn.tensor.FloatTensor;
  * and writes batch 0's selection for the FlexAttention peer (scripts/peers_vsa.py). Run on the device with the
  * bundle of scripts/device-build.sh:
  * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp test-classes:tileattn.jar tileattn.kernels.VsaBenchmark OUT_DIR [quick]}
- * ("quick": on Hopper only the two kernels with 64-row blocks, wgmma and the warp-specialized "ws" that VsaKernels
- * picks). The last kernel's first variant (ws BM64 on Hopper) is timed with both backward block sizes ("/b64",
- * "/b128"); the others with the backward's default (64 rows on these tiles). Random inputs favour partial tiles
- * (their means average fewer tokens, so their pooled keys are longer), so at 21×30×52 the selection holds fewer keys
- * than a DiT's (column keys/q); 24×32×52 has whole tiles only.
+ * ("quick": only the variant VsaKernels picks on Hopper, wgmma with 64-row blocks). The last kernel at its first
+ * block size (wgmma BM64 on Hopper) is timed with both backward block sizes ("/b64", "/b128"); the others with
+ * the backward's default (64 rows on these tiles). Random inputs favour partial tiles (their means average fewer
+ * tokens, so their pooled keys are longer), so at 21×30×52 the selection holds fewer keys than a DiT's (column
+ * keys/q: 3,321 of 4,992 for whole tiles); 24×32×52 has whole tiles only.
  */
 public final class VsaBenchmark {
 
@@ -74,7 +74,7 @@ public final class VsaBenchmark {
 
     public static void main(String[] args) {
         Path outDir = Path.of(args.length > 0 ? args[0] : System.getProperty("java.io.tmpdir"));
-        boolean quick = args.length > 1 && args[1].equals("quick");  // on Hopper: 64-row blocks only
+        boolean quick = args.length > 1 && args[1].equals("quick");  // the default variant only: wgmma BM64 on Hopper
         List<Row> rows = new ArrayList<>();
         try (CudaContext context = CudaContext.primary(0)) {
             KernelLibrary library = KernelLibrary.of(context);
@@ -119,7 +119,6 @@ public final class VsaBenchmark {
         }
         if (context.device().computeCapabilityNumber() == 90) {
             kernels.add(new VsaKernels(library, TileAttentionKernel.Path.HOPPER));
-            kernels.add(new VsaKernels(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED));
         }
         List<Row> rows = new ArrayList<>();
         try (DeviceScope scope = context.openScope()) {
@@ -131,16 +130,11 @@ public final class VsaBenchmark {
             DeviceTensor gq = scope.allocateTensor(DType.BF16, shape), gk = scope.allocateTensor(DType.BF16, shape),
                     gv = scope.allocateTensor(DType.BF16, shape), gg = scope.allocateTensor(DType.BF16, shape);
             for (VsaKernels vsa : kernels) {
-                int[] blockRows = vsa.path() == TileAttentionKernel.Path.PORTABLE ? new int[]{128}
+                int[] blockRows = vsa.path() != TileAttentionKernel.Path.HOPPER ? new int[]{128}
                         : quick ? new int[]{64} : new int[]{64, 128};
                 for (int rowsPerBlock : blockRows) for (int backwardRows : vsa == kernels.get(kernels.size() - 1)
                         && rowsPerBlock == blockRows[0] ? new int[]{64, 128} : new int[]{0}) {
-                    String kernel = switch (vsa.path()) {
-                        case PORTABLE -> "mma.sync";
-                        case HOPPER -> "wgmma";
-                        default -> "ws";
-                    };
-                    String variant = kernel + " BM" + rowsPerBlock
+                    String variant = (vsa.path() == TileAttentionKernel.Path.HOPPER ? "wgmma" : "mma.sync") + " BM" + rowsPerBlock
                             + (backwardRows == 0 ? "" : "/b" + backwardRows);
                     VsaPlan plan = backwardRows == 0 ? vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, scope)
                             : vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, backwardRows, scope);

@@ -59,7 +59,6 @@ class VsaKernelsGpuTest {
             VsaKernels hopper = new VsaKernels(library, TileAttentionKernel.Path.HOPPER);
             VARIANTS.add(new Variant(hopper, 64));
             VARIANTS.add(new Variant(hopper, 128));
-            VARIANTS.add(new Variant(new VsaKernels(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED), 64));
         }
     }
 
