@@ -1,5 +1,6 @@
-// The Wan DiT's elementwise and per-row kernels around the cuBLASLt matrix products. Activations are bf16, the
-// residual stream and all statistics fp32.
+// The Wan DiT's elementwise and per-row kernels around the cuBLASLt matrix products. Activations are bf16, all
+// statistics fp32; the residual stream is fp32 or bf16 (the residual kernels' "_xbf16" entries: diffusers' Wan keeps
+// it in the model's dtype, rounding after each add, and it is a third of the residual kernels' memory traffic).
 //
 // Row kernels take `rows` rows of `width` values; row r belongs to batch entry r / rowsPerBatch, and per-batch
 // vectors (modulation shift, scale, gate) are read at b * modBatchStride + j. Two forms of each:
@@ -93,6 +94,20 @@ __device__ __forceinline__ void store_f32x8(float* p, const float (&v)[VEC]) {
     reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
 }
 
+__device__ __forceinline__ void load_x8(const float* p, float (&v)[VEC]) { load_f32x8(p, v); }
+__device__ __forceinline__ void load_x8(const __nv_bfloat16* p, float (&v)[VEC]) { load_bf16x8(p, v); }
+__device__ __forceinline__ void store_x8(float* p, const float (&v)[VEC]) { store_f32x8(p, v); }
+
+// Stores the rounded values and leaves them in v, so that the norm sees the residual as it is kept.
+__device__ __forceinline__ void store_x8(__nv_bfloat16* p, float (&v)[VEC]) {
+    const uint4 u = pack_bf16x8(v);
+    *reinterpret_cast<uint4*>(p) = u;
+    unpack_bf16x8(u, v);
+}
+
+__device__ __forceinline__ float rounded_to(float, float v) { return v; }
+__device__ __forceinline__ float rounded_to(__nv_bfloat16, float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
 __device__ __forceinline__ float gelu_tanh(float v) {
     const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
     return 0.5f * v * (1.f + tanhf(u));
@@ -100,8 +115,8 @@ __device__ __forceinline__ float gelu_tanh(float v) {
 
 // The vector residual + LayerNorm (semantics of tileattn_dit_residual_norm below). Chunk i of a row's thread t is
 // chunk i * 32 * WARPS + t of the row, so a warp's accesses are contiguous.
-template <int WARPS, int CPL>
-__device__ __forceinline__ void residual_norm_rows(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
+template <int WARPS, int CPL, typename X>
+__device__ __forceinline__ void residual_norm_rows(X* __restrict__ x, const __nv_bfloat16* __restrict__ y,
                                                    const float* __restrict__ gate, __nv_bfloat16* __restrict__ out,
                                                    const float* __restrict__ shift, const float* __restrict__ scale,
                                                    long long modBatchStride, const float* __restrict__ weight,
@@ -122,7 +137,7 @@ __device__ __forceinline__ void residual_norm_rows(float* __restrict__ x, const 
     for (int i = 0; i < CPL; ++i) {
         const int c = i * T + t;
         if (active && c < chunks) {
-            load_f32x8(x + off + c * VEC, v[i]);
+            load_x8(x + off + c * VEC, v[i]);
             if (y != nullptr) packedY[i] = *reinterpret_cast<const uint4*>(y + off + c * VEC);
         }
     }
@@ -143,7 +158,7 @@ __device__ __forceinline__ void residual_norm_rows(float* __restrict__ x, const 
 #pragma unroll
                     for (int k = 0; k < VEC; ++k) v[i][k] += a[k];
                 }
-                store_f32x8(x + off + c * VEC, v[i]);
+                store_x8(x + off + c * VEC, v[i]);
             }
 #pragma unroll
             for (int k = 0; k < VEC; ++k) sum += v[i][k];
@@ -255,17 +270,20 @@ __device__ __forceinline__ void to_heads_rows(const __nv_bfloat16* __restrict__ 
 
 }  // namespace
 
-// Vector residual + LayerNorm, one instantiation per (warps per row, chunks per lane); arguments as in
-// tileattn_dit_residual_norm.
-#define TILEATTN_RESIDUAL_NORM(W, C)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(ROW_THREADS) tileattn_dit_residual_norm_w##W##c##C(                 \
-            float* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,               \
+// Vector residual + LayerNorm, one instantiation per (residual type, warps per row, chunks per lane); arguments as
+// in tileattn_dit_residual_norm.
+#define TILEATTN_RESIDUAL_NORM_OF(NAME, X, W, C)                                                                      \
+    extern "C" __global__ void __launch_bounds__(ROW_THREADS) NAME(                                                  \
+            X* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,                   \
             __nv_bfloat16* __restrict__ out, const float* __restrict__ shift, const float* __restrict__ scale,        \
             long long modBatchStride, const float* __restrict__ weight, const float* __restrict__ bias, int rows,    \
             int rowsPerBatch, int width, float eps) {                                                                 \
         residual_norm_rows<W, C>(x, y, gate, out, shift, scale, modBatchStride, weight, bias, rows, rowsPerBatch,    \
                                  width, eps);                                                                         \
     }
+#define TILEATTN_RESIDUAL_NORM(W, C)                                                                                  \
+    TILEATTN_RESIDUAL_NORM_OF(tileattn_dit_residual_norm_w##W##c##C, float, W, C)                                    \
+    TILEATTN_RESIDUAL_NORM_OF(tileattn_dit_residual_norm_xbf16_w##W##c##C, __nv_bfloat16, W, C)
 
 // Vector rows-to-heads of up to three parts at once (grid.y = part): part i reads in_i (rows of inRowStride),
 // RMS-normalises by weight_i when given, rotates by RoPE when bit i of ropeParts is set, and writes out_i. The parts
@@ -301,34 +319,6 @@ TILEATTN_ROW_KERNELS(4, 5)
 TILEATTN_ROW_KERNELS(4, 6)
 TILEATTN_ROW_KERNELS(4, 7)
 TILEATTN_ROW_KERNELS(4, 8)
-
-// Vector heads [B, heads, S, d] back to token rows [B * S, heads * d], d = 1 << dShift: one warp per token row, each
-// lane moving 16-byte chunks, four loads in flight before their stores.
-extern "C" __global__ void __launch_bounds__(ROW_THREADS)
-tileattn_dit_from_heads_vec(const __nv_bfloat16* __restrict__ in, __nv_bfloat16* __restrict__ out, int rows,
-                            int rowsPerBatch, int heads, int dShift) {
-    const int r = blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (r >= rows) return;
-    const int b = r / rowsPerBatch, p = r - b * rowsPerBatch, d = 1 << dShift, chunks = (heads << dShift) / VEC;
-    const long long plane0 = static_cast<long long>(b) * heads;
-    uint4* dst = reinterpret_cast<uint4*>(out + static_cast<long long>(r) * (heads << dShift));
-    constexpr int IN_FLIGHT = 4;
-    for (int c0 = lane; c0 < chunks; c0 += IN_FLIGHT * 32) {
-        uint4 u[IN_FLIGHT];
-#pragma unroll
-        for (int k = 0; k < IN_FLIGHT; ++k) {
-            const int c = c0 + k * 32;
-            if (c < chunks) {
-                const int j = c * VEC, h = j >> dShift, e = j & (d - 1);
-                u[k] = *reinterpret_cast<const uint4*>(in + ((plane0 + h) * rowsPerBatch + p) * d + e);
-            }
-        }
-#pragma unroll
-        for (int k = 0; k < IN_FLIGHT; ++k) {
-            if (c0 + k * 32 < chunks) dst[c0 + k * 32] = u[k];
-        }
-    }
-}
 
 // out[b, n] = bias[n] + sum_k weight[n, k] * f(in[b, k]) for every batch entry b, f = SiLU when siluInput, all fp32:
 // the time embedding's small matrix-vector products. One warp per output feature; a weight row is read from memory
@@ -381,13 +371,14 @@ tileattn_dit_modulation(const float* __restrict__ blockTables, const float* __re
 
 // Generic form. x += (gate ? gate : 1) * y (when y is given), then out = LN(x) [* weight + bias]
 // [* (1 + scale) + shift]. LayerNorm uses the biased variance; weight/bias, shift/scale and gate may each be null.
-extern "C" __global__ void __launch_bounds__(ROW_THREADS)
-tileattn_dit_residual_norm(float* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,
-                           __nv_bfloat16* __restrict__ out, const float* __restrict__ shift,
-                           const float* __restrict__ scale, long long modBatchStride,
-                           const float* __restrict__ weight, const float* __restrict__ bias,
-                           int rows, int rowsPerBatch, int width, float eps) {
-    extern __shared__ float row[];
+template <typename X>
+__device__ __forceinline__ void residual_norm_generic(X* __restrict__ x, const __nv_bfloat16* __restrict__ y,
+                                                      const float* __restrict__ gate, __nv_bfloat16* __restrict__ out,
+                                                      const float* __restrict__ shift, const float* __restrict__ scale,
+                                                      long long modBatchStride, const float* __restrict__ weight,
+                                                      const float* __restrict__ bias, int rows, int rowsPerBatch,
+                                                      int width, float eps) {
+    extern __shared__ float residualRow[];
     __shared__ float scratch[32];
     const int r = blockIdx.x;
     if (r >= rows) return;
@@ -395,30 +386,42 @@ tileattn_dit_residual_norm(float* __restrict__ x, const __nv_bfloat16* __restric
     const long long mod = static_cast<long long>(r / rowsPerBatch) * modBatchStride;
     float sum = 0.f;
     for (int j = threadIdx.x; j < width; j += blockDim.x) {
-        float v = x[off + j];
+        float v = static_cast<float>(x[off + j]);
         if (y != nullptr) {
             const float add = __bfloat162float(y[off + j]);
-            v += gate != nullptr ? gate[mod + j] * add : add;
-            x[off + j] = v;
+            v = rounded_to(X{}, v + (gate != nullptr ? gate[mod + j] * add : add));
+            x[off + j] = static_cast<X>(v);
         }
-        row[j] = v;
+        residualRow[j] = v;
         sum += v;
     }
     const float mean = block_sum(sum, scratch) / width;
     float sq = 0.f;
     for (int j = threadIdx.x; j < width; j += blockDim.x) {
-        const float d = row[j] - mean;
+        const float d = residualRow[j] - mean;
         sq += d * d;
     }
     const float inv = rsqrtf(block_sum(sq, scratch) / width + eps);
     if (out == nullptr) return;
     for (int j = threadIdx.x; j < width; j += blockDim.x) {
-        float v = (row[j] - mean) * inv;
+        float v = (residualRow[j] - mean) * inv;
         if (weight != nullptr) v = v * weight[j] + bias[j];
         if (scale != nullptr) v = v * (1.f + scale[mod + j]) + shift[mod + j];
         out[off + j] = __float2bfloat16_rn(v);
     }
 }
+
+#define TILEATTN_RESIDUAL_NORM_GENERIC(NAME, X)                                                                       \
+    extern "C" __global__ void __launch_bounds__(ROW_THREADS) NAME(                                                  \
+            X* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,                   \
+            __nv_bfloat16* __restrict__ out, const float* __restrict__ shift, const float* __restrict__ scale,        \
+            long long modBatchStride, const float* __restrict__ weight, const float* __restrict__ bias, int rows,    \
+            int rowsPerBatch, int width, float eps) {                                                                 \
+        residual_norm_generic(x, y, gate, out, shift, scale, modBatchStride, weight, bias, rows, rowsPerBatch, width, \
+                              eps);                                                                                   \
+    }
+TILEATTN_RESIDUAL_NORM_GENERIC(tileattn_dit_residual_norm, float)
+TILEATTN_RESIDUAL_NORM_GENERIC(tileattn_dit_residual_norm_xbf16, __nv_bfloat16)
 
 // Generic form. Token rows [rows, *] (row r at in + r * inRowStride, heads × d values) to heads [B, heads, outPlaneRows, d]:
 // token p = r % rowsPerBatch of batch b = r / rowsPerBatch goes to out[((b * heads + h) * outPlaneRows + p) * d].
@@ -465,21 +468,6 @@ tileattn_dit_to_heads(const __nv_bfloat16* __restrict__ in, long long inRowStrid
         }
         const long long o = ((static_cast<long long>(b) * heads + h) * outPlaneRows + p) * d + e;
         reinterpret_cast<__nv_bfloat162*>(out + o)[0] = __floats2bfloat162_rn(x0, x1);
-    }
-}
-
-// Generic form. Heads [B, heads, S, d] back to token rows [B * S, heads * d]. One block per token row.
-extern "C" __global__ void __launch_bounds__(ROW_THREADS)
-tileattn_dit_from_heads(const __nv_bfloat16* __restrict__ in, __nv_bfloat16* __restrict__ out, int rows,
-                        int rowsPerBatch, int heads, int d) {
-    const int r = blockIdx.x;
-    if (r >= rows) return;
-    const int b = r / rowsPerBatch, p = r % rowsPerBatch, width = heads * d;
-    const __nv_bfloat162* src = reinterpret_cast<const __nv_bfloat162*>(in);
-    __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(out + static_cast<long long>(r) * width);
-    for (int i = threadIdx.x; i < width / 2; i += blockDim.x) {
-        const int j = 2 * i, h = j / d, e = j % d;
-        dst[i] = src[(((static_cast<long long>(b) * heads + h) * rowsPerBatch + p) * d + e) / 2];
     }
 }
 

@@ -3,7 +3,10 @@
 // buffering, online softmax in registers. tile_attention_sm90.cu is the Hopper path with the same ABI.
 //
 // ABI (all tensors contiguous, device pointers):
-//   q, k, v, o   [B, heads, S, D] of T (bf16 or fp16); tokens in tile order, text tokens after the video.
+//   q, k, v      [B, heads, S, D] of T (bf16 or fp16); tokens in tile order, text tokens after the video.
+//   o            of T: like q when the last argument oTokenHeads is 0, else token rows [B, S, H, D] with
+//                H = oTokenHeads (plane b * heads + h of the launch is head h of batch b; VSA launches its B * H
+//                planes as B = 1, heads = B * H and passes H here).
 //   lse          [B, heads, S] float: natural-log log-sum-exp of each row's scaled scores, or null.
 //   qblocks      int4 per query block {rowStart, rowCount, slot, unused}, rowCount in [1, BM]. A block never
 //                crosses a query tile, so all its rows share one KV list. Heaviest blocks first helps balance.
@@ -40,7 +43,7 @@ __device__ __forceinline__ void
 tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                    float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
                    const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads, int S,
-                   float scaleLog2) {
+                   float scaleLog2, int oTokenHeads = 0) {
     constexpr int D = C::D, BN = C::BN, THREADS = C::THREADS;
     constexpr int NT = BN / 8, DT = D / 8;
     using Layout = RowSwizzle<D>;
@@ -138,7 +141,8 @@ tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __
         if (!step(sB, sA)) break;
     }
 
-    st.template store<T>(o + work.headOffset, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
+    const OutputRows out = output_rows(oTokenHeads, work.slice, S, D);
+    st.template store<T>(o + out.offset, out.stride, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
 }
 
 // The same body as a template kernel, for the standalone checker's configuration sweeps.
@@ -154,10 +158,11 @@ tile_attention_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* lse, 
 #define TILEATTN_TILE_ATTENTION_ENTRY(NAME, T, D)                                                              \
     extern "C" __global__ void __launch_bounds__(256, 1)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
-         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
+         int oTokenHeads) {                                                                                    \
         tileattn::tile_attention_fwd<T, tileattn::PortableConfig<D, 64>>(q, k, v, o, lse, qblocks, listOf,     \
                                                                            rangeOffsets, ranges, slots, heads, \
-                                                                           S, scaleLog2);                      \
+                                                                           S, scaleLog2, oTokenHeads);         \
     }
 
 TILEATTN_TILE_ATTENTION_ENTRY(tileattn_tile_attention_fwd_bf16_d64, __nv_bfloat16, 64)

@@ -49,7 +49,7 @@ __device__ __forceinline__ void
 tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                         float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
                         const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
-                        int S, float scaleLog2) {
+                        int S, float scaleLog2, int oTokenHeads = 0) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int D = C::D, BN = C::BN, BM = C::BM, THREADS = C::THREADS;
     constexpr int NT = BN / 8, DT = D / 8;
@@ -175,7 +175,8 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         if (!step(sB, sA)) break;
     }
 
-    st.template store<T>(o + work.headOffset, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
+    const OutputRows out = output_rows(oTokenHeads, work.slice, S, D);
+    st.template store<T>(o + out.offset, out.stride, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
 #else
     __trap();  // sm_90a only: dispatch picks tile_attention.cu elsewhere
 #endif
@@ -197,10 +198,11 @@ tile_attention_sm90_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* 
 #define TILEATTN_TILE_ATTENTION_SM90_ENTRY(NAME, T, D)                                                         \
     extern "C" __global__ void __launch_bounds__(256, 1)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
-         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
+         int oTokenHeads) {                                                                                    \
         tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64>>(q, k, v, o, lse, qblocks, listOf,    \
                                                                            rangeOffsets, ranges, slots, heads, \
-                                                                           S, scaleLog2);                      \
+                                                                           S, scaleLog2, oTokenHeads);         \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d64, __nv_bfloat16, 64)
@@ -212,10 +214,12 @@ TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __
 #define TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(NAME, T, D)                                                    \
     extern "C" __global__ void __launch_bounds__(128, 2)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
-         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2) {           \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
+         int oTokenHeads) {                                                                                    \
         tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64>>(q, k, v, o, lse, qblocks, listOf, \
                                                                                rangeOffsets, ranges, slots,     \
-                                                                               heads, S, scaleLog2);            \
+                                                                               heads, S, scaleLog2,             \
+                                                                               oTokenHeads);                    \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf16_d64, __nv_bfloat16, 64)

@@ -25,7 +25,8 @@
 // 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md).
 // Arguments: tensor maps of q, k and v as [B * heads * S, D] matrices of 16-bit elements (boxes of 64 columns x
 // 128 rows for q, x 192 rows for k and v, 128-byte swizzle), then o, lse, the plan's tables, slots, heads, S,
-// scaleLog2, the query block count and the item count (query blocks x heads x B).
+// scaleLog2, the query block count, the item count (query blocks x heads x B) and the output's layout (oTokenHeads:
+// 0 for planes like q, H for token rows [B, S, H, D]; tile_attention.cuh's output_rows).
 // Launch: grid (items) or fewer blocks, 384 threads, dynamic shared memory Sm90WsConfig::SMEM bytes
 // (1024 + (128 + 2 * STAGES * BN) * D * 2 + (2 + 4 * STAGES) * 8; 230480 at D = 128). Built for every target, but
 // the body exists only in sm_90a code; elsewhere the entry points trap.
@@ -99,9 +100,9 @@ __device__ __forceinline__ void produce(const CUtensorMap* tmQ, const CUtensorMa
 // which keeps both barriers balanced within each item. The item is the block's n-th, and its K/V blocks are
 // g0, g0 + 1, ... of the ring's sequence; returns how many there were.
 template <typename T, typename C>
-__device__ __forceinline__ int consume(T* oh, const T* sQ, const T* sK, const T* sV, Barriers<C::STAGES> bars,
-                                       const BlockWork& work, const int2* ranges, float scaleLog2, int ctid, int g0,
-                                       int n) {
+__device__ __forceinline__ int consume(T* o, const T* sQ, const T* sK, const T* sV, Barriers<C::STAGES> bars,
+                                       const WorkItems& items, const BlockWork& work, const int2* ranges,
+                                       float scaleLog2, int ctid, int g0, int n) {
     constexpr int D = C::D, BN = C::BN, BM = C::BM, ST = C::STAGES;
     constexpr int NT = BN / 8, DT = D / 8, TURN_THREADS = C::CONSUMER_THREADS;
     using State = RowState<NT, DT>;
@@ -204,7 +205,8 @@ __device__ __forceinline__ int consume(T* oh, const T* sQ, const T* sK, const T*
     wgmma_wait<0>();
     pin(st.acc);
     mbar_arrive(bars.emptyV(sv));  // the next item's blocks reuse this stage too
-    st.template store<T>(oh, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
+    const OutputRows out = output_rows(items.oTokenHeads, work.slice, items.S, D);
+    st.template store<T>(o + out.offset, out.stride, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
     return j;
 }
 
@@ -245,7 +247,7 @@ tile_attention_sm90_ws_fwd(const CUtensorMap* tmQ, const CUtensorMap* tmK, const
         it.start(items, static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x));
         for (; it.valid(items); it.advance(items), ++n) {
             const BlockWork work = it.work(items);
-            g += consume<T, C>(o + work.headOffset, sQ, sK, sV, bars, work, ranges, scaleLog2,
+            g += consume<T, C>(o, sQ, sK, sV, bars, items, work, ranges, scaleLog2,
                                tid - C::PRODUCER_THREADS, g, n);
         }
     }
@@ -272,9 +274,9 @@ tile_attention_sm90_ws_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const
     NAME(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,                      \
          const __grid_constant__ CUtensorMap tmV, T* o, float* lse, const int4* qblocks, const int* listOf,     \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,            \
-         int blockCount, int itemCount) {                                                                      \
+         int blockCount, int itemCount, int oTokenHeads) {                                                     \
         const tileattn::WorkItems items{qblocks, listOf, rangeOffsets, lse, slots, heads, S, D, blockCount,    \
-                                        itemCount};                                                            \
+                                        itemCount, oTokenHeads};                                               \
         tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, 192, 2>>(&tmQ, &tmK, &tmV, o, items,   \
                                                                                    ranges, scaleLog2);         \
     }

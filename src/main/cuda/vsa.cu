@@ -285,25 +285,26 @@ __device__ __forceinline__ float dot_rows(const float* a, const float* b) {
     return (s0 + s1) + (s2 + s3);
 }
 
-// The shape of the top-k below: the k-th largest key is found bit by bit (the largest key with at least k keys at
-// or above it), then one pass in index order takes every key above it and the first keys equal to it, so ties go to
-// the lower index and the output is ascending. The search stops early at a candidate with exactly k keys at or
-// above it: those k are then the selection, as they are for the k-th largest key (which lies at or above it).
+// Top-k of one row of the tiles' scores by one warp: the k-th largest key is found bit by bit (the largest key with
+// at least k keys at or above it), then one pass in index order takes every key above it and the first keys equal to
+// it, so ties go to the lower index and the output is ascending. The search stops early at a candidate with exactly
+// k keys at or above it: those k are then the selection, as they are for the k-th largest key (which lies at or
+// above the candidate). TopKTake is that last pass, fed 32 keys at a time.
 struct TopKTake {
     int* sel;
     int2* ranges;
     const int* tileStarts;
     unsigned char* chosenOfPlane;
-    int queryTile, tiles, n, lane;
+    int queryTile, tiles, lane;
     unsigned threshold;
     int equalsWanted, written = 0, equalsSeen = 0;
 
-    // Keys of indices base + lane, in index order; indices at or past n are skipped.
+    // The keys of indices base + lane, in index order; indices past the row are skipped.
     __device__ __forceinline__ void take(int base, unsigned key) {
         const int j = base + lane;
-        const bool equal = j < n && key == threshold;
+        const bool equal = j < tiles && key == threshold;
         const unsigned equalMask = __ballot_sync(kFull, equal);
-        const bool taken = (j < n && key > threshold) ||
+        const bool taken = (j < tiles && key > threshold) ||
                            (equal && equalsSeen + __popc(equalMask & lanes_below()) < equalsWanted);
         const unsigned takeMask = __ballot_sync(kFull, taken);
         if (taken) {
@@ -317,16 +318,16 @@ struct TopKTake {
     }
 };
 
-// Top-k of one row of n scores by one warp, the row's keys held in registers (lane l keeps indices l + 32 i, i <
-// SLOTS, and key 0 past n, which no candidate of the search reaches): each step of the search is then two
-// instructions a key and one warp reduction.
+// The top-k with the row's keys in registers (lane l keeps indices l + 32 i, i < SLOTS, and key 0 past the row,
+// which no candidate of the search reaches): a step of the search costs a compare and an add per key and one warp
+// reduction, where reading the row from shared memory cost a load and the key's conversion as well.
 template <int SLOTS>
 __device__ __forceinline__ void warp_top_k_regs(const float* s, int topK, TopKTake& out) {
     unsigned key[SLOTS];
 #pragma unroll
     for (int i = 0; i < SLOTS; ++i) {
         const int j = 32 * i + out.lane;
-        key[i] = j < out.n ? order_key(s[j]) : 0u;
+        key[i] = j < out.tiles ? order_key(s[j]) : 0u;
     }
     unsigned threshold = 0;
     for (int bit = 31; bit >= 0; --bit) {
@@ -351,7 +352,7 @@ __device__ __forceinline__ void warp_top_k_regs(const float* s, int topK, TopKTa
 
 // The same for rows too long for registers, reading the row from shared memory at every step.
 __device__ __forceinline__ void warp_top_k(const float* s, int topK, TopKTake& out) {
-    const int n = out.n, lane = out.lane;
+    const int n = out.tiles, lane = out.lane;
     unsigned threshold = 0;
     for (int bit = 31; bit >= 0; --bit) {
         const unsigned candidate = threshold | (1u << bit);
@@ -372,7 +373,8 @@ __device__ __forceinline__ void warp_top_k(const float* s, int topK, TopKTake& o
 
 // Shared memory of coarse_fwd as launched: Q rows, one staged chunk of K or V rows, and the block's score rows. The
 // kernel lays them out as 16 query rows of stride D, 64 key rows of stride D + 4 and qt score rows of stride
-// score_stride(tiles), at most 48 floats more than qt * tiles: that fits in the 64 floats the query rows leave.
+// score_stride(tiles), at most 48 floats more than qt * tiles: they fit in the 64 floats the unpadded query rows
+// leave.
 __host__ __device__ constexpr size_t coarse_fwd_smem(int d, int qt, int tiles) {
     return sizeof(float) * (static_cast<size_t>(kQt + kFwdChunk) * (d + 4) + static_cast<size_t>(qt) * tiles);
 }
@@ -380,17 +382,19 @@ __host__ __device__ constexpr size_t coarse_fwd_smem(int d, int qt, int tiles) {
 __device__ __forceinline__ int score_stride(int tiles) { return (tiles + 3) & ~3; }
 
 // The scores phase splits each score's four fmaf chains (chain t: columns 4c + t) over four lanes, so its staged rows
-// are chain-major: chain t of a row as D / 16 float4s of four consecutive terms. Query rows (stride D) keep them in
-// an order XOR-swizzled by t, so that the four chains one load of the warp reads lie in four bank groups; key rows
-// (stride D + 4) in plain order, so that eight neighbouring keys spread their chains evenly over the banks.
+// are chain-major: chain t of a row as D / 16 float4s of four consecutive terms, in an order XOR-swizzled so that
+// the loads of chunk_scores are conflict-free: the four chains of rows r and r + 4 (query rows, stride D) lie in
+// eight different bank groups, and those of four neighbouring keys (key rows, stride D + 4) two to a bank group.
 template <int D>
 __device__ __forceinline__ int query_quad(int row, int t, int c4) {
-    return row * (D / 4) + t * (D / 16) + (c4 ^ t);
+    static_assert(D == 64 || D == 128, "head dim");
+    const int g = (row >> 2) & 1;
+    return row * (D / 4) + t * (D / 16) + (c4 ^ (D == 128 ? t | g << 2 : (t >> 1) | g << 1));
 }
 
 template <int D>
 __device__ __forceinline__ int key_quad(int row, int t, int c4) {
-    return row * (D / 4 + 1) + t * (D / 16) + c4;
+    return row * (D / 4 + 1) + t * (D / 16) + (D == 128 ? c4 ^ (2 * t) : c4);
 }
 
 // Rows of a [*, D] fp32 matrix on their way to shared memory, one thread's share in registers (float4s tid,
@@ -423,55 +427,68 @@ struct StagedRows {
     }
 };
 
-// Scores of the block's query rows against one staged chunk of key rows. Thread (rows r0 .. r0 + 7, keys kp and
-// kp + 32, chain t) runs chain t of 16 scores: per four terms, eight query float4s (the warp's lanes read four
-// addresses) and two key float4s serve 64 fmaf. The four lanes of a key then add their chains as the CPU's order
-// does, (s0 + s1) + (s2 + s3), each sum formed the same way in every lane.
+// Scores of the block's query rows against one staged chunk of key rows. Thread (rows r0 .. r0 + 3, keys kg + 16 e,
+// chain t) runs chain t of 16 scores: per four terms, four query and four key float4s serve 64 fmaf (shared memory
+// returns 128 bytes a cycle, so loaded registers per fmaf bound this loop). A warp's lanes are two row groups (lane
+// bit 0) x four key groups (bits 1, 2) x four chains (bits 3, 4): lanes n and n ^ 2 read the same query float4 and
+// lanes n and n ^ 1 the same key float4 (pairs that the hardware can serve at twice the rate), and each load's eight
+// or sixteen addresses fill the banks evenly (query_quad, key_quad). The four lanes of a key group then add their
+// chains as the CPU's order does, (s0 + s1) + (s2 + s3) (the lanes of a pair form the same sums), and lane t keeps
+// row t of its group.
 template <int D>
 __device__ __forceinline__ void chunk_scores(const float* sQ, const float* sK, float* sS, int ss, int rows, int n,
                                              int col0, float scale) {
-    constexpr int C4 = D / 16, RQ = 8;
-    static_assert(kQt == 2 * RQ && kThreads == 2 * (kFwdChunk / 2) * 4, "two row groups x 32 key pairs x 4 chains");
-    const int t = threadIdx.x & 3, kp = (threadIdx.x >> 2) & 31, r0 = (threadIdx.x >> 7) * RQ;
-    if (r0 >= rows) return;
+    constexpr int C4 = D / 16, RQ = 4, RK = 4, KG = kFwdChunk / RK;
+    static_assert(kThreads == (kQt / RQ) * KG * 4, "row groups x key groups x chains");
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int t = lane >> 3, kg = ((lane >> 1) & 3) + 4 * (warp >> 1), r0 = (2 * (warp & 1) + (lane & 1)) * RQ;
+    if (8 * (warp & 1) >= rows) return;
     const float4* q4 = reinterpret_cast<const float4*>(sQ);
     const float4* k4 = reinterpret_cast<const float4*>(sK);
-    float acc[RQ][2];
+    float acc[RQ][RK];
 #pragma unroll
-    for (int i = 0; i < RQ; ++i) acc[i][0] = acc[i][1] = 0.f;
+    for (int i = 0; i < RQ; ++i)
+#pragma unroll
+        for (int e = 0; e < RK; ++e) acc[i][e] = 0.f;
 #pragma unroll 1
     for (int c4 = 0; c4 < C4; ++c4) {
-        const float4 k0 = k4[key_quad<D>(kp, t, c4)], k1 = k4[key_quad<D>(kp + 32, t, c4)];
+        float4 k[RK];
+#pragma unroll
+        for (int e = 0; e < RK; ++e) k[e] = k4[key_quad<D>(kg + KG * e, t, c4)];
 #pragma unroll
         for (int i = 0; i < RQ; ++i) {
             const float4 q = q4[query_quad<D>(r0 + i, t, c4)];
-            acc[i][0] = fmaf(q.x, k0.x, acc[i][0]);
-            acc[i][0] = fmaf(q.y, k0.y, acc[i][0]);
-            acc[i][0] = fmaf(q.z, k0.z, acc[i][0]);
-            acc[i][0] = fmaf(q.w, k0.w, acc[i][0]);
-            acc[i][1] = fmaf(q.x, k1.x, acc[i][1]);
-            acc[i][1] = fmaf(q.y, k1.y, acc[i][1]);
-            acc[i][1] = fmaf(q.z, k1.z, acc[i][1]);
-            acc[i][1] = fmaf(q.w, k1.w, acc[i][1]);
+#pragma unroll
+            for (int e = 0; e < RK; ++e) {
+                acc[i][e] = fmaf(q.x, k[e].x, acc[i][e]);
+                acc[i][e] = fmaf(q.y, k[e].y, acc[i][e]);
+                acc[i][e] = fmaf(q.z, k[e].z, acc[i][e]);
+                acc[i][e] = fmaf(q.w, k[e].w, acc[i][e]);
+            }
         }
     }
+    // Chains t and t ^ 1 meet first (lane t keeps rows 2 m + t % 2), then the pairs (lane t keeps row t).
+    float pair[2][RK];
 #pragma unroll
-    for (int i = 0; i < RQ; ++i) {
+    for (int m = 0; m < 2; ++m) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            float s = acc[i][e];
-            s += __shfl_xor_sync(kFull, s, 1);
-            s += __shfl_xor_sync(kFull, s, 2);
-            acc[i][e] = s * scale;
+        for (int e = 0; e < RK; ++e) {
+            const float mine = t & 1 ? acc[2 * m + 1][e] : acc[2 * m][e];
+            const float theirs = __shfl_xor_sync(kFull, t & 1 ? acc[2 * m][e] : acc[2 * m + 1][e], 8);
+            pair[m][e] = mine + theirs;
         }
     }
-    if (t != 0) return;
+    float score[RK];
 #pragma unroll
-    for (int i = 0; i < RQ; ++i) {
-        if (r0 + i >= rows) break;
-        if (kp < n) sS[(r0 + i) * ss + col0 + kp] = acc[i][0];
-        if (kp + 32 < n) sS[(r0 + i) * ss + col0 + kp + 32] = acc[i][1];
+    for (int e = 0; e < RK; ++e) {
+        const float mine = t >> 1 ? pair[1][e] : pair[0][e];
+        const float theirs = __shfl_xor_sync(kFull, t >> 1 ? pair[0][e] : pair[1][e], 16);
+        score[e] = (mine + theirs) * scale;
     }
+    if (r0 + t >= rows) return;
+#pragma unroll
+    for (int e = 0; e < RK; ++e)
+        if (kg + KG * e < n) sS[(r0 + t) * ss + col0 + kg + KG * e] = score[e];
 }
 
 __device__ __forceinline__ void copy_async16(float* dst, const float* src) {
@@ -500,25 +517,26 @@ __device__ __forceinline__ void stage_v(float* dst, const float* __restrict__ pv
     copy_async_commit();
 }
 
-// coarse = P V / rowSum over the block's rows: thread (row group, column) owns RV rows of one column; per four keys,
-// four V loads of the warp's 32 consecutive columns and one broadcast float4 of P per row serve 4 RV fmaf. Each
-// output sums its products in key order. V comes in stages of kVChunk rows, the next copied while this one is used;
-// the caller has started stage 0 (stage_v into sV).
+// coarse = P V / rowSum over the block's rows: thread (row group, column quad) owns four rows of four columns; per
+// four keys, four V float4s and one float4 of P per row (the same for the warp's lanes) serve 64 fmaf. That takes
+// D threads; the others only stage V. Each output sums its products in key order. V comes in stages of kVChunk
+// rows, the next copied while this one is used; the caller has started stage 0 (stage_v into sV).
 template <int D>
 __device__ __forceinline__ void coarse_output(const float* sS, int ss, float* sV, const float* __restrict__ pv,
                                               const float* rowSum, float* __restrict__ coarse, size_t plane, int q0,
                                               int rows, int tiles) {
-    constexpr int RV = kQt * D / kThreads, COL_WARPS = D / 32;
-    const int warp = threadIdx.x >> 5;
-    const int col = (threadIdx.x & 31) + 32 * (warp % COL_WARPS), r0 = (warp / COL_WARPS) * RV;
+    constexpr int RV = 4, QUADS = D / 4;
+    static_assert(kQt / RV * QUADS <= kThreads, "one thread per row group and column quad");
+    const int quad = threadIdx.x % QUADS, r0 = (threadIdx.x / QUADS) * RV;
+    const bool works = threadIdx.x < kQt / RV * QUADS && r0 < rows;
     // Rows of the group past the block's rows read the last real row (qt may be below 16: rows past it are not
     // allocated), and nothing of them is stored.
     int rowAt[RV];
-    float acc[RV];
+    float4 acc[RV];
 #pragma unroll
     for (int r = 0; r < RV; ++r) {
         rowAt[r] = min(r0 + r, rows - 1) * ss;
-        acc[r] = 0.f;
+        acc[r] = make_float4(0.f, 0.f, 0.f, 0.f);
     }
     for (int c0 = 0, stage = 0; c0 < tiles; c0 += kVChunk, stage ^= 1) {
         const int n = min(kVChunk, tiles - c0);
@@ -529,33 +547,47 @@ __device__ __forceinline__ void coarse_output(const float* sS, int ss, float* sV
             copy_async_wait<0>();
         }
         __syncthreads();
-        const float* v = sV + stage * kVChunk * D + col;
-        if (r0 < rows) {
+        if (works) {
+            const float4* v = reinterpret_cast<const float4*>(sV + stage * kVChunk * D) + quad;
             int j = 0;
 #pragma unroll 1
             for (; j + 4 <= n; j += 4) {
-                const float v0 = v[j * D], v1 = v[(j + 1) * D], v2 = v[(j + 2) * D], v3 = v[(j + 3) * D];
+                const float4 w[4] = {v[j * QUADS], v[(j + 1) * QUADS], v[(j + 2) * QUADS], v[(j + 3) * QUADS]};
 #pragma unroll
                 for (int r = 0; r < RV; ++r) {
-                    const float4 p = *reinterpret_cast<const float4*>(sS + rowAt[r] + c0 + j);
-                    acc[r] = fmaf(p.x, v0, acc[r]);
-                    acc[r] = fmaf(p.y, v1, acc[r]);
-                    acc[r] = fmaf(p.z, v2, acc[r]);
-                    acc[r] = fmaf(p.w, v3, acc[r]);
+                    const float4 p4 = *reinterpret_cast<const float4*>(sS + rowAt[r] + c0 + j);
+                    const float p[4] = {p4.x, p4.y, p4.z, p4.w};
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) {
+                        acc[r].x = fmaf(p[u], w[u].x, acc[r].x);
+                        acc[r].y = fmaf(p[u], w[u].y, acc[r].y);
+                        acc[r].z = fmaf(p[u], w[u].z, acc[r].z);
+                        acc[r].w = fmaf(p[u], w[u].w, acc[r].w);
+                    }
                 }
             }
             for (; j < n; ++j) {
-                const float vj = v[j * D];
+                const float4 w = v[j * QUADS];
 #pragma unroll
-                for (int r = 0; r < RV; ++r) acc[r] = fmaf(sS[rowAt[r] + c0 + j], vj, acc[r]);
+                for (int r = 0; r < RV; ++r) {
+                    const float p = sS[rowAt[r] + c0 + j];
+                    acc[r].x = fmaf(p, w.x, acc[r].x);
+                    acc[r].y = fmaf(p, w.y, acc[r].y);
+                    acc[r].z = fmaf(p, w.z, acc[r].z);
+                    acc[r].w = fmaf(p, w.w, acc[r].w);
+                }
             }
         }
         __syncthreads();
     }
+    if (!works) return;
 #pragma unroll
     for (int r = 0; r < RV; ++r) {
         const int qi = r0 + r;
-        if (qi < rows) coarse[(plane * tiles + q0 + qi) * D + col] = acc[r] / rowSum[qi];
+        if (qi >= rows) continue;
+        const float sum = rowSum[qi];
+        reinterpret_cast<float4*>(coarse + (plane * tiles + q0 + qi) * D)[quad] =
+            make_float4(acc[r].x / sum, acc[r].y / sum, acc[r].z / sum, acc[r].w / sum);
     }
 }
 
@@ -572,7 +604,7 @@ __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, fl
         float* s = sS + qi * ss;
         const int row = static_cast<int>(plane) * tiles + q0 + qi;
         TopKTake out{selection + static_cast<size_t>(row) * topK, ranges + static_cast<size_t>(row) * topK, tileStarts,
-                     chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, q0 + qi, tiles, tiles, lane};
+                     chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, q0 + qi, tiles, lane};
         if constexpr (SLOTS == 0) {
             warp_top_k(s, topK, out);
         } else {
@@ -618,13 +650,13 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
     const int q0 = blockIdx.x * qt, rows = min(qt, tiles - q0), ss = score_stride(tiles);
     const float* pkPlane = pk + plane * tiles * D;
 
+    StagedRows<D, kFwdChunk> next;
     {
         StagedRows<D, kQt> q;
         q.load(pq + plane * tiles * D, q0, rows);
+        next.load(pkPlane, 0, min(kFwdChunk, tiles));
         q.store_chains(sQ, false);
     }
-    StagedRows<D, kFwdChunk> next;
-    next.load(pkPlane, 0, min(kFwdChunk, tiles));
     for (int c0 = 0; c0 < tiles; c0 += kFwdChunk) {
         const int n = min(kFwdChunk, tiles - c0);
         __syncthreads();

@@ -206,9 +206,11 @@ struct RowState {
         a[3] = pack2<T>(p[2 * ks + 1][2], p[2 * ks + 1][3]);
     }
 
-    // Writes the warp's rows warpRow .. warpRow+15 of the block (those below rowCount) and their log-sum-exp.
+    // Writes the warp's rows warpRow .. warpRow+15 of the block (those below rowCount; row r at oh + r * rowStride)
+    // and their log-sum-exp.
     template <typename T>
-    __device__ __forceinline__ void store(T* oh, float* lseRow, int warpRow, int rowStart, int rowCount, int lane) const {
+    __device__ __forceinline__ void store(T* oh, int rowStride, float* lseRow, int warpRow, int rowStart, int rowCount,
+                                          int lane) const {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             float sum = rowSum[h];
@@ -218,7 +220,7 @@ struct RowState {
             const int local = warpRow + (lane >> 2) + 8 * h;
             if (local < rowCount) {
                 const int row = rowStart + local;
-                T* dst = oh + static_cast<size_t>(row) * (DT * 8) + 2 * (lane & 3);
+                T* dst = oh + static_cast<size_t>(row) * rowStride + 2 * (lane & 3);
 #pragma unroll
                 for (int dt = 0; dt < DT; ++dt)
                     *reinterpret_cast<uint32_t*>(dst + dt * 8) = pack2<T>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
@@ -234,7 +236,22 @@ struct BlockWork {
     int rowStart, rowCount, rangeBegin, rangeEnd;
     size_t headOffset;
     float* lseRow;
+    size_t slice;  // batch * heads + head
 };
+
+// Where a plane's output rows start and their stride. The output is planes of [S, D] rows like q (oTokenHeads = 0),
+// or token rows [B, S, H, D] of H = oTokenHeads heads: the [B * S, H * D] matrix a following product reads, so that no
+// pass moves the heads back to rows.
+struct OutputRows {
+    size_t offset;
+    int stride;
+};
+
+__device__ __forceinline__ OutputRows output_rows(int oTokenHeads, size_t slice, int S, int D) {
+    if (oTokenHeads == 0) return {slice * S * D, D};
+    const size_t b = slice / oTokenHeads, h = slice - b * oTokenHeads;
+    return {(b * S * oTokenHeads + h) * D, oTokenHeads * D};
+}
 
 __device__ __forceinline__ BlockWork block_work_of(const int4* qblocks, const int* listOf, const int* rangeOffsets,
                                                    int slots, int heads, int S, int D, float* lse, int block, int head,
@@ -243,7 +260,7 @@ __device__ __forceinline__ BlockWork block_work_of(const int4* qblocks, const in
     const int list = listOf[head * slots + qb.z];
     const size_t slice = static_cast<size_t>(batch) * heads + head;
     return {qb.x, qb.y, rangeOffsets[list], rangeOffsets[list + 1], slice * S * D,
-            lse != nullptr ? lse + slice * S : nullptr};
+            lse != nullptr ? lse + slice * S : nullptr, slice};
 }
 
 // The block of a launch over grid (query blocks, heads, B).

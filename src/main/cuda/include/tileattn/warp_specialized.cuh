@@ -77,6 +77,7 @@ struct WorkItems {
     const int* rangeOffsets;
     float* lse;
     int slots, heads, S, D, blockCount, count;
+    int oTokenHeads = 0;  // the output's layout (output_rows)
 };
 
 // A block's share of the items, first, first + stride, ..., as (query block, head, batch) kept by steps, not

@@ -46,6 +46,19 @@ final class DeviceInputChecks {
         headDim(q.dim(3));
     }
 
+    /** out is token rows [B, S, heads·d] of q's element type. */
+    static void tokenRows(DeviceTensor q, DeviceTensor out) {
+        if (out.rank() != 3 || out.dim(0) != q.dim(0) || out.dim(1) != q.dim(2)
+                || (long) out.dim(2) != (long) q.dim(1) * q.dim(3)) {
+            throw new IllegalArgumentException("token-row out must be [" + q.dim(0) + ", " + q.dim(2) + ", "
+                    + (long) q.dim(1) * q.dim(3) + "] for q " + q.shapeString() + ", got " + out.shapeString());
+        }
+        if (out.dtype() != q.dtype()) {
+            throw new IllegalArgumentException("q is " + q.dtype() + " but out is " + out.dtype()
+                    + "; q, k, v and out must have one element type");
+        }
+    }
+
     static void headDim(int d) {
         if (d != 64 && d != 128) {
             throw new IllegalArgumentException("the GPU kernels support head dim d = 64 or 128, got " + d);

@@ -408,13 +408,18 @@ public final class GpuBackend implements AttentionBackend, AutoCloseable {
     }
 
     /**
-     * Attention on tile-order device tensors into {@code out} (same shape and type, not overlapping the inputs),
-     * queued on {@code stream} without waiting. The first call with a new layout and window set also builds and
-     * uploads the kernel's work tables, which waits for the device once.
+     * Attention on tile-order device tensors into {@code out} (q's shape and type, or token rows [B, S, heads·d] of
+     * q's type: the matrix an output projection reads; not overlapping the inputs), queued on {@code stream} without
+     * waiting. The first call with a new layout and window set also builds and uploads the kernel's work tables,
+     * which waits for the device once.
      */
     public void attend(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, AttentionSpec spec,
                        float scale, CudaStream stream) {
-        DeviceInputChecks.tensors(q, k, v, out);
+        boolean tokenRows = out != null && out.rank() == 3;
+        DeviceInputChecks.tensors(q, k, v, tokenRows ? null : out);
+        if (tokenRows) {
+            DeviceInputChecks.tokenRows(q, out);
+        }
         InputChecks.scale(scale);
         Objects.requireNonNull(stream, "stream");
         Window[] windows = checkSpec(spec, q);

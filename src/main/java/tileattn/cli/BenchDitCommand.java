@@ -77,6 +77,9 @@ final class BenchDitCommand implements Callable<Integer> {
     @Option(names = "--sparsity", defaultValue = "0.875", description = "VSA sparsity (default ${DEFAULT-VALUE}).")
     double sparsity;
 
+    @Option(names = "--residual", defaultValue = "bf16", paramLabel = "TYPE", description = ResidualStream.DESCRIPTION)
+    ResidualStream residual;
+
     @Option(names = "--iters", defaultValue = "3", description = "Timed steps per attention (default ${DEFAULT-VALUE}).")
     int iters;
 
@@ -138,7 +141,7 @@ final class BenchDitCommand implements Callable<Integer> {
         out.flush();
         long t0 = System.nanoTime();
         List<Row> rows = new ArrayList<>();
-        try (GpuWanModel model = GpuWanModel.open(RandomWeights.create(config, seed))) {
+        try (GpuWanModel model = GpuWanModel.open(RandomWeights.create(config, seed), residual.dtype)) {
             out.printf(Locale.ROOT, "weights on the GPU in %.1f s; %s%n", (System.nanoTime() - t0) / 1e9, model.describe());
             out.flush();
             try (DeviceScope scope = model.context().openScope();

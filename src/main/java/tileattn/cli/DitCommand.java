@@ -116,6 +116,9 @@ final class DitCommand implements Callable<Integer> {
         Double sparsity;
     }
 
+    @Option(names = "--residual", defaultValue = "bf16", paramLabel = "TYPE", description = ResidualStream.DESCRIPTION)
+    ResidualStream residual;
+
     @Option(names = "--guidance", defaultValue = "5.0", paramLabel = "G",
             description = "Classifier-free guidance scale; 1 skips the unconditional branch (default ${DEFAULT-VALUE}).")
     double guidance;
@@ -201,7 +204,7 @@ final class DitCommand implements Callable<Integer> {
         double[] stepMs = new double[steps];
         FloatTensor result;
         if (backend == DeviceOption.Backend.GPU) {
-            try (GpuWanModel model = GpuWanModel.open(w)) {
+            try (GpuWanModel model = GpuWanModel.open(w, residual.dtype)) {
                 w = null;   // the host copy is no longer needed once uploaded (the model keeps what it uses)
                 pw.printf("weights on the GPU in %.1f s; %s%n", (System.nanoTime() - loadStart) / 1e9, model.describe());
                 pw.flush();

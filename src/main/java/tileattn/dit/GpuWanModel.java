@@ -33,15 +33,16 @@ import tileattn.tensor.FloatTensor;
 
 /**
  * The Wan-2.1 transformer of {@link WanModel} on a CUDA GPU: weights in bf16 uploaded once, activations on the
- * device (bf16, with the residual stream and every norm's statistics in fp32), matrix products through cuBLASLt
+ * device (bf16, every norm's statistics in fp32; the residual stream in bf16 as diffusers' Wan keeps it, or in fp32,
+ * which costs a third more of the residual kernels' memory traffic), matrix products through cuBLASLt
  * ({@link Gemm}, the FFN's tanh-GELU in its epilogue), norms, RoPE, modulation and the patch embedding in dit.cu ({@link DitKernels}), and
  * self-attention through {@link GpuBackend} (dense, STA) or {@link VsaKernels} (VSA, coarse branch gated by zero).
  * Video tokens are put into the attention's tile order once, by the patch gather; RoPE tables are built for that
  * order and the head scatters back to the latent.
  *
  * <p>Per block: one product for q, k and v together; q and k RMS-normalised and rotated, and all three moved to
- * [B, heads, S, d], by one launch; the residual add of each branch fused with the next branch's LayerNorm and
- * modulation. Cross-attention runs the dense attention kernel on keys and values padded to the queries' length
+ * [B, heads, S, d], by one launch; both attentions write their output as token rows, the output projection's
+ * input; the residual add of each branch fused with the next branch's LayerNorm and modulation. Cross-attention runs the dense attention kernel on keys and values padded to the queries' length
  * (the kernel takes q, k, v of one shape), with a work table that reads only the L text keys
  * ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
  * six modulation chunks and every block's modulation table) runs on the device in fp32, so a step waits for no
@@ -108,19 +109,21 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         final int s;
         final DeviceBuffer rasterOfPosition;
         final DeviceTensor cos, sin;
-        final DeviceTensor patchRows, x, h, qkv, q, k, v, o, rows, y, ffn, crossK, crossV, head, mod;
+        final DeviceTensor patchRows, x, h, qkv, q, k, v, rows, y, ffn, crossK, crossV, head, mod;
+        /** rows as [B, S, dim]: the attention kernels write their output there as token rows. */
+        final DeviceTensor attended;
         /** The time embedding's inputs and intermediates: sinusoids [B, freqDim], [B, dim] twice, [B, 6·dim]. */
         final DeviceTensor timeIn, time1Out, temb, timeProjOut;
         /** Pinned staging of the sinusoids, and an event recorded once the stream has copied them out. */
         final MemorySegment timeHost;
         final CudaEvent timeCopied;
-        DeviceTensor attnOut;
         KvRangePlan crossPlanHost;
         TileAttentionKernel.DevicePlan crossPlan;
         VsaWorkspace vsa;
         int vsaTopK;
 
-        Workspace(CudaContext context, WanConfig c, int batch, Shape3 grid, Shape3 tile, int textLength) {
+        Workspace(CudaContext context, WanConfig c, DType residual, int batch, Shape3 grid, Shape3 tile,
+                  int textLength) {
             this.scope = context.openScope();
             try {
                 this.batch = batch;
@@ -135,14 +138,14 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 cos = DeviceTensor.upload(scope, new FloatTensor(new int[]{s, rope.pairs()}, rope.cosTable()), DType.F32);
                 sin = DeviceTensor.upload(scope, new FloatTensor(new int[]{s, rope.pairs()}, rope.sinTable()), DType.F32);
                 patchRows = scope.allocateTensor(DType.BF16, rowCount, c.patchInputs());
-                x = scope.allocateTensor(DType.F32, rowCount, dim);
+                x = scope.allocateTensor(residual, rowCount, dim);
                 h = scope.allocateTensor(DType.BF16, rowCount, dim);
                 qkv = scope.allocateTensor(DType.BF16, rowCount, 3 * dim);
                 q = scope.allocateTensor(DType.BF16, batch, heads, s, d);
                 k = scope.allocateTensor(DType.BF16, batch, heads, s, d);
                 v = scope.allocateTensor(DType.BF16, batch, heads, s, d);
-                o = scope.allocateTensor(DType.BF16, batch, heads, s, d);
                 rows = scope.allocateTensor(DType.BF16, rowCount, dim);
+                attended = new DeviceTensor(rows.buffer(), new int[]{batch, s, dim}, DType.BF16);
                 y = scope.allocateTensor(DType.BF16, rowCount, dim);
                 ffn = scope.allocateTensor(DType.BF16, rowCount, c.ffnDim());
                 // Text keys and values sit at the start of each plane; the rest stays zero, so the attention kernel's
@@ -179,6 +182,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     }
 
     private final WanConfig c;
+    private final DType residual;
     private final GpuBackend backend;
     private final CudaContext context;
     private final CudaStream stream;
@@ -195,8 +199,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     private Workspace workspace;
     private StepProfile profile;
 
-    private GpuWanModel(WanWeights w, GpuBackend backend, Gemm gemm) {
+    private GpuWanModel(WanWeights w, DType residual, GpuBackend backend, Gemm gemm) {
         this.c = w.config();
+        this.residual = residual;
         this.backend = backend;
         this.context = backend.context();
         this.stream = context.defaultStream();
@@ -242,18 +247,28 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         }
     }
 
+    /** {@link #open(WanWeights, DType)} with the residual stream in BF16. */
+    public static GpuWanModel open(WanWeights weights) {
+        return open(weights, DType.BF16);
+    }
+
     /**
      * Uploads the weights to CUDA device 0 and opens the kernels and cuBLASLt.
      *
+     * @param residual the residual stream's element type: BF16 (rounded after every add, as diffusers' Wan in bf16)
+     *                 or F32
      * @throws tileattn.cuda.CudaUnavailableException when no usable GPU is present
      * @throws tileattn.blas.CublasLtUnavailableException when libcublasLt is not found
      */
-    public static GpuWanModel open(WanWeights weights) {
+    public static GpuWanModel open(WanWeights weights, DType residual) {
+        if (residual != DType.BF16 && residual != DType.F32) {
+            throw new IllegalArgumentException("the residual stream is BF16 or F32, got " + residual);
+        }
         GpuBackend backend = GpuBackend.open();
         Gemm gemm = null;
         try {
             gemm = Gemm.open(backend.context());
-            return new GpuWanModel(weights, backend, gemm);
+            return new GpuWanModel(weights, residual, backend, gemm);
         } catch (RuntimeException e) {
             try {
                 if (gemm != null) {
@@ -274,7 +289,12 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
 
     /** Where it runs, for logs. */
     public String describe() {
-        return backend.describe() + "; " + gemm.describe();
+        return backend.describe() + "; " + gemm.describe() + "; residual stream " + residual;
+    }
+
+    /** The residual stream's element type. */
+    public DType residual() {
+        return residual;
     }
 
     public CudaContext context() {
@@ -432,9 +452,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     new DitKernels.HeadsPart(ws.qkv, dim, b.normK, true, ws.k),
                     new DitKernels.HeadsPart(ws.qkv, 2 * dim, null, false, ws.v)), ws.cos, ws.sin, s, eps, stream);
             mark(StepProfile.Part.SELF_ATTENTION);
-            DeviceTensor attended = selfAttention(attention, layer, tiles, ws, scale);
-            mark(StepProfile.Part.HEADS_TO_ROWS);
-            kernels.fromHeads(attended, ws.rows, stream);
+            selfAttention(attention, layer, tiles, ws, scale);
             mark(StepProfile.Part.SELF_OUT_GEMM);
             gemm.linear(ws.rows, b.selfOutW, b.selfOutB, ws.y, Gemm.Epilogue.BIAS, stream);
             mark(StepProfile.Part.RESIDUAL_NORM);
@@ -450,9 +468,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     new DitKernels.HeadsPart(text.values[layer], 0, null, false, ws.crossV)), null, null, text.length,
                     eps, stream);
             mark(StepProfile.Part.CROSS_ATTENTION);
-            crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.o, null, ws.crossPlan, scale, stream);
-            mark(StepProfile.Part.HEADS_TO_ROWS);
-            kernels.fromHeads(ws.o, ws.rows, stream);
+            crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.attended, null, ws.crossPlan, scale, stream);
             mark(StepProfile.Part.CROSS_OUT_GEMM);
             gemm.linear(ws.rows, b.crossOutW, b.crossOutB, ws.y, Gemm.Epilogue.BIAS, stream);
             mark(StepProfile.Part.RESIDUAL_NORM);
@@ -477,18 +493,15 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         }
     }
 
-    private DeviceTensor selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale) {
-        DeviceTensor out;
+    /** Self-attention of ws.q, ws.k, ws.v into ws.attended (token rows). */
+    private void selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale) {
         switch (attention) {
-            case SelfAttention.Dense dense -> {
-                backend.attend(ws.q, ws.k, ws.v, ws.o, AttentionSpec.dense(), scale, stream);
-                out = ws.o;
-            }
+            case SelfAttention.Dense dense -> backend.attend(ws.q, ws.k, ws.v, ws.attended, AttentionSpec.dense(), scale,
+                    stream);
             case SelfAttention.Sta sta -> {
                 Window[] windows = CpuSelfAttention.windows(sta, layer, c.heads(), tiles);
-                backend.attend(ws.q, ws.k, ws.v, ws.o, AttentionSpec.Sta.perHead(new TokenLayout(tiles, 0), windows),
-                        scale, stream);
-                out = ws.o;
+                backend.attend(ws.q, ws.k, ws.v, ws.attended,
+                        AttentionSpec.Sta.perHead(new TokenLayout(tiles, 0), windows), scale, stream);
             }
             case SelfAttention.Vsa vsa -> {
                 int topK = vsa.keep(tiles.tileCount());
@@ -497,10 +510,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     ws.vsa = VsaWorkspace.allocate(plan, DType.BF16, c.headDim(), false, ws.scope);
                     ws.vsaTopK = topK;
                 }
-                out = vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.vsa, scale, stream);
+                vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.attended, ws.vsa, scale, stream);
             }
         }
-        return out;
     }
 
     /**
@@ -532,7 +544,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             workspace.close();
             workspace = null;
         }
-        workspace = new Workspace(context, c, batch, grid, tile, textLength);
+        workspace = new Workspace(context, c, residual, batch, grid, tile, textLength);
         return workspace;
     }
 

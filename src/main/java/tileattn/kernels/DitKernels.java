@@ -140,14 +140,18 @@ public final class DitKernels {
     /**
      * {@code x += gate · y} (or {@code x += y} without a gate chunk; nothing when y is null), then, when out is given,
      * {@code out = LN(x)} followed by {@code · weight + bias} (when given) and {@code · (1 + scale) + shift} (when the
-     * modulation has them). x is F32 [rows, width], y and out BF16 of x's shape, weight and bias F32 [width].
+     * modulation has them). x is F32 or BF16 [rows, width] (a BF16 x is rounded after the add and normalised as
+     * rounded), y and out BF16 of x's shape, weight and bias F32 [width].
      */
     public void residualNorm(DeviceTensor x, DeviceTensor y, DeviceTensor out, Modulation mod, DeviceTensor weight,
                              DeviceTensor bias, int rowsPerBatch, float eps, CudaStream stream) {
         Objects.requireNonNull(x, "x");
         int width = x.dim(x.rank() - 1);
         long rows = x.elementCount() / Math.max(1, width);
-        requireType(x, DType.F32, "x");
+        if (x.dtype() != DType.F32 && x.dtype() != DType.BF16) {
+            throw new IllegalArgumentException("the residual x must be F32 or BF16, got " + x.dtype() + " "
+                    + x.shapeString());
+        }
         checkWidth(width);
         checkRows(rows, rowsPerBatch);
         if (y != null) {
@@ -183,11 +187,12 @@ public final class DitKernels {
                 .f32(eps);
         RowShape shape = vectorShape(width, x.buffer().address(), address(y), address(out), gate, shift, scale,
                 address(weight), address(bias), 4 * modStride);
+        String entry = "tileattn_dit_residual_norm" + (x.dtype() == DType.BF16 ? "_xbf16" : "");
         if (shape != null) {
-            library.function(FAMILY, "tileattn_dit_residual_norm" + shape.suffix()).launch(Dim3.of(shape.blocks(rows)),
+            library.function(FAMILY, entry + shape.suffix()).launch(Dim3.of(shape.blocks(rows)),
                     Dim3.of(ROW_THREADS), 0, stream, args);
         } else {
-            library.function(FAMILY, "tileattn_dit_residual_norm").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
+            library.function(FAMILY, entry).launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
                     4 * width, stream, args);
         }
     }
@@ -330,39 +335,6 @@ public final class DitKernels {
 
     private static long inAddress(HeadsPart part) {
         return part.in().buffer().address() + 2L * part.column();
-    }
-
-    /** Heads [B, heads, S, d] back to token rows (BF16, B·S rows of heads·d). */
-    public void fromHeads(DeviceTensor in, DeviceTensor out, CudaStream stream) {
-        Objects.requireNonNull(in, "in");
-        Objects.requireNonNull(out, "out");
-        requireType(in, DType.BF16, "in");
-        requireType(out, DType.BF16, "out");
-        if (in.rank() != 4) {
-            throw new IllegalArgumentException("in must be [B, heads, S, d], got " + in.shapeString());
-        }
-        int batch = in.dim(0), heads = in.dim(1), s = in.dim(2), d = in.dim(3);
-        if (d % 2 != 0 || out.elementCount() != in.elementCount() || out.dim(out.rank() - 1) != heads * d) {
-            throw new IllegalArgumentException("out " + out.shapeString() + " must hold " + batch * (long) s
-                    + " rows of " + heads * d + " for in " + in.shapeString() + " (even d)");
-        }
-        checkWidth(heads * d);
-        if (out.buffer().overlaps(in.buffer())) {
-            throw new IllegalArgumentException("out overlaps in");
-        }
-        Kernels.checkContext(library, stream, in, out);
-        long rows = (long) batch * s;
-        checkRows(rows, s);
-        if (vectors && Integer.bitCount(d) == 1 && d >= VEC && in.buffer().address() % 16 == 0
-                && out.buffer().address() % 16 == 0) {
-            library.function(FAMILY, "tileattn_dit_from_heads_vec").launch(
-                    Dim3.of((int) ((rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK)), Dim3.of(ROW_THREADS), 0, stream,
-                    KernelArgs.of().pointer(in).pointer(out).i32((int) rows).i32(s).i32(heads)
-                            .i32(Integer.numberOfTrailingZeros(d)));
-        } else {
-            library.function(FAMILY, "tileattn_dit_from_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS), 0,
-                    stream, KernelArgs.of().pointer(in).pointer(out).i32((int) rows).i32(s).i32(heads).i32(d));
-        }
     }
 
     /**

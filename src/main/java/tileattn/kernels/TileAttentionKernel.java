@@ -17,7 +17,9 @@ import tileattn.mask.Window;
 /**
  * Block-sparse attention forward on the GPU over tile-ordered [B, heads, S, d] tensors: STA, dense, or any
  * {@link KvRangePlan}. bf16 or fp16 in and out, fp32 accumulation, d = 64 or 128, optional log-sum-exp output
- * (fp32 [B, heads, S], natural log). Three kernels read one work plan: tile_attention_sm90_ws.cu (warp-specialized
+ * (fp32 [B, heads, S], natural log). The output o is either laid out like q or given as token rows [B, S, heads·d]
+ * (rank 3), the matrix that an output projection reads, so that no pass moves the heads back to rows. Three kernels
+ * read one work plan: tile_attention_sm90_ws.cu (warp-specialized
  * wgmma fed by the tensor copy engine, the fastest) on compute capability 9.0, tile_attention.cu
  * (mma.sync) elsewhere, and tile_attention_sm90.cu (wgmma without warp specialization), which serves VSA's 64-row
  * blocks; {@link Path} can force any.
@@ -134,7 +136,7 @@ public final class TileAttentionKernel {
         checkBlockRows(p.blockRows());
         launch(q, k, v, o, lse, plan.queryBlocks(), p.blockCount(), p.blockRows(), plan.listOf(),
                 plan.rangeOffsets(), plan.ranges(), p.slots(), heads, new Dim3(p.blockCount(), heads, batch), scale,
-                stream);
+                outputTokenHeads(q, o), stream);
     }
 
     /**
@@ -153,7 +155,7 @@ public final class TileAttentionKernel {
             throw new IllegalArgumentException("B x heads = " + planes + " must be at most " + MAX_GRID_YZ);
         }
         launch(q, k, v, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets, ranges, slots, planes,
-                new Dim3(blockCount, planes, 1), scale, stream);
+                new Dim3(blockCount, planes, 1), scale, outputTokenHeads(q, o), stream);
     }
 
     private void checkBlockRows(int blockRows) {
@@ -163,16 +165,24 @@ public final class TileAttentionKernel {
         }
     }
 
+    /** The kernels' oTokenHeads: 0 for an output laid out like q, the head count for token rows. */
+    private static int outputTokenHeads(DeviceTensor q, DeviceTensor o) {
+        return o.rank() == 3 ? q.dim(1) : 0;
+    }
+
     private void checkTensors(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
                               float scale, CudaStream stream) {
         DeviceTensor[] tensors = {q, k, v, o};
         String[] names = {"q", "k", "v", "o"};
-        for (int i = 0; i < tensors.length; i++) {
+        for (int i = 0; i < 3; i++) {
             checkRank(tensors[i], names[i]);
             if (!tensors[i].sameShape(q)) {
                 throw new IllegalArgumentException("q is " + q.shapeString() + " but " + names[i] + " is "
-                        + tensors[i].shapeString() + "; q, k, v and o must have one shape");
+                        + tensors[i].shapeString() + "; q, k and v must have one shape");
             }
+        }
+        checkOutputShape(q, o);
+        for (int i = 1; i < 4; i++) {
             if (tensors[i].dtype() != q.dtype()) {
                 throw new IllegalArgumentException("q is " + q.dtype() + " but " + names[i] + " is " + tensors[i].dtype()
                         + "; q, k, v and o must have one element type");
@@ -218,7 +228,7 @@ public final class TileAttentionKernel {
     private void launch(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
                         DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
                         DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, int heads, Dim3 grid, float scale,
-                        CudaStream stream) {
+                        int oTokenHeads, CudaStream stream) {
         int d = q.dim(3);
         boolean bm64 = blockRows == 64;
         String family = switch (path) {
@@ -232,7 +242,7 @@ public final class TileAttentionKernel {
         float scaleLog2 = (float) (scale / Math.log(2));
         if (path == Path.HOPPER_WARP_SPECIALIZED) {
             launchWarpSpecialized(family, entry, q, k, v, o, lse, queryBlocks, blockCount, listOf, rangeOffsets, ranges,
-                    slots, heads, grid, scaleLog2, stream);
+                    slots, heads, grid, scaleLog2, oTokenHeads, stream);
             return;
         }
         // Threads and dynamic shared memory. Portable (PortableConfig, BN = 64): Q tile plus two stages of K and of V.
@@ -245,7 +255,7 @@ public final class TileAttentionKernel {
                 .i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
                 .i32(slots).i32(heads).i32(q.dim(2))
-                .f32(scaleLog2);
+                .f32(scaleLog2).i32(oTokenHeads);
         library.function(family, entry).launch(grid, Dim3.of(threads), sharedBytes, stream, args);
     }
 
@@ -260,7 +270,7 @@ public final class TileAttentionKernel {
     private void launchWarpSpecialized(String family, String entry, DeviceTensor q, DeviceTensor k, DeviceTensor v,
                                        DeviceTensor o, DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount,
                                        DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots,
-                                       int heads, Dim3 grid, float scaleLog2, CudaStream stream) {
+                                       int heads, Dim3 grid, float scaleLog2, int oTokenHeads, CudaStream stream) {
         int d = q.dim(3), seq = q.dim(2);
         long rows = (long) grid.z() * heads * seq;
         if (rows > Integer.MAX_VALUE) {
@@ -277,8 +287,23 @@ public final class TileAttentionKernel {
         }
         args.pointer(o).i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
-                .i32(slots).i32(heads).i32(seq).f32(scaleLog2).i32(blockCount).i32(items);
+                .i32(slots).i32(heads).i32(seq).f32(scaleLog2).i32(blockCount).i32(items).i32(oTokenHeads);
         library.function(family, entry).launch(Dim3.of(items), Dim3.of(384), sharedBytes, stream, args);
+    }
+
+    /** o is q's shape [B, heads, S, d] or token rows [B, S, heads·d]. */
+    static void checkOutputShape(DeviceTensor q, DeviceTensor o) {
+        if (o == null) {
+            throw new IllegalArgumentException("o is missing");
+        }
+        checkRank(q, "q");
+        boolean likeQ = o.sameShape(q);
+        boolean tokenRows = o.rank() == 3 && o.dim(0) == q.dim(0) && o.dim(1) == q.dim(2)
+                && (long) o.dim(2) == (long) q.dim(1) * q.dim(3);
+        if (!likeQ && !tokenRows) {
+            throw new IllegalArgumentException("o must be q's shape " + q.shapeString() + " or token rows ["
+                    + q.dim(0) + ", " + q.dim(2) + ", " + (long) q.dim(1) * q.dim(3) + "], got " + o.shapeString());
+        }
     }
 
     private static void checkRank(DeviceTensor t, String name) {

@@ -143,13 +143,31 @@ public final class VsaKernels {
      */
     public DeviceTensor forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale,
                                     CudaStream stream) {
+        forwardFine(q, k, v, ws.fine(), ws, scale, stream);
+        return ws.fine();
+    }
+
+    /**
+     * {@link #forwardFine(DeviceTensor, DeviceTensor, DeviceTensor, VsaWorkspace, float, CudaStream)} into {@code out}:
+     * q's shape, or token rows [B, S, heads·d] (the matrix an output projection reads), not overlapping the inputs.
+     */
+    public void forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
+                            float scale, CudaStream stream) {
         checkTokens(ws, new DeviceTensor[]{q, k, v}, new String[]{"q", "k", "v"});
         checkScale(scale);
-        Kernels.checkContext(library, stream, q, k, v);
+        TileAttentionKernel.checkOutputShape(q, out);
+        if (out.dtype() != ws.dtype()) {
+            throw new IllegalArgumentException("out is " + out.dtype() + " but the workspace is for " + ws.dtype());
+        }
+        for (DeviceTensor in : new DeviceTensor[]{q, k, v}) {
+            if (out.buffer().overlaps(in.buffer())) {
+                throw new IllegalArgumentException("out overlaps an input tensor; VSA cannot write in place");
+            }
+        }
+        Kernels.checkContext(library, stream, q, k, v, out);
         pool(q, k, v, ws, false, stream);
         coarse(ws, scale, false, stream);
-        fine(q, k, v, ws, scale, stream);
-        return ws.fine();
+        fine(q, k, v, out, ws, scale, stream);
     }
 
     // The forward's four steps, each queued on the stream (arguments already checked by forward).
@@ -185,8 +203,13 @@ public final class VsaKernels {
     }
 
     void fine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale, CudaStream stream) {
+        fine(q, k, v, ws.fine, ws, scale, stream);
+    }
+
+    private void fine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws, float scale,
+                      CudaStream stream) {
         VsaPlan plan = ws.plan();
-        fineKernel.forwardPlanes(q, k, v, ws.fine, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
+        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
                 plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
     }
 

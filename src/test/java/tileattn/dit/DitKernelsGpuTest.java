@@ -95,39 +95,61 @@ class DitKernelsGpuTest {
         return k == generic ? "generic" : "vector";
     }
 
-    /** x += gate·y, out = LN(x)·(1 + scale) + shift, then x += y, out = LN(x)·w + b; both forms, one width. */
+    /**
+     * x += gate·y, out = LN(x)·(1 + scale) + shift, then x += y, out = LN(x)·w + b; both forms, one width, with the
+     * residual x in F32 and in BF16 (rounded after each add, the norm taken of the rounded x).
+     */
     private static void residualNormCase(int width, int s, long seed) {
+        for (DType residual : new DType[]{DType.F32, DType.BF16}) {
+            residualNormCase(width, s, seed, residual);
+        }
+    }
+
+    private static void residualNormCase(int width, int s, long seed, DType residual) {
         Random rnd = new Random(seed);
         int batch = 2, chunks = 6, rows = batch * s;
+        boolean bf16X = residual == DType.BF16;
         float[] x0 = random(rnd, rows * width, 0.3, 2), y = bf16(random(rnd, rows * width, 0, 1));
+        if (bf16X) {
+            x0 = bf16(x0);
+        }
         float[] mod = random(rnd, batch * chunks * width, 0, 0.3);
         float[] w = random(rnd, width, 1, 0.1), b = random(rnd, width, 0, 0.1);
         float eps = 1e-6f;
         float[] wantX = x0.clone();
         Modulation.addGated(wantX, y, batch, s, width, mod, chunks, 2);
+        if (bf16X) {
+            wantX = bf16(wantX);
+        }
         float[] wantOut = wantX.clone();
         Norms.layerNorm(wantOut, rows, width, eps, null, null);
         Modulation.modulate(wantOut, batch, s, width, mod, chunks, 3, 4);
         float[] wantX2 = wantX.clone();
         Modulation.add(wantX2, y);
+        if (bf16X) {
+            wantX2 = bf16(wantX2);
+        }
         float[] wantOut2 = wantX2.clone();
         Norms.layerNorm(wantOut2, rows, width, eps, w, b);
+        // A BF16 sum may round the other way where the device's fused multiply-add differs from Java's in the last
+        // fp32 bit: a rare one-ulp step of 2^-8 relative.
+        double xTol = bf16X ? 1e-3 : 1e-6;
         for (DitKernels k : new DitKernels[]{kernels, generic}) {
-            String what = name(k) + " width " + width + ", " + rows + " rows";
+            String what = name(k) + " width " + width + ", " + rows + " rows, residual " + residual;
             try (DeviceScope scope = context.openScope()) {
                 CudaStream stream = context.defaultStream();
-                DeviceTensor dx = up(scope, x0, DType.F32, rows, width), dy = up(scope, y, DType.BF16, rows, width);
+                DeviceTensor dx = up(scope, x0, residual, rows, width), dy = up(scope, y, DType.BF16, rows, width);
                 DeviceTensor dmod = up(scope, mod, DType.F32, batch, chunks, width);
                 DeviceTensor out = poisoned(scope, DType.BF16, rows, width);
                 k.residualNorm(dx, dy, out, new DitKernels.Modulation(dmod, 2, 3, 4), null, null, s, eps, stream);
                 stream.synchronize();
-                assertClose(wantX, dx.download().data(), 1e-6, what + ": gated residual");
+                assertClose(wantX, dx.download().data(), xTol, what + ": gated residual");
                 assertClose(wantOut, out.download().data(), 8e-3, what + ": modulated LayerNorm");
                 DeviceTensor dw = up(scope, w, DType.F32, width), db = up(scope, b, DType.F32, width);
                 out.buffer().fill((byte) 0x7F);
                 k.residualNorm(dx, dy, out, null, dw, db, s, eps, stream);
                 stream.synchronize();
-                assertClose(wantX2, dx.download().data(), 1e-6, what + ": plain residual");
+                assertClose(wantX2, dx.download().data(), xTol, what + ": plain residual");
                 assertClose(wantOut2, out.download().data(), 8e-3, what + ": affine LayerNorm");
             }
         }
@@ -344,32 +366,6 @@ class DitKernelsGpuTest {
                     }
                 }
                 assertArrayEquals(wantV, dv.download().data(), 0f, name(k) + ": values in padded planes");
-            }
-        }
-    }
-
-    @Test
-    void headsBackToRows() {
-        Random rnd = new Random(7);
-        for (int[] shape : new int[][]{{2, 12, 37, 128}, {2, 3, 19, 64}, {1, 5, 11, 128}, {2, 3, 7, 12}}) {
-            int batch = shape[0], heads = shape[1], s = shape[2], d = shape[3], rows = batch * s, dim = heads * d;
-            float[] src = bf16(random(rnd, rows * dim, 0, 1));
-            for (DitKernels k : new DitKernels[]{kernels, generic}) {
-                try (DeviceScope scope = context.openScope()) {
-                    CudaStream stream = context.defaultStream();
-                    DeviceTensor heads4 = up(scope, src, DType.BF16, batch, heads, s, d);
-                    DeviceTensor back = poisoned(scope, DType.BF16, rows, dim);
-                    k.fromHeads(heads4, back, stream);
-                    stream.synchronize();
-                    float[] tokens = back.download().data();
-                    for (int r = 0; r < rows; r++) {
-                        int b = r / s, p = r % s;
-                        for (int j = 0; j < dim; j++) {
-                            assertEquals(src[((b * heads + j / d) * s + p) * d + j % d], tokens[r * dim + j], 0f,
-                                    name(k) + " from heads " + java.util.Arrays.toString(shape));
-                        }
-                    }
-                }
             }
         }
     }

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 import tileattn.cuda.GpuTests;
 import tileattn.layout.Shape3;
 import tileattn.mask.Window;
+import tileattn.tensor.DType;
 import tileattn.tensor.FloatTensor;
 import tileattn.tensor.ReducedPrecision;
 
@@ -24,12 +25,13 @@ class GpuWanModelGpuTest {
             1e-6f, 10000.0);
 
     private static WanModel cpu;
+    private static WanWeights weights;
     private static GpuWanModel gpu;
 
     @BeforeAll
     static void open() {
         GpuTests.openContext().close();   // skips (or fails under TILEATTN_REQUIRE_GPU) without a GPU
-        WanWeights w = WanWeights.from(SMALL, (name, shape) -> {
+        weights = WanWeights.from(SMALL, (name, shape) -> {
             FloatTensor t = RandomWeights.tensor(SMALL, name, shape, 17);
             float[] d = t.data();
             for (int i = 0; i < d.length; i++) {
@@ -37,8 +39,8 @@ class GpuWanModelGpuTest {
             }
             return t;
         });
-        cpu = new WanModel(w);
-        gpu = GpuWanModel.open(w);
+        cpu = new WanModel(weights);
+        gpu = GpuWanModel.open(weights);
         System.out.println("GPU model: " + gpu.describe());
     }
 
@@ -50,6 +52,10 @@ class GpuWanModelGpuTest {
     }
 
     private static double compare(SelfAttention attention, long seed) {
+        return compare(gpu, attention, seed);
+    }
+
+    private static double compare(GpuWanModel gpu, SelfAttention attention, long seed) {
         FloatTensor latent = Noise.gaussian(seed, 2, 16, 4, 12, 10);          // tokens 4×6×5 = 120
         FloatTensor context = Noise.gaussian(seed + 1, 2, 7, SMALL.textDim());
         float[] t = {937.5f, 251.25f};
@@ -67,13 +73,27 @@ class GpuWanModelGpuTest {
             norm += (double) want.data()[i] * want.data()[i];
         }
         double rel = Math.sqrt(err / norm);
-        System.out.printf("GPU vs CPU, %s: relative L2 %.3e%n", attention.describe(), rel);
+        System.out.printf("GPU vs CPU, %s, residual %s: relative L2 %.3e%n", attention.describe(), gpu.residual(), rel);
         return rel;
     }
 
     @Test
     void denseAgreesWithTheCpu() {
         assertTrue(compare(new SelfAttention.Dense(), 1) < 2e-2);
+    }
+
+    @Test
+    void anFp32ResidualStreamAgreesToo() {
+        try (GpuWanModel wide = GpuWanModel.open(weights, DType.F32)) {
+            assertTrue(compare(wide, new SelfAttention.Dense(), 1) < 2e-2);
+        }
+    }
+
+    @Test
+    void aResidualStreamOfAnotherTypeIsRefused() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> GpuWanModel.open(weights, DType.F16));
+        assertTrue(e.getMessage().contains("residual stream is BF16 or F32"), e.getMessage());
     }
 
     @Test

@@ -203,6 +203,52 @@ class TileAttentionKernelGpuTest {
     }
 
     @Test
+    void tokenRowOutputHoldsTheHeadPlanesValuesBitForBit() {
+        Random rnd = new Random(41);
+        // Partial tiles, text rows, two batch entries and unequal windows per head, so every output row position
+        // (plane, row) maps to a distinct token-row slot.
+        StaCase[] cases = {
+                new StaCase(new Shape3(5, 9, 7), new Shape3(2, 4, 4), 13, 2, 128, DType.BF16,
+                        new Window(1, 3, 1), new Window(3, 3, 3), new Window(1, 1, 1)),
+                new StaCase(new Shape3(3, 8, 8), new Shape3(2, 4, 4), 0, 2, 64, DType.F16,
+                        new Window(1, 1, 1), new Window(3, 1, 3))};
+        for (StaCase c : cases) {
+            TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
+            int heads = c.windows.length, seq = layout.sequenceLength();
+            int[] shape = {c.batch, heads, seq, c.d};
+            FloatTensor q = randomRounded(rnd, c.dtype, shape), k = randomRounded(rnd, c.dtype, shape),
+                    v = randomRounded(rnd, c.dtype, shape);
+            float scale = CpuAttention.defaultScale(c.d);
+            for (TileAttentionKernel kernel : kernels) {
+                String what = kernel.path() + " " + c;
+                float[] planes = runSta(kernel, c, q, k, v, scale).out.data();
+                try (DeviceScope scope = context.openScope()) {
+                    CudaStream stream = scope.createStream();
+                    DeviceTensor rows = scope.allocateTensor(c.dtype, c.batch, seq, heads * c.d);
+                    rows.buffer().fill((byte) 0xFF);
+                    kernel.sta(DeviceTensor.upload(scope, q, c.dtype), DeviceTensor.upload(scope, k, c.dtype),
+                            DeviceTensor.upload(scope, v, c.dtype), rows, null, layout, c.windows, scale, stream);
+                    float[] got = rows.download().data();
+                    for (int b = 0; b < c.batch; b++) {
+                        for (int h = 0; h < heads; h++) {
+                            for (int p = 0; p < seq; p++) {
+                                for (int e = 0; e < c.d; e++) {
+                                    float want = planes[((b * heads + h) * seq + p) * c.d + e];
+                                    float at = got[((b * seq + p) * heads + h) * c.d + e];
+                                    if (Float.floatToIntBits(want) != Float.floatToIntBits(at)) {
+                                        fail(what + ": token row (" + b + ", " + p + ") head " + h + " column " + e
+                                                + " is " + at + ", the plane layout gave " + want);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void autoPicksTheWarpSpecializedKernelOnHopperOnly() {
         KernelLibrary library = KernelLibrary.of(context);
         boolean hopper = context.device().computeCapabilityNumber() == 90;
@@ -235,6 +281,8 @@ class TileAttentionKernelGpuTest {
             assertMessage(() -> kernel.sta(q, k, v, o, null, layout, one, -1f, stream), "scale");
             assertMessage(() -> kernel.sta(q, k, v, o, scope.allocateTensor(DType.F32, 1, 1, s + 1), layout, one, 0.1f, stream), "lse");
             assertMessage(() -> kernel.sta(q, k, v, q, null, layout, one, 0.1f, stream), "overlaps");
+            assertMessage(() -> kernel.sta(q, k, v, scope.allocateTensor(DType.BF16, 1, s, 128), null, layout, one, 0.1f,
+                    stream), "token rows [1, " + s + ", 64]");
             DeviceTensor misaligned = new DeviceTensor(scope.allocate(2L * s * 64 + 16).slice(2, 2L * s * 64), new int[]{1, 1, s, 64}, DType.BF16);
             assertMessage(() -> kernel.sta(misaligned, k, v, o, null, layout, one, 0.1f, stream), "16-byte");
         }

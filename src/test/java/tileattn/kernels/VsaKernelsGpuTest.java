@@ -144,7 +144,10 @@ class VsaKernelsGpuTest {
         }
     }
 
-    /** The forward with the coarse branch gated off, which the DiT runs: the CPU's selection and fine output. */
+    /**
+     * The forward with the coarse branch gated off, which the DiT runs: the CPU's selection and fine output; written
+     * as token rows [B, S, heads·d], the same values bit for bit.
+     */
     @Test
     void forwardFineSelectsAndAttendsLikeTheFullForward() {
         List<Case> cases = List.of(
@@ -164,12 +167,32 @@ class VsaKernelsGpuTest {
                     VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, false, scope);
                     ws.fine.buffer().fill((byte) 0xFF);
                     ws.selection.fill((byte) 0xFF);
-                    DeviceTensor fine = variant.kernels.forwardFine(DeviceTensor.upload(scope, in.q, c.dtype),
-                            DeviceTensor.upload(scope, in.k, c.dtype), DeviceTensor.upload(scope, in.v, c.dtype), ws,
-                            scale, stream);
+                    DeviceTensor q = DeviceTensor.upload(scope, in.q, c.dtype), k = DeviceTensor.upload(scope, in.k, c.dtype),
+                            v = DeviceTensor.upload(scope, in.v, c.dtype);
+                    DeviceTensor fine = variant.kernels.forwardFine(q, k, v, ws, scale, stream);
                     stream.synchronize();
                     assertSelectionEquals(expected.selection(), ws.downloadSelection(), grid.tileCount(), what);
-                    assertClose(fine.download(), expected.fine(), TOLERANCE, what + " fine");
+                    FloatTensor planes = fine.download();
+                    assertClose(planes, expected.fine(), TOLERANCE, what + " fine");
+                    int seq = grid.videoTokens();
+                    DeviceTensor rows = scope.allocateTensor(c.dtype, c.batch, seq, c.heads * c.d);
+                    rows.buffer().fill((byte) 0xFF);
+                    variant.kernels.forwardFine(q, k, v, rows, ws, scale, stream);
+                    float[] got = rows.download().data(), want = planes.data();
+                    for (int b = 0; b < c.batch; b++) {
+                        for (int h = 0; h < c.heads; h++) {
+                            for (int p = 0; p < seq; p++) {
+                                for (int e = 0; e < c.d; e++) {
+                                    float w = want[((b * c.heads + h) * seq + p) * c.d + e];
+                                    float g = got[((b * seq + p) * c.heads + h) * c.d + e];
+                                    if (Float.floatToIntBits(w) != Float.floatToIntBits(g)) {
+                                        fail(what + ": token row (" + b + ", " + p + ") head " + h + " column " + e
+                                                + " is " + g + ", the plane layout gave " + w);
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
