@@ -2,7 +2,8 @@
 # Run THERE (the lent GPU machine, from the repository root): the Wan-2.1 DiT on the GPU, with the bundle and runtime
 # of scripts/device-build.sh:
 #   run(command="bash scripts/device_dit.sh", carry=[".device/tileattn", ".device/jre.tgz"])
-# DIT_TESTS=0 skips step 2 (scripts/device-test.sh runs those tests too).
+# DIT_TESTS=0 skips step 2 (scripts/device-test.sh runs those tests too). DIT_SECOND="ARGS" adds a second `bench
+# dit` with those arguments after the first (e.g. "--residual f32 --attention dense,vsa"), logged to bench-dit-2.log.
 # 1. finds libcublasLt (toolkit or PyTorch's pip wheel) and exports TILEATTN_CUBLASLT;
 # 2. GPU tests: cuBLASLt gemm (odd shapes, epilogues), every dit.cu kernel against the CPU model's pieces, the GPU
 #    model against the CPU model (dense, STA, VSA, and a 3-step guided sampling run);
@@ -49,6 +50,15 @@ timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=AL
   --tsv "$out/dit.tsv" 2>&1 | tee "$out/bench-dit.log"
 rc_bench=$?
 echo "bench dit rc $rc_bench, $((SECONDS - t0)) s"
+if [[ -n "${DIT_SECOND:-}" ]]; then
+  echo "---- bench dit $DIT_SECOND"
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
+    -cp "$bundle/tileattn.jar" tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 $DIT_SECOND \
+    2>&1 | tee "$out/bench-dit-2.log" | grep -E " step |residual|^ *[a-z]"
+  echo "second bench dit rc $?, $((SECONDS - t0)) s"
+fi
 
 echo "---- demo"
 t0=$SECONDS

@@ -588,6 +588,8 @@ int main(int argc, char** argv) {
             {"Hunyuan STA 3x3x3 text 256", {"", {30, 48, 80}, {6, 8, 8}, same({3, 3, 3}, 24), 256, 128, 1, false, 0, 24, 2}, 10},
             {"Wan STA 3x3x3", {"", {21, 30, 52}, {6, 8, 8}, same({3, 3, 3}, 12), 0, 128, 1, false, 0, 24, 2}, 20},
             {"Wan full 4x4x7", {"", {21, 30, 52}, {6, 8, 8}, same({4, 4, 7}, 12), 0, 128, 1, false, 0, 24, 2}, 10},
+            // Two KV blocks per item, B = 2: short lists like the DiT's cross-attention (512 text keys).
+            {"Wan STA 1x1x1 B=2", {"", {21, 30, 52}, {6, 8, 8}, same({1, 1, 1}, 12), 0, 128, 2, false, 0, 24, 2}, 20},
         };
         std::printf("%-28s %-10s %9s %8s %9s %s\n", "case", "variant", "ms", "TFLOP/s", "relL2", "check");
         uint64_t seed = 100;
