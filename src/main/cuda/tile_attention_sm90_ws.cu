@@ -18,9 +18,9 @@
 //   - Each block walks work items (query block, head, batch) blockIdx.x, + gridDim.x, ...; the ring's stages and
 //     phases run on across items, and the consumers release Q as soon as their last scores are done, so the next
 //     item's Q and first K blocks load while they finish the previous item's output. A persistent grid (one block
-//     per multiprocessor) measured no faster than one block per item (the hardware then balances the blocks of
-//     unequal cost, such as text rows, which a fixed walk leaves uneven: docs/benchmarks.md, 2026-12-06, sixth
-//     session), so the Java wrapper launches one block per item.
+//     per multiprocessor) pays where items are short and equal (two KV blocks: 18% faster) and loses where they
+//     differ in cost (text rows), which the hardware's scheduler balances better than a fixed walk
+//     (docs/benchmarks.md, 2026-12-06): the Java wrapper launches one block per item unless asked for it.
 // The entry points use BN = 192 and two stages: a 3x3x3 window's ranges of 1152 keys are six whole blocks, and
 // 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md).
 // Arguments: tensor maps of q, k and v as [B * heads * S, D] matrices of 16-bit elements (boxes of 64 columns x

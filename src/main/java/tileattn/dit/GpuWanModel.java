@@ -208,7 +208,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         this.gemm = gemm;
         KernelLibrary library = KernelLibrary.of(context);
         this.kernels = new DitKernels(library);
-        this.crossKernel = new TileAttentionKernel(library);
+        // Cross-attention's items are short (512 text keys: three KV blocks) and equal: a persistent grid overlaps
+        // each block's next Q load with its previous epilogue.
+        this.crossKernel = new TileAttentionKernel(library, TileAttentionKernel.Path.AUTO, true);
         this.vsaKernels = new VsaKernels(library);
         if (c.headDim() != 64 && c.headDim() != 128) {
             throw new IllegalArgumentException("the GPU attention kernels take head dim 64 or 128; " + c.name()
@@ -217,7 +219,8 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         this.weightScope = context.openScope();
         try {
             patchW = bf16(w.patchEmbedding.weight(), c.dim(), c.patchInputs());
-            patchB = f32(w.patchEmbedding.bias());
+            // The product adds the bias in the output's type, the residual stream's.
+            patchB = residual == DType.F32 ? f32(w.patchEmbedding.bias()) : bf16(w.patchEmbedding.bias(), c.dim());
             text1W = bf16(w.text1.weight(), c.dim(), c.textDim());
             text1B = bf16(w.text1.bias(), c.dim());
             text2W = bf16(w.text2.weight(), c.dim(), c.dim());

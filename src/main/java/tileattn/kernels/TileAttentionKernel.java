@@ -52,13 +52,27 @@ public final class TileAttentionKernel {
 
     private final KernelLibrary library;
     private final Path path;
+    private final boolean persistent;
 
     public TileAttentionKernel(KernelLibrary library) {
         this(library, Path.AUTO);
     }
 
     public TileAttentionKernel(KernelLibrary library, Path path) {
+        this(library, path, false);
+    }
+
+    /**
+     * @param persistent on the warp-specialized path, launch one block per multiprocessor, each walking work items,
+     *                   so that a block loads its next item's Q and first keys while it finishes the previous one:
+     *                   faster where the items are short and equal (Wan STA 1×1×1, B = 2: 0.42 against 0.51 ms, such
+     *                   as cross-attention to a few hundred text keys), slower where they differ in cost (text rows:
+     *                   27.7 against 24.2 ms), which the hardware's block scheduler balances better than a fixed walk
+     *                   (docs/benchmarks.md, 2026-12-06). Other paths ignore it.
+     */
+    public TileAttentionKernel(KernelLibrary library, Path path, boolean persistent) {
         this.library = library;
+        this.persistent = persistent;
         CudaDevice device = library.context().device();
         boolean hopper = device.computeCapabilityNumber() == 90;
         if (path.needsHopper() && !hopper) {
@@ -71,6 +85,11 @@ public final class TileAttentionKernel {
     /** The kernel this instance launches (never AUTO). */
     public Path path() {
         return path;
+    }
+
+    @Override
+    public String toString() {
+        return path + (persistent && path == Path.HOPPER_WARP_SPECIALIZED ? " (persistent grid)" : "");
     }
 
     /** A plan's tables in device memory, freed with the scope they were uploaded into. */
@@ -261,9 +280,8 @@ public final class TileAttentionKernel {
 
     /**
      * The warp-specialized kernel: q, k, v as tensor maps over their [B * heads * S, d] rows (boxes of 128 query rows
-     * and 192 key rows), one block per work item of {@code grid}. (The kernel can walk several items per block, but a
-     * persistent grid of one block per multiprocessor measured no faster, and slower where blocks differ in cost,
-     * such as text rows.) Dynamic shared memory
+     * and 192 key rows), one block per work item of {@code grid}, or one per multiprocessor walking the items when
+     * {@code persistent} (see the constructor). Dynamic shared memory
      * (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack, Q (128 rows), two stages of K and of V (192 rows
      * each), ten 8-byte mbarriers: 230480 bytes at d = 128.
      */
@@ -288,7 +306,8 @@ public final class TileAttentionKernel {
         args.pointer(o).i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
                 .i32(slots).i32(heads).i32(seq).f32(scaleLog2).i32(blockCount).i32(items).i32(oTokenHeads);
-        library.function(family, entry).launch(Dim3.of(items), Dim3.of(384), sharedBytes, stream, args);
+        int blocks = persistent ? Math.min(items, library.context().device().multiprocessors()) : items;
+        library.function(family, entry).launch(Dim3.of(blocks), Dim3.of(384), sharedBytes, stream, args);
     }
 
     /** o is q's shape [B, heads, S, d] or token rows [B, S, heads·d]. */

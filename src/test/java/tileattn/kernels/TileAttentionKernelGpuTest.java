@@ -48,6 +48,7 @@ class TileAttentionKernelGpuTest {
         if (context.device().computeCapabilityNumber() == 90) {
             kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER));
             kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED));
+            kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED, true));
         }
     }
 
@@ -128,7 +129,7 @@ class TileAttentionKernelGpuTest {
         float scale = CpuAttention.defaultScale(c.d);
         AttentionResult expected = CpuAttention.staForward(q, k, v, layout, c.windows, scale);
         for (TileAttentionKernel kernel : kernels) {
-            String what = kernel.path() + " " + c;
+            String what = kernel + " " + c;
             Outputs got = runSta(kernel, c, q, k, v, scale);
             double err = relativeL2(got.out, expected.out(), what);
             assertTrue(err < TOLERANCE, what + ": relative L2 error " + err);
@@ -169,8 +170,8 @@ class TileAttentionKernelGpuTest {
                 TokenPermutation.toRaster(v, layout), layout, c.windows, scale);
         for (TileAttentionKernel kernel : kernels) {
             FloatTensor got = TokenPermutation.toRaster(runSta(kernel, c, q, k, v, scale).out, layout);
-            double err = relativeL2(got, expected, kernel.path() + " " + c);
-            assertTrue(err < TOLERANCE, kernel.path() + " " + c + ": relative L2 error " + err);
+            double err = relativeL2(got, expected, kernel + " " + c);
+            assertTrue(err < TOLERANCE, kernel + " " + c + ": relative L2 error " + err);
         }
     }
 
@@ -185,7 +186,7 @@ class TileAttentionKernelGpuTest {
             float scale = CpuAttention.defaultScale(shape[3]);
             AttentionResult expected = CpuAttention.denseForward(q, k, v, scale);
             for (TileAttentionKernel kernel : kernels) {
-                String what = kernel.path() + " dense " + Arrays.toString(shape) + " " + dtype;
+                String what = kernel + " dense " + Arrays.toString(shape) + " " + dtype;
                 try (DeviceScope scope = context.openScope()) {
                     CudaStream stream = scope.createStream();
                     DeviceTensor o = scope.allocateTensor(dtype, shape);
@@ -209,9 +210,9 @@ class TileAttentionKernelGpuTest {
         // (plane, row) maps to a distinct token-row slot.
         StaCase[] cases = {
                 new StaCase(new Shape3(5, 9, 7), new Shape3(2, 4, 4), 13, 2, 128, DType.BF16,
-                        new Window(1, 3, 1), new Window(3, 3, 3), new Window(1, 1, 1)),
-                new StaCase(new Shape3(3, 8, 8), new Shape3(2, 4, 4), 0, 2, 64, DType.F16,
-                        new Window(1, 1, 1), new Window(3, 1, 3))};
+                        new Window(1, 3, 1), new Window(3, 3, 1), new Window(1, 1, 1)),
+                new StaCase(new Shape3(3, 8, 8), new Shape3(1, 4, 4), 0, 2, 64, DType.F16,
+                        new Window(1, 1, 1), new Window(3, 1, 1))};
         for (StaCase c : cases) {
             TokenLayout layout = TokenLayout.of(c.video, c.tile, c.text);
             int heads = c.windows.length, seq = layout.sequenceLength();
@@ -220,12 +221,12 @@ class TileAttentionKernelGpuTest {
                     v = randomRounded(rnd, c.dtype, shape);
             float scale = CpuAttention.defaultScale(c.d);
             for (TileAttentionKernel kernel : kernels) {
-                String what = kernel.path() + " " + c;
+                String what = kernel + " " + c;
                 float[] planes = runSta(kernel, c, q, k, v, scale).out.data();
                 try (DeviceScope scope = context.openScope()) {
                     CudaStream stream = scope.createStream();
                     DeviceTensor rows = scope.allocateTensor(c.dtype, c.batch, seq, heads * c.d);
-                    rows.buffer().fill((byte) 0xFF);
+                    rows.buffer().fillAsync((byte) 0xFF, stream);
                     kernel.sta(DeviceTensor.upload(scope, q, c.dtype), DeviceTensor.upload(scope, k, c.dtype),
                             DeviceTensor.upload(scope, v, c.dtype), rows, null, layout, c.windows, scale, stream);
                     float[] got = rows.download().data();

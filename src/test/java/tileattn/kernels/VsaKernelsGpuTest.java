@@ -165,8 +165,8 @@ class VsaKernelsGpuTest {
                     CudaStream stream = scope.createStream();
                     VsaPlan plan = variant.kernels.plan(grid, c.batch, c.heads, topK, variant.blockRows, scope);
                     VsaWorkspace ws = VsaWorkspace.allocate(plan, c.dtype, c.d, false, scope);
-                    ws.fine.buffer().fill((byte) 0xFF);
-                    ws.selection.fill((byte) 0xFF);
+                    ws.fine.buffer().fillAsync((byte) 0xFF, stream);
+                    ws.selection.fillAsync((byte) 0xFF, stream);
                     DeviceTensor q = DeviceTensor.upload(scope, in.q, c.dtype), k = DeviceTensor.upload(scope, in.k, c.dtype),
                             v = DeviceTensor.upload(scope, in.v, c.dtype);
                     DeviceTensor fine = variant.kernels.forwardFine(q, k, v, ws, scale, stream);
@@ -176,7 +176,7 @@ class VsaKernelsGpuTest {
                     assertClose(planes, expected.fine(), TOLERANCE, what + " fine");
                     int seq = grid.videoTokens();
                     DeviceTensor rows = scope.allocateTensor(c.dtype, c.batch, seq, c.heads * c.d);
-                    rows.buffer().fill((byte) 0xFF);
+                    rows.buffer().fillAsync((byte) 0xFF, stream);   // on the stream: it does not wait for the legacy one
                     variant.kernels.forwardFine(q, k, v, rows, ws, scale, stream);
                     float[] got = rows.download().data(), want = planes.data();
                     for (int b = 0; b < c.batch; b++) {
