@@ -45,7 +45,7 @@ fi
 
 echo "---- bench dit"
 t0=$SECONDS
-timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
+timeout ${DIT_BENCH_TIMEOUT:-200} "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
   -cp "$bundle/tileattn.jar" tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 \
   --tsv "$out/dit.tsv" 2>&1 | tee "$out/bench-dit.log"
 rc_bench=$?
@@ -54,7 +54,7 @@ if [[ -n "${DIT_SECOND:-}" ]]; then
   echo "---- bench dit $DIT_SECOND"
   t0=$SECONDS
   # shellcheck disable=SC2086
-  timeout 120 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
+  timeout 150 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx48g \
     -cp "$bundle/tileattn.jar" tileattn.cli.Main bench dit --latent 21,60,104 --iters 3 --warmup 1 $DIT_SECOND \
     2>&1 | tee "$out/bench-dit-2.log" | grep -E " step |residual|^ *[a-z]"
   echo "second bench dit rc $?, $((SECONDS - t0)) s"
