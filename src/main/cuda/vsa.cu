@@ -149,11 +149,20 @@ __device__ __forceinline__ void pool(const T* __restrict__ q, const T* __restric
     const int start = tileStarts[tile], end = tileStarts[tile + 1];
     const T* base = x + plane * S * D + cols.c * 8;
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    for (int r = start + cols.g; r < end; r += TileColumns<D>::GROUPS) {
-        float f[8];
-        load8(base + static_cast<size_t>(r) * D, f);
+    // Four rows' loads in flight before their adds (a whole 4x4x4 tile is two such steps at D = 128); the adds keep
+    // the row order, so the sums are those of one row at a time.
+    constexpr int G = TileColumns<D>::GROUPS, AHEAD = 4;
+    for (int r = start + cols.g; r < end; r += AHEAD * G) {
+        float f[AHEAD][8];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[e] += f[e];
+        for (int u = 0; u < AHEAD; ++u)
+            if (r + u * G < end) load8(base + static_cast<size_t>(r + u * G) * D, f[u]);
+#pragma unroll
+        for (int u = 0; u < AHEAD; ++u)
+            if (r + u * G < end) {
+#pragma unroll
+                for (int e = 0; e < 8; ++e) acc[e] += f[u][e];
+            }
     }
     cols.stash(acc);
     __syncthreads();
