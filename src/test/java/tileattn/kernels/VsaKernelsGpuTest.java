@@ -178,6 +178,7 @@ class VsaKernelsGpuTest {
                     DeviceTensor rows = scope.allocateTensor(c.dtype, c.batch, seq, c.heads * c.d);
                     rows.buffer().fillAsync((byte) 0xFF, stream);   // on the stream: it does not wait for the legacy one
                     variant.kernels.forwardFine(q, k, v, rows, ws, scale, stream);
+                    stream.synchronize();   // the download runs on the legacy stream, which does not wait for this one
                     float[] got = rows.download().data(), want = planes.data();
                     for (int b = 0; b < c.batch; b++) {
                         for (int h = 0; h < c.heads; h++) {
