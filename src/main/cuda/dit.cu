@@ -204,37 +204,15 @@ __device__ __forceinline__ void residual_norm_rows(X* __restrict__ x, const __nv
     }
 }
 
-// The vector rows-to-heads of one part (semantics of tileattn_dit_to_heads below), head dim 1 << dShift.
-template <int WARPS, int CPL>
-__device__ __forceinline__ void to_heads_rows(const __nv_bfloat16* __restrict__ in, long long inRowStride,
-                                              const float* __restrict__ weight, bool rope,
-                                              const float* __restrict__ cosTable, const float* __restrict__ sinTable,
-                                              __nv_bfloat16* __restrict__ out, int rows, int rowsPerBatch,
-                                              int outPlaneRows, int heads, int dShift, float eps) {
-    __shared__ float scratch[WARPS_PER_BLOCK];
-    constexpr int T = 32 * WARPS;
-    const int t = threadIdx.x % T;
-    const int r = blockIdx.x * (ROW_THREADS / T) + threadIdx.x / T;
-    const bool active = r < rows;
-    const int d = 1 << dShift, width = heads << dShift, chunks = width / VEC;
-    const __nv_bfloat16* src = in + static_cast<long long>(r) * inRowStride;
-    float v[CPL][VEC];
-    float sq = 0.f;
-#pragma unroll
-    for (int i = 0; i < CPL; ++i) {
-        const int c = i * T + t;
-        if (active && c < chunks) {
-            load_bf16x8(src + c * VEC, v[i]);
-#pragma unroll
-            for (int k = 0; k < VEC; ++k) sq += v[i][k] * v[i][k];
-        }
-    }
-    float inv = 1.f;
-    if (weight != nullptr) {  // the same for the whole block: every thread reaches row_sum
-        inv = rsqrtf(row_sum<WARPS>(sq, scratch) / width + eps);
-    }
-    if (!active) return;
-    const int b = r / rowsPerBatch, p = r - b * rowsPerBatch;
+// Writes one token row's values v (already loaded; inv its RMS factor, 1 without a norm) to heads, normalised by
+// weight and rotated when asked, and leaves in v what was stored (rounded to bf16). Chunk i of the row's thread t is
+// chunk i * T + t; the row is token p of batch entry b; head dim 1 << dShift.
+template <int CPL>
+__device__ __forceinline__ void emit_heads_row(float (&v)[CPL][VEC], float inv, const float* __restrict__ weight,
+                                               bool rope, const float* __restrict__ cosTable,
+                                               const float* __restrict__ sinTable, __nv_bfloat16* __restrict__ out,
+                                               int b, int p, int outPlaneRows, int heads, int dShift, int T, int t) {
+    const int d = 1 << dShift, chunks = (heads << dShift) / VEC;
     const long long plane0 = static_cast<long long>(b) * heads;
 #pragma unroll
     for (int i = 0; i < CPL; ++i) {
@@ -263,8 +241,110 @@ __device__ __forceinline__ void to_heads_rows(const __nv_bfloat16* __restrict__ 
                     o[2 * q + 1] = x0 * sv[q] + x1 * cv[q];
                 }
             }
-            store_bf16x8(out + ((plane0 + h) * outPlaneRows + p) * d + e, o);
+            const uint4 u = pack_bf16x8(o);
+            *reinterpret_cast<uint4*>(out + ((plane0 + h) * outPlaneRows + p) * d + e) = u;
+            unpack_bf16x8(u, v[i]);
         }
+    }
+}
+
+// Loads row r's chunks (CPL per lane of T threads) and returns their sum of squares.
+template <int CPL>
+__device__ __forceinline__ float load_heads_row(const __nv_bfloat16* __restrict__ src, float (&v)[CPL][VEC], int chunks,
+                                                int T, int t) {
+    float sq = 0.f;
+#pragma unroll
+    for (int i = 0; i < CPL; ++i) {
+        const int c = i * T + t;
+        if (c < chunks) {
+            load_bf16x8(src + c * VEC, v[i]);
+#pragma unroll
+            for (int k = 0; k < VEC; ++k) sq += v[i][k] * v[i][k];
+        }
+    }
+    return sq;
+}
+
+// The vector rows-to-heads of one part (semantics of tileattn_dit_to_heads below), head dim 1 << dShift.
+template <int WARPS, int CPL>
+__device__ __forceinline__ void to_heads_rows(const __nv_bfloat16* __restrict__ in, long long inRowStride,
+                                              const float* __restrict__ weight, bool rope,
+                                              const float* __restrict__ cosTable, const float* __restrict__ sinTable,
+                                              __nv_bfloat16* __restrict__ out, int rows, int rowsPerBatch,
+                                              int outPlaneRows, int heads, int dShift, float eps) {
+    __shared__ float scratch[WARPS_PER_BLOCK];
+    constexpr int T = 32 * WARPS;
+    const int t = threadIdx.x % T;
+    const int r = blockIdx.x * (ROW_THREADS / T) + threadIdx.x / T;
+    const bool active = r < rows;
+    const int width = heads << dShift, chunks = width / VEC;
+    float v[CPL][VEC];
+    const float sq = active ? load_heads_row<CPL>(in + static_cast<long long>(r) * inRowStride, v, chunks, T, t) : 0.f;
+    float inv = 1.f;
+    if (weight != nullptr) {  // the same for the whole block: every thread reaches row_sum
+        inv = rsqrtf(row_sum<WARPS>(sq, scratch) / width + eps);
+    }
+    if (!active) return;
+    const int b = r / rowsPerBatch, p = r - b * rowsPerBatch;
+    emit_heads_row<CPL>(v, inv, weight, rope, cosTable, sinTable, out, b, p, outPlaneRows, heads, dShift, T, t);
+}
+
+// Rows-to-heads of one VSA tile of one batch entry (one warp per row, width <= 2048), which also writes the tile's
+// mean of what it stored into pooled [B, heads, tiles, d] (fp32), so that VSA's pooling pass need not read q and k
+// again. The sums follow VSA's pool kernel (vsa.cu): G = 1024 / d row groups, group g summing rows start + g,
+// start + g + G, ... and the column total adding the groups in order, so the means are bit-identical to its. Warp w
+// takes groups w, w + 8, ...
+template <int CPL>
+__device__ __forceinline__ void to_heads_pooled_tile(const __nv_bfloat16* __restrict__ in, long long inRowStride,
+                                                     const float* __restrict__ weight, bool rope,
+                                                     const float* __restrict__ cosTable,
+                                                     const float* __restrict__ sinTable, __nv_bfloat16* __restrict__ out,
+                                                     float* __restrict__ pooled, const int* __restrict__ tileStarts,
+                                                     int tiles, int rowsPerBatch, int outPlaneRows, int heads,
+                                                     int dShift, float eps) {
+    extern __shared__ float groupSums[];  // [G][width]
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int tile = blockIdx.x, b = blockIdx.z;
+    const int start = tileStarts[tile], end = tileStarts[tile + 1];
+    const int width = heads << dShift, chunks = width / VEC, groups = 1024 >> dShift;
+    for (int g = warp; g < groups; g += WARPS_PER_BLOCK) {
+        float acc[CPL][VEC];
+#pragma unroll
+        for (int i = 0; i < CPL; ++i)
+#pragma unroll
+            for (int k = 0; k < VEC; ++k) acc[i][k] = 0.f;
+        for (int p = start + g; p < end; p += groups) {
+            const long long r = static_cast<long long>(b) * rowsPerBatch + p;
+            float v[CPL][VEC];
+            const float sq = load_heads_row<CPL>(in + r * inRowStride, v, chunks, 32, lane);
+            const float inv = weight != nullptr ? rsqrtf(warp_sum(sq) / width + eps) : 1.f;
+            emit_heads_row<CPL>(v, inv, weight, rope, cosTable, sinTable, out, b, p, outPlaneRows, heads, dShift, 32,
+                                lane);
+#pragma unroll
+            for (int i = 0; i < CPL; ++i)
+#pragma unroll
+                for (int k = 0; k < VEC; ++k) acc[i][k] += v[i][k];
+        }
+        if (pooled == nullptr) continue;
+#pragma unroll
+        for (int i = 0; i < CPL; ++i) {
+            const int c = i * 32 + lane;
+            if (c < chunks) {
+#pragma unroll
+                for (int k = 0; k < VEC; ++k) groupSums[g * width + c * VEC + k] = acc[i][k];
+            }
+        }
+    }
+    if (pooled == nullptr) return;  // the same for the whole block
+    __syncthreads();
+    // A division, as in the pool kernel (the correctly rounded mean whenever the sum is exact).
+    const float count = static_cast<float>(end - start);
+    const int d = 1 << dShift;
+    for (int col = threadIdx.x; col < width; col += ROW_THREADS) {
+        float total = 0.f;
+        for (int g = 0; g < groups; ++g) total += groupSums[g * width + col];
+        const int h = col >> dShift, e = col & (d - 1);
+        pooled[((static_cast<long long>(b) * heads + h) * tiles + tile) * d + e] = total / count;
     }
 }
 
@@ -302,6 +382,25 @@ __device__ __forceinline__ void to_heads_rows(const __nv_bfloat16* __restrict__ 
                             outPlaneRows, heads, dShift, eps);                                                        \
     }
 
+// Rows-to-heads of up to three parts by VSA tile (grid: tiles, part, B; dynamic shared memory (1024 / d) * width
+// floats), part i writing its tile means into pooled_i when that is not null (the other arguments as
+// tileattn_dit_to_heads_w1c*'s).
+#define TILEATTN_TO_HEADS_POOLED(C)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(ROW_THREADS) tileattn_dit_to_heads_pooled_c##C(                     \
+            const __nv_bfloat16* in0, const __nv_bfloat16* in1, const __nv_bfloat16* in2, long long inRowStride,     \
+            const float* weight0, const float* weight1, const float* weight2, int ropeParts,                          \
+            const float* __restrict__ cosTable, const float* __restrict__ sinTable, __nv_bfloat16* out0,              \
+            __nv_bfloat16* out1, __nv_bfloat16* out2, float* pooled0, float* pooled1, float* pooled2,                 \
+            const int* __restrict__ tileStarts, int tiles, int rowsPerBatch, int outPlaneRows, int heads, int dShift,  \
+            float eps) {                                                                                              \
+        const int part = blockIdx.y;                                                                                  \
+        to_heads_pooled_tile<C>(part == 0 ? in0 : part == 1 ? in1 : in2, inRowStride,                                \
+                                part == 0 ? weight0 : part == 1 ? weight1 : weight2, ((ropeParts >> part) & 1) != 0,  \
+                                cosTable, sinTable, part == 0 ? out0 : part == 1 ? out1 : out2,                       \
+                                part == 0 ? pooled0 : part == 1 ? pooled1 : pooled2, tileStarts, tiles,               \
+                                rowsPerBatch, outPlaneRows, heads, dShift, eps);                                      \
+    }
+
 #define TILEATTN_ROW_KERNELS(W, C) TILEATTN_RESIDUAL_NORM(W, C) TILEATTN_TO_HEADS(W, C)
 
 // One warp per row up to 8 chunks per lane (width 2048); four warps from there (3 to 8 chunks per lane, width 8192).
@@ -319,6 +418,14 @@ TILEATTN_ROW_KERNELS(4, 5)
 TILEATTN_ROW_KERNELS(4, 6)
 TILEATTN_ROW_KERNELS(4, 7)
 TILEATTN_ROW_KERNELS(4, 8)
+TILEATTN_TO_HEADS_POOLED(1)
+TILEATTN_TO_HEADS_POOLED(2)
+TILEATTN_TO_HEADS_POOLED(3)
+TILEATTN_TO_HEADS_POOLED(4)
+TILEATTN_TO_HEADS_POOLED(5)
+TILEATTN_TO_HEADS_POOLED(6)
+TILEATTN_TO_HEADS_POOLED(7)
+TILEATTN_TO_HEADS_POOLED(8)
 
 // out[b, n] = bias[n] + sum_k weight[n, k] * f(in[b, k]) for every batch entry b, f = SiLU when siluInput, all fp32:
 // the time embedding's small matrix-vector products. One warp per output feature; a weight row is read from memory

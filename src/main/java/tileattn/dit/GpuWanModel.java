@@ -451,11 +451,16 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.QKV_GEMM);
             gemm.linear(ws.h, b.qkvW, b.qkvB, ws.qkv, Gemm.Epilogue.BIAS, stream);
             mark(StepProfile.Part.QK_NORM_ROPE);
-            kernels.toHeads(List.of(new DitKernels.HeadsPart(ws.qkv, 0, b.normQ, true, ws.q),
+            List<DitKernels.HeadsPart> qkvParts = List.of(new DitKernels.HeadsPart(ws.qkv, 0, b.normQ, true, ws.q),
                     new DitKernels.HeadsPart(ws.qkv, dim, b.normK, true, ws.k),
-                    new DitKernels.HeadsPart(ws.qkv, 2 * dim, null, false, ws.v)), ws.cos, ws.sin, s, eps, stream);
+                    new DitKernels.HeadsPart(ws.qkv, 2 * dim, null, false, ws.v));
+            VsaWorkspace vsa = attention instanceof SelfAttention.Vsa v ? vsaWorkspace(v, tiles, ws) : null;
+            boolean pooled = vsa != null && kernels.toHeadsPooled(qkvParts, ws.cos, ws.sin, s, eps, vsa, stream);
+            if (!pooled) {
+                kernels.toHeads(qkvParts, ws.cos, ws.sin, s, eps, stream);
+            }
             mark(StepProfile.Part.SELF_ATTENTION);
-            selfAttention(attention, layer, tiles, ws, scale);
+            selfAttention(attention, layer, tiles, ws, scale, pooled);
             mark(StepProfile.Part.SELF_OUT_GEMM);
             gemm.linear(ws.rows, b.selfOutW, b.selfOutB, ws.y, Gemm.Epilogue.BIAS, stream);
             mark(StepProfile.Part.RESIDUAL_NORM);
@@ -496,8 +501,12 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         }
     }
 
-    /** Self-attention of ws.q, ws.k, ws.v into ws.attended (token rows). */
-    private void selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale) {
+    /**
+     * Self-attention of ws.q, ws.k, ws.v into ws.attended (token rows); {@code pooled}: VSA's pooled q and k were
+     * written with q and k.
+     */
+    private void selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale,
+                               boolean pooled) {
         switch (attention) {
             case SelfAttention.Dense dense -> backend.attend(ws.q, ws.k, ws.v, ws.attended, AttentionSpec.dense(), scale,
                     stream);
@@ -507,15 +516,24 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                         AttentionSpec.Sta.perHead(new TokenLayout(tiles, 0), windows), scale, stream);
             }
             case SelfAttention.Vsa vsa -> {
-                int topK = vsa.keep(tiles.tileCount());
-                if (ws.vsa == null || ws.vsaTopK != topK) {
-                    VsaPlan plan = vsaKernels.plan(tiles, ws.batch, c.heads(), topK, ws.scope);
-                    ws.vsa = VsaWorkspace.allocate(plan, DType.BF16, c.headDim(), false, ws.scope);
-                    ws.vsaTopK = topK;
+                VsaWorkspace vws = vsaWorkspace(vsa, tiles, ws);
+                if (pooled) {
+                    vsaKernels.forwardFinePooled(ws.q, ws.k, ws.v, ws.attended, vws, scale, stream);
+                } else {
+                    vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.attended, vws, scale, stream);
                 }
-                vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.attended, ws.vsa, scale, stream);
             }
         }
+    }
+
+    private VsaWorkspace vsaWorkspace(SelfAttention.Vsa vsa, TileGrid tiles, Workspace ws) {
+        int topK = vsa.keep(tiles.tileCount());
+        if (ws.vsa == null || ws.vsaTopK != topK) {
+            VsaPlan plan = vsaKernels.plan(tiles, ws.batch, c.heads(), topK, ws.scope);
+            ws.vsa = VsaWorkspace.allocate(plan, DType.BF16, c.headDim(), false, ws.scope);
+            ws.vsaTopK = topK;
+        }
+        return ws.vsa;
     }
 
     /**

@@ -218,6 +218,100 @@ public final class DitKernels {
      */
     public void toHeads(List<HeadsPart> parts, DeviceTensor cos, DeviceTensor sin, int rowsPerBatch, float eps,
                         CudaStream stream) {
+        HeadsGeometry g = checkHeads(parts, cos, sin, rowsPerBatch, stream);
+        int heads = g.heads, planeRows = g.planeRows, d = g.d, width = g.width, inWidth = g.inWidth;
+        long rows = g.rows;
+        RowShape shape = headsVectorShape(parts, cos, sin, g);
+        if (shape != null) {
+            KernelArgs args = headsArgs(parts, cos, sin, inWidth);
+            args.i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(Integer.numberOfTrailingZeros(d)).f32(eps);
+            library.function(FAMILY, "tileattn_dit_to_heads" + shape.suffix())
+                    .launch(Dim3.of(shape.blocks(rows), parts.size()), Dim3.of(ROW_THREADS), 0, stream, args);
+        } else {
+            for (HeadsPart part : parts) {
+                library.function(FAMILY, "tileattn_dit_to_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
+                        4 * width, stream, KernelArgs.of().i64(inAddress(part)).i64(inWidth)
+                                .i64(address(part.weight())).i64(part.rope() ? address(cos) : 0)
+                                .i64(part.rope() ? address(sin) : 0).pointer(part.out())
+                                .i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(d).f32(eps));
+            }
+        }
+    }
+
+    /**
+     * {@link #toHeads(List, DeviceTensor, DeviceTensor, int, float, CudaStream)} of q, k (and v) for VSA, which also
+     * writes the tile means of parts 0 and 1 (q and k) into {@code vsa}'s pooled q and k, bit-identical to VSA's
+     * pooling pass, which {@link VsaKernels#forwardFine} can then skip. The outputs must be the plan's [B, heads, S,
+     * d] in its tile order. Returns false, having launched nothing, where the fused kernel does not apply (widths
+     * past 2048 or not multiples of 8, head dims not powers of two, misaligned addresses, more than 48 KiB of row
+     * group sums): then call toHeads and let VSA pool.
+     */
+    public boolean toHeadsPooled(List<HeadsPart> parts, DeviceTensor cos, DeviceTensor sin, int rowsPerBatch, float eps,
+                                 VsaWorkspace vsa, CudaStream stream) {
+        HeadsGeometry g = checkHeads(parts, cos, sin, rowsPerBatch, stream);
+        Objects.requireNonNull(vsa, "vsa");
+        VsaPlan plan = vsa.plan();
+        if (parts.size() < 2 || plan.batch() != g.batch || plan.heads() != g.heads || vsa.headDim() != g.d
+                || plan.grid().videoTokens() != rowsPerBatch || g.planeRows != rowsPerBatch) {
+            throw new IllegalArgumentException("pooling into a VSA workspace for " + plan.batch() + " x " + plan.heads()
+                    + " heads of d = " + vsa.headDim() + " over " + plan.grid().videoTokens() + " tokens needs q and k "
+                    + "parts of that shape, got " + parts.size() + " parts into " + parts.getFirst().out().shapeString());
+        }
+        Kernels.checkContext(library, stream, vsa.pooledQ, vsa.pooledK);
+        RowShape shape = headsVectorShape(parts, cos, sin, g);
+        long groupSumBytes = 4L * (1024 / g.d) * g.width;
+        if (shape == null || shape.warps() != 1 || groupSumBytes > 48 * 1024) {
+            return false;
+        }
+        KernelArgs args = headsArgs(parts, cos, sin, g.inWidth);
+        args.pointer(vsa.pooledQ).pointer(vsa.pooledK).i64(0).pointer(plan.tileStarts()).i32(plan.tiles())
+                .i32(rowsPerBatch).i32(g.planeRows).i32(g.heads).i32(Integer.numberOfTrailingZeros(g.d)).f32(eps);
+        library.function(FAMILY, "tileattn_dit_to_heads_pooled_c" + shape.chunksPerLane())
+                .launch(new Dim3(plan.tiles(), parts.size(), g.batch), Dim3.of(ROW_THREADS), (int) groupSumBytes,
+                        stream, args);
+        return true;
+    }
+
+    private record HeadsGeometry(int batch, int heads, int planeRows, int d, int width, int inWidth, long rows) {
+    }
+
+    /** The vector kernels' row shape for these parts, or null (the generic kernel then runs). */
+    private RowShape headsVectorShape(List<HeadsPart> parts, DeviceTensor cos, DeviceTensor sin, HeadsGeometry g) {
+        // every address the vector kernel reads or writes in 16-byte pieces, and the input's row pitch in bytes
+        long[] addresses = new long[3 * parts.size() + 3];
+        for (int i = 0; i < parts.size(); i++) {
+            addresses[3 * i] = inAddress(parts.get(i));
+            addresses[3 * i + 1] = parts.get(i).out().buffer().address();
+            addresses[3 * i + 2] = address(parts.get(i).weight());
+        }
+        addresses[3 * parts.size()] = address(cos);
+        addresses[3 * parts.size() + 1] = address(sin);
+        addresses[3 * parts.size() + 2] = 2L * g.inWidth;
+        return Integer.bitCount(g.d) == 1 && g.d >= VEC ? vectorShape(g.width, addresses) : null;
+    }
+
+    /** The vector kernels' arguments up to the outputs: inputs, row pitch, weights, RoPE parts and tables, outputs. */
+    private static KernelArgs headsArgs(List<HeadsPart> parts, DeviceTensor cos, DeviceTensor sin, int inWidth) {
+        KernelArgs args = KernelArgs.of();
+        for (int i = 0; i < MAX_HEAD_PARTS; i++) {
+            args.i64(i < parts.size() ? inAddress(parts.get(i)) : 0);
+        }
+        args.i64(inWidth);
+        int ropeParts = 0;
+        for (int i = 0; i < MAX_HEAD_PARTS; i++) {
+            args.i64(i < parts.size() ? address(parts.get(i).weight()) : 0);
+            ropeParts |= i < parts.size() && parts.get(i).rope() ? 1 << i : 0;
+        }
+        args.i32(ropeParts).i64(address(cos)).i64(address(sin));
+        for (int i = 0; i < MAX_HEAD_PARTS; i++) {
+            args.i64(i < parts.size() ? parts.get(i).out().buffer().address() : 0);
+        }
+        return args;
+    }
+
+    /** toHeads' argument checks; returns the geometry. */
+    private HeadsGeometry checkHeads(List<HeadsPart> parts, DeviceTensor cos, DeviceTensor sin, int rowsPerBatch,
+                                     CudaStream stream) {
         Objects.requireNonNull(parts, "parts");
         if (parts.isEmpty() || parts.size() > MAX_HEAD_PARTS) {
             throw new IllegalArgumentException("rows to heads takes 1.." + MAX_HEAD_PARTS + " parts, got " + parts.size());
@@ -293,44 +387,7 @@ public final class DitKernels {
             all.add(sin);
         }
         Kernels.checkContext(library, stream, all.toArray(DeviceTensor[]::new));
-        // every address the vector kernel reads or writes in 16-byte pieces, and the input's row pitch in bytes
-        long[] addresses = new long[3 * parts.size() + 3];
-        for (int i = 0; i < parts.size(); i++) {
-            addresses[3 * i] = inAddress(parts.get(i));
-            addresses[3 * i + 1] = parts.get(i).out().buffer().address();
-            addresses[3 * i + 2] = address(parts.get(i).weight());
-        }
-        addresses[3 * parts.size()] = address(cos);
-        addresses[3 * parts.size() + 1] = address(sin);
-        addresses[3 * parts.size() + 2] = 2L * inWidth;
-        RowShape shape = Integer.bitCount(d) == 1 && d >= VEC ? vectorShape(width, addresses) : null;
-        if (shape != null) {
-            KernelArgs args = KernelArgs.of();
-            for (int i = 0; i < MAX_HEAD_PARTS; i++) {
-                args.i64(i < parts.size() ? inAddress(parts.get(i)) : 0);
-            }
-            args.i64(inWidth);
-            int ropeParts = 0;
-            for (int i = 0; i < MAX_HEAD_PARTS; i++) {
-                args.i64(i < parts.size() ? address(parts.get(i).weight()) : 0);
-                ropeParts |= i < parts.size() && parts.get(i).rope() ? 1 << i : 0;
-            }
-            args.i32(ropeParts).i64(address(cos)).i64(address(sin));
-            for (int i = 0; i < MAX_HEAD_PARTS; i++) {
-                args.i64(i < parts.size() ? parts.get(i).out().buffer().address() : 0);
-            }
-            args.i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(Integer.numberOfTrailingZeros(d)).f32(eps);
-            library.function(FAMILY, "tileattn_dit_to_heads" + shape.suffix())
-                    .launch(Dim3.of(shape.blocks(rows), parts.size()), Dim3.of(ROW_THREADS), 0, stream, args);
-        } else {
-            for (HeadsPart part : parts) {
-                library.function(FAMILY, "tileattn_dit_to_heads").launch(Dim3.of((int) rows), Dim3.of(ROW_THREADS),
-                        4 * width, stream, KernelArgs.of().i64(inAddress(part)).i64(inWidth)
-                                .i64(address(part.weight())).i64(part.rope() ? address(cos) : 0)
-                                .i64(part.rope() ? address(sin) : 0).pointer(part.out())
-                                .i32((int) rows).i32(rowsPerBatch).i32(planeRows).i32(heads).i32(d).f32(eps));
-            }
-        }
+        return new HeadsGeometry(batch, heads, planeRows, d, width, inWidth, rows);
     }
 
     private static long inAddress(HeadsPart part) {

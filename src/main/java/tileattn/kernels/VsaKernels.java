@@ -153,6 +153,21 @@ public final class VsaKernels {
      */
     public void forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
                             float scale, CudaStream stream) {
+        forwardFine(q, k, v, out, ws, scale, false, stream);
+    }
+
+    /**
+     * {@link #forwardFine(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, VsaWorkspace, float, CudaStream)}
+     * without the pooling pass: ws's pooled q and k already hold q's and k's tile means (written by
+     * {@link DitKernels#toHeadsPooled} as q and k were laid out per head).
+     */
+    public void forwardFinePooled(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
+                                  float scale, CudaStream stream) {
+        forwardFine(q, k, v, out, ws, scale, true, stream);
+    }
+
+    private void forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
+                             float scale, boolean pooled, CudaStream stream) {
         checkTokens(ws, new DeviceTensor[]{q, k, v}, new String[]{"q", "k", "v"});
         checkScale(scale);
         TileAttentionKernel.checkOutputShape(q, out);
@@ -165,7 +180,9 @@ public final class VsaKernels {
             }
         }
         Kernels.checkContext(library, stream, q, k, v, out);
-        pool(q, k, v, ws, false, stream);
+        if (!pooled) {
+            pool(q, k, v, ws, false, stream);
+        }
         coarse(ws, scale, false, stream);
         fine(q, k, v, out, ws, scale, stream);
     }

@@ -199,6 +199,67 @@ class VsaKernelsGpuTest {
         }
     }
 
+    /**
+     * The DiT's fused q/k/v layout with VSA pooling: the same heads as DitKernels.toHeads bit for bit, and tile means
+     * bit-identical to VSA's pooling pass over them, at d = 128 (8 row groups) and d = 64 (16), with partial tiles.
+     */
+    @Test
+    void headsWithPoolingMatchTheSeparatePasses() {
+        DitKernels dit = new DitKernels(KernelLibrary.of(context));
+        VsaKernels vsa = VARIANTS.getFirst().kernels;
+        Random rnd = new Random(29);
+        for (int[] hd : new int[][]{{3, 128}, {2, 64}}) {
+            int heads = hd[0], d = hd[1], batch = 2, width = heads * d;
+            TileGrid grid = new TileGrid(new Shape3(9, 10, 11), new Shape3(4, 4, 4));
+            int s = grid.videoTokens();
+            String what = "heads " + heads + " d " + d;
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                DeviceTensor qkv = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, batch * s, 3 * width), DType.BF16);
+                DeviceTensor normQ = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 0.2, width), DType.F32);
+                DeviceTensor normK = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 0.2, width), DType.F32);
+                DeviceTensor cos = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, s, d / 2), DType.F32);
+                DeviceTensor sin = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, s, d / 2), DType.F32);
+                DeviceTensor[] separate = new DeviceTensor[3], fused = new DeviceTensor[3];
+                for (int i = 0; i < 3; i++) {
+                    separate[i] = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                    fused[i] = scope.allocateTensor(DType.BF16, batch, heads, s, d);
+                    fused[i].buffer().fillAsync((byte) 0xFF, stream);
+                }
+                VsaWorkspace ws = VsaWorkspace.allocate(vsa.plan(grid, batch, heads, 5, VARIANTS.getFirst().blockRows,
+                        scope), DType.BF16, d, false, scope);
+                ws.pooledQ.buffer().fillAsync((byte) 0xFF, stream);
+                ws.pooledK.buffer().fillAsync((byte) 0xFF, stream);
+                java.util.function.Function<DeviceTensor[], List<DitKernels.HeadsPart>> parts = out -> List.of(
+                        new DitKernels.HeadsPart(qkv, 0, normQ, true, out[0]),
+                        new DitKernels.HeadsPart(qkv, width, normK, true, out[1]),
+                        new DitKernels.HeadsPart(qkv, 2 * width, null, false, out[2]));
+                dit.toHeads(parts.apply(separate), cos, sin, s, 1e-6f, stream);
+                assertTrue(dit.toHeadsPooled(parts.apply(fused), cos, sin, s, 1e-6f, ws, stream), what + ": fused kernel");
+                stream.synchronize();
+                float[][] fusedPools = {ws.pooledQ.download().data(), ws.pooledK.download().data()};
+                for (int i = 0; i < 3; i++) {
+                    assertBitIdentical(separate[i].download().data(), fused[i].download().data(), what + " part " + i);
+                }
+                ws.pooledQ.buffer().fillAsync((byte) 0xFF, stream);
+                ws.pooledK.buffer().fillAsync((byte) 0xFF, stream);
+                vsa.pool(separate[0], separate[1], separate[2], ws, false, stream);
+                stream.synchronize();
+                assertBitIdentical(ws.pooledQ.download().data(), fusedPools[0], what + " pooled q");
+                assertBitIdentical(ws.pooledK.download().data(), fusedPools[1], what + " pooled k");
+            }
+        }
+    }
+
+    private static void assertBitIdentical(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what);
+        for (int i = 0; i < want.length; i++) {
+            if (Float.floatToIntBits(want[i]) != Float.floatToIntBits(got[i]) || Float.isNaN(got[i])) {
+                fail(what + ": element " + i + " is " + got[i] + ", expected " + want[i]);
+            }
+        }
+    }
+
     /** Inputs whose top-k choice does not hang on rounding (see the class comment). */
     private static Inputs draw(Case c, int topK, Random rnd, float scale) {
         int[] shape = c.shape();
