@@ -208,8 +208,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         this.gemm = gemm;
         KernelLibrary library = KernelLibrary.of(context);
         this.kernels = new DitKernels(library);
-        // Cross-attention's items are short (512 text keys: three KV blocks) and equal: a persistent grid overlaps
-        // each block's next Q load with its previous epilogue.
+        // Cross-attention's items are short (512 text keys: three KV blocks) and equal, the case where a persistent
+        // grid measured faster in the forward checker (two KV blocks: 0.42 against 0.51 ms); in the DiT step the
+        // cross-attention took 17.9-18.1 ms either way (docs/benchmarks.md, seventh session).
         this.crossKernel = new TileAttentionKernel(library, TileAttentionKernel.Path.AUTO, true);
         this.vsaKernels = new VsaKernels(library);
         if (c.headDim() != 64 && c.headDim() != 128) {
