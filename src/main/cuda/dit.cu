@@ -350,20 +350,22 @@ __device__ __forceinline__ void to_heads_pooled_tile(const __nv_bfloat16* __rest
 
 }  // namespace
 
-// Vector residual + LayerNorm, one instantiation per (residual type, warps per row, chunks per lane); arguments as
-// in tileattn_dit_residual_norm.
-#define TILEATTN_RESIDUAL_NORM_OF(NAME, X, W, C)                                                                      \
+// A residual + LayerNorm entry point: the arguments of tileattn_dit_residual_norm with residual type X, passed to the
+// device function FN (parenthesised where it has template arguments).
+#define TILEATTN_RESIDUAL_NORM_ENTRY(NAME, X, FN)                                                                     \
     extern "C" __global__ void __launch_bounds__(ROW_THREADS) NAME(                                                  \
             X* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,                   \
             __nv_bfloat16* __restrict__ out, const float* __restrict__ shift, const float* __restrict__ scale,        \
             long long modBatchStride, const float* __restrict__ weight, const float* __restrict__ bias, int rows,    \
             int rowsPerBatch, int width, float eps) {                                                                 \
-        residual_norm_rows<W, C>(x, y, gate, out, shift, scale, modBatchStride, weight, bias, rows, rowsPerBatch,    \
-                                 width, eps);                                                                         \
+        FN(x, y, gate, out, shift, scale, modBatchStride, weight, bias, rows, rowsPerBatch, width, eps);             \
     }
+
+// Vector residual + LayerNorm, one instantiation per (residual type, warps per row, chunks per lane).
 #define TILEATTN_RESIDUAL_NORM(W, C)                                                                                  \
-    TILEATTN_RESIDUAL_NORM_OF(tileattn_dit_residual_norm_w##W##c##C, float, W, C)                                    \
-    TILEATTN_RESIDUAL_NORM_OF(tileattn_dit_residual_norm_xbf16_w##W##c##C, __nv_bfloat16, W, C)
+    TILEATTN_RESIDUAL_NORM_ENTRY(tileattn_dit_residual_norm_w##W##c##C, float, (residual_norm_rows<W, C, float>))    \
+    TILEATTN_RESIDUAL_NORM_ENTRY(tileattn_dit_residual_norm_xbf16_w##W##c##C, __nv_bfloat16,                         \
+                                 (residual_norm_rows<W, C, __nv_bfloat16>))
 
 // Vector rows-to-heads of up to three parts at once (grid.y = part): part i reads in_i (rows of inRowStride),
 // RMS-normalises by weight_i when given, rotates by RoPE when bit i of ropeParts is set, and writes out_i. The parts
@@ -518,17 +520,8 @@ __device__ __forceinline__ void residual_norm_generic(X* __restrict__ x, const _
     }
 }
 
-#define TILEATTN_RESIDUAL_NORM_GENERIC(NAME, X)                                                                       \
-    extern "C" __global__ void __launch_bounds__(ROW_THREADS) NAME(                                                  \
-            X* __restrict__ x, const __nv_bfloat16* __restrict__ y, const float* __restrict__ gate,                   \
-            __nv_bfloat16* __restrict__ out, const float* __restrict__ shift, const float* __restrict__ scale,        \
-            long long modBatchStride, const float* __restrict__ weight, const float* __restrict__ bias, int rows,    \
-            int rowsPerBatch, int width, float eps) {                                                                 \
-        residual_norm_generic(x, y, gate, out, shift, scale, modBatchStride, weight, bias, rows, rowsPerBatch, width, \
-                              eps);                                                                                   \
-    }
-TILEATTN_RESIDUAL_NORM_GENERIC(tileattn_dit_residual_norm, float)
-TILEATTN_RESIDUAL_NORM_GENERIC(tileattn_dit_residual_norm_xbf16, __nv_bfloat16)
+TILEATTN_RESIDUAL_NORM_ENTRY(tileattn_dit_residual_norm, float, residual_norm_generic<float>)
+TILEATTN_RESIDUAL_NORM_ENTRY(tileattn_dit_residual_norm_xbf16, __nv_bfloat16, residual_norm_generic<__nv_bfloat16>)
 
 // Generic form. Token rows [rows, *] (row r at in + r * inRowStride, heads × d values) to heads [B, heads, outPlaneRows, d]:
 // token p = r % rowsPerBatch of batch b = r / rowsPerBatch goes to out[((b * heads + h) * outPlaneRows + p) * d].

@@ -229,21 +229,7 @@ class TileAttentionKernelGpuTest {
                     rows.buffer().fillAsync((byte) 0xFF, stream);
                     kernel.sta(DeviceTensor.upload(scope, q, c.dtype), DeviceTensor.upload(scope, k, c.dtype),
                             DeviceTensor.upload(scope, v, c.dtype), rows, null, layout, c.windows, scale, stream);
-                    float[] got = rows.download().data();
-                    for (int b = 0; b < c.batch; b++) {
-                        for (int h = 0; h < heads; h++) {
-                            for (int p = 0; p < seq; p++) {
-                                for (int e = 0; e < c.d; e++) {
-                                    float want = planes[((b * heads + h) * seq + p) * c.d + e];
-                                    float at = got[((b * seq + p) * heads + h) * c.d + e];
-                                    if (Float.floatToIntBits(want) != Float.floatToIntBits(at)) {
-                                        fail(what + ": token row (" + b + ", " + p + ") head " + h + " column " + e
-                                                + " is " + at + ", the plane layout gave " + want);
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    TokenRows.assertSameAsPlanes(planes, rows.download().data(), c.batch, heads, seq, c.d, what);
                 }
             }
         }

@@ -179,21 +179,8 @@ class VsaKernelsGpuTest {
                     rows.buffer().fillAsync((byte) 0xFF, stream);   // on the stream: it does not wait for the legacy one
                     variant.kernels.forwardFine(q, k, v, rows, ws, scale, stream);
                     stream.synchronize();   // the download runs on the legacy stream, which does not wait for this one
-                    float[] got = rows.download().data(), want = planes.data();
-                    for (int b = 0; b < c.batch; b++) {
-                        for (int h = 0; h < c.heads; h++) {
-                            for (int p = 0; p < seq; p++) {
-                                for (int e = 0; e < c.d; e++) {
-                                    float w = want[((b * c.heads + h) * seq + p) * c.d + e];
-                                    float g = got[((b * seq + p) * c.heads + h) * c.d + e];
-                                    if (Float.floatToIntBits(w) != Float.floatToIntBits(g)) {
-                                        fail(what + ": token row (" + b + ", " + p + ") head " + h + " column " + e
-                                                + " is " + g + ", the plane layout gave " + w);
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    TokenRows.assertSameAsPlanes(planes.data(), rows.download().data(), c.batch, c.heads, seq, c.d,
+                            what);
                 }
             }
         }
