@@ -478,6 +478,28 @@ tileattn_dit_modulation(const float* __restrict__ blockTables, const float* __re
     }
 }
 
+// out[b] = gate[b] * bias for each batch entry b (gate at b * modBatchStride), in the residual stream's type X: the
+// bias of a gated branch whose product adds gate * (x W^T) to the residual itself (cuBLASLt's alpha vector scales the
+// product, not the bias).
+template <typename X>
+__device__ __forceinline__ void gated_bias(const float* __restrict__ gate, long long modBatchStride,
+                                           const X* __restrict__ bias, X* __restrict__ out, int width) {
+    const int b = blockIdx.y;
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < width; j += gridDim.x * blockDim.x)
+        out[static_cast<long long>(b) * width + j] = static_cast<X>(gate[b * modBatchStride + j] * static_cast<float>(bias[j]));
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+tileattn_dit_gated_bias(const float* gate, long long modBatchStride, const float* bias, float* out, int width) {
+    gated_bias(gate, modBatchStride, bias, out, width);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+tileattn_dit_gated_bias_xbf16(const float* gate, long long modBatchStride, const __nv_bfloat16* bias,
+                              __nv_bfloat16* out, int width) {
+    gated_bias(gate, modBatchStride, bias, out, width);
+}
+
 // Generic form. x += (gate ? gate : 1) * y (when y is given), then out = LN(x) [* weight + bias]
 // [* (1 + scale) + shift]. LayerNorm uses the biased variance; weight/bias, shift/scale and gate may each be null.
 template <typename X>

@@ -109,7 +109,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         final int s;
         final DeviceBuffer rasterOfPosition;
         final DeviceTensor cos, sin;
-        final DeviceTensor patchRows, x, h, qkv, q, k, v, rows, y, ffn, crossK, crossV, head, mod;
+        final DeviceTensor patchRows, x, h, qkv, q, k, v, rows, ffn, crossK, crossV, head, mod;
+        /** A gated branch's bias times its gate, [B, dim] in the residual's type (the product adds it to x). */
+        final DeviceTensor gatedBias;
         /** rows as [B, S, dim]: the attention kernels write their output there as token rows. */
         final DeviceTensor attended;
         /** The time embedding's inputs and intermediates: sinusoids [B, freqDim], [B, dim] twice, [B, 6·dim]. */
@@ -146,7 +148,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 v = scope.allocateTensor(DType.BF16, batch, heads, s, d);
                 rows = scope.allocateTensor(DType.BF16, rowCount, dim);
                 attended = new DeviceTensor(rows.buffer(), new int[]{batch, s, dim}, DType.BF16);
-                y = scope.allocateTensor(DType.BF16, rowCount, dim);
+                gatedBias = scope.allocateTensor(residual, batch, dim);
                 ffn = scope.allocateTensor(DType.BF16, rowCount, c.ffnDim());
                 // Text keys and values sit at the start of each plane; the rest stays zero, so the attention kernel's
                 // loads past the L keys (masked) read finite values.
@@ -220,8 +222,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         this.weightScope = context.openScope();
         try {
             patchW = bf16(w.patchEmbedding.weight(), c.dim(), c.patchInputs());
-            // The product adds the bias in the output's type, the residual stream's.
-            patchB = residual == DType.F32 ? f32(w.patchEmbedding.bias()) : bf16(w.patchEmbedding.bias(), c.dim());
+            patchB = residualVector(w.patchEmbedding.bias());
             text1W = bf16(w.text1.weight(), c.dim(), c.textDim());
             text1B = bf16(w.text1.bias(), c.dim());
             text2W = bf16(w.text2.weight(), c.dim(), c.dim());
@@ -320,6 +321,11 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         return DeviceTensor.upload(weightScope, new FloatTensor(shape, values), DType.BF16);
     }
 
+    /** A bias the products add to the residual stream, in its type (cuBLASLt adds a bias in the output's type). */
+    private DeviceTensor residualVector(float[] values) {
+        return residual == DType.F32 ? f32(values) : bf16(values, values.length);
+    }
+
     private DeviceTensor f32(float[] values) {
         return f32(values, values.length);
     }
@@ -337,15 +343,15 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             System.arraycopy(parts[i].bias(), 0, qkvB, i * dim, dim);
         }
         return new Block(bf16(qkvW, 3 * dim, dim), bf16(qkvB, 3 * dim),
-                bf16(b.selfOut().weight(), dim, dim), bf16(b.selfOut().bias(), dim),
+                bf16(b.selfOut().weight(), dim, dim), residualVector(b.selfOut().bias()),
                 f32(b.selfNormQ()), f32(b.selfNormK()), f32(b.crossNormWeight()), f32(b.crossNormBias()),
                 bf16(b.crossQ().weight(), dim, dim), bf16(b.crossQ().bias(), dim),
                 bf16(b.crossK().weight(), dim, dim), bf16(b.crossK().bias(), dim),
                 bf16(b.crossV().weight(), dim, dim), bf16(b.crossV().bias(), dim),
-                bf16(b.crossOut().weight(), dim, dim), bf16(b.crossOut().bias(), dim),
+                bf16(b.crossOut().weight(), dim, dim), residualVector(b.crossOut().bias()),
                 f32(b.crossNormQ()), f32(b.crossNormK()),
                 bf16(b.ffnUp().weight(), c.ffnDim(), dim), bf16(b.ffnUp().bias(), c.ffnDim()),
-                bf16(b.ffnDown().weight(), dim, c.ffnDim()), bf16(b.ffnDown().bias(), dim));
+                bf16(b.ffnDown().weight(), dim, c.ffnDim()), residualVector(b.ffnDown().bias()));
     }
 
     @Override
@@ -463,10 +469,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.SELF_ATTENTION);
             selfAttention(attention, layer, tiles, ws, scale, pooled);
             mark(StepProfile.Part.SELF_OUT_GEMM);
-            gemm.linear(ws.rows, b.selfOutW, b.selfOutB, ws.y, Gemm.Epilogue.BIAS, stream);
+            addGated(ws.rows, b.selfOutW, b.selfOutB, base + GATE_1, ws);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_1, -1, -1),
-                    b.crossNormW, b.crossNormB, s, eps, stream);
+            kernels.residualNorm(ws.x, null, ws.h, null, b.crossNormW, b.crossNormB, s, eps, stream);
             // cross-attention
             mark(StepProfile.Part.CROSS_Q_GEMM);
             gemm.linear(ws.h, b.crossQW, b.crossQB, ws.rows, Gemm.Epilogue.BIAS, stream);
@@ -479,9 +484,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.CROSS_ATTENTION);
             crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.attended, null, ws.crossPlan, scale, stream);
             mark(StepProfile.Part.CROSS_OUT_GEMM);
-            gemm.linear(ws.rows, b.crossOutW, b.crossOutB, ws.y, Gemm.Epilogue.BIAS, stream);
+            gemm.accumulate(ws.rows, b.crossOutW, b.crossOutB, null, ws.x, stream);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, -1, base + SHIFT_2, base + SCALE_2),
+            kernels.residualNorm(ws.x, null, ws.h, new DitKernels.Modulation(ws.mod, -1, base + SHIFT_2, base + SCALE_2),
                     null, null, s, eps, stream);
             // feed-forward; its residual add runs with the next block's (or the head's) norm and modulation
             // cuBLASLt's GELU epilogue is the tanh form (GemmGpuTest tells it from the erf form in fp32), so the
@@ -489,10 +494,10 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.FFN_UP_GEMM);
             gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.GELU_BIAS, stream);
             mark(StepProfile.Part.FFN_DOWN_GEMM);
-            gemm.linear(ws.ffn, b.ffnDownW, b.ffnDownB, ws.y, Gemm.Epilogue.BIAS, stream);
+            addGated(ws.ffn, b.ffnDownW, b.ffnDownB, base + GATE_2, ws);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, ws.y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_2, next + SHIFT_1,
-                    next + SCALE_1), null, null, s, eps, stream);
+            kernels.residualNorm(ws.x, null, ws.h, new DitKernels.Modulation(ws.mod, -1, next + SHIFT_1, next + SCALE_1),
+                    null, null, s, eps, stream);
         }
         mark(StepProfile.Part.PATCH_EMBED);
         gemm.linear(ws.h, projOutW, projOutB, ws.head, Gemm.Epilogue.BIAS, stream);
@@ -500,6 +505,15 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         if (profile != null) {
             profile.end(stream);
         }
+    }
+
+    /**
+     * x += gate · (in · wᵀ + bias), the gate being chunk {@code gateChunk} of the modulation: one product that reads and
+     * writes the residual stream (the following norm then reads x alone), its bias times the gate first.
+     */
+    private void addGated(DeviceTensor in, DeviceTensor w, DeviceTensor bias, int gateChunk, Workspace ws) {
+        kernels.gatedBias(new DitKernels.Modulation(ws.mod, gateChunk, -1, -1), bias, ws.gatedBias, stream);
+        gemm.accumulate(in, w, ws.gatedBias, new Gemm.Gate(ws.mod, gateChunk), ws.x, stream);
     }
 
     /**

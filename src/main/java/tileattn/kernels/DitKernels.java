@@ -453,6 +453,34 @@ public final class DitKernels {
                         .pointer(mod).i32(batch).i32(layers).i32(chunks).i32(dim));
     }
 
+    /**
+     * {@code out[b] = gate[b] · bias} for each batch entry b: the bias of a gated branch whose product adds
+     * {@code gate · (x · Wᵀ)} to the residual itself ({@link tileattn.blas.Gemm#accumulate}). bias is [width] and out
+     * [B, width], both F32 or both BF16 (the residual stream's type); {@code mod} names the gate chunk.
+     */
+    public void gatedBias(Modulation mod, DeviceTensor bias, DeviceTensor out, CudaStream stream) {
+        Objects.requireNonNull(mod, "mod");
+        int width = mod.table.dim(2), batch = mod.table.dim(0);
+        if (mod.gate < 0) {
+            throw new IllegalArgumentException("gatedBias needs a modulation with a gate chunk");
+        }
+        if (bias.dtype() != out.dtype() || (bias.dtype() != DType.F32 && bias.dtype() != DType.BF16)) {
+            throw new IllegalArgumentException("bias and out must both be F32 or both BF16, got " + bias.dtype() + " and "
+                    + out.dtype());
+        }
+        if (bias.elementCount() != width) {
+            throw new IllegalArgumentException("bias must hold " + width + " values, got " + bias.shapeString());
+        }
+        if (out.elementCount() != (long) batch * width) {
+            throw new IllegalArgumentException("out must be [" + batch + ", " + width + "], got " + out.shapeString());
+        }
+        Kernels.checkContext(library, stream, mod.table, bias, out);
+        library.function(FAMILY, "tileattn_dit_gated_bias" + (out.dtype() == DType.BF16 ? "_xbf16" : ""))
+                .launch(new Dim3((width + THREADS - 1) / THREADS, batch, 1), Dim3.of(THREADS), 0, stream,
+                        KernelArgs.of().i64(mod.chunkAddress(mod.gate)).i64((long) mod.table.dim(1) * width)
+                                .pointer(bias).pointer(out).i32(width));
+    }
+
     /** x = GELU(x) (tanh approximation), BF16, in place. */
     public void geluTanh(DeviceTensor x, CudaStream stream) {
         requireType(x, DType.BF16, "x");

@@ -419,6 +419,29 @@ class DitKernelsGpuTest {
         }
     }
 
+    /** out[b] = gate[b] · bias, with the gate of one chunk of a [B, chunks, width] table; F32 exact, BF16 rounded once. */
+    @Test
+    void gatedBiasOfEachBatchEntry() {
+        Random rnd = new Random(17);
+        int batch = 3, chunks = 6, width = 300, gateChunk = 4;
+        float[] table = random(rnd, batch * chunks * width, 0, 1), bias = bf16(random(rnd, width, 0, 1));
+        for (DType type : new DType[]{DType.F32, DType.BF16}) {
+            float[] want = new float[batch * width];
+            for (int b = 0; b < batch; b++) {
+                for (int j = 0; j < width; j++) {
+                    want[b * width + j] = table[(b * chunks + gateChunk) * width + j] * bias[j];
+                }
+            }
+            try (DeviceScope scope = context.openScope()) {
+                DeviceTensor out = poisoned(scope, type, batch, width);
+                kernels.gatedBias(new DitKernels.Modulation(up(scope, table, DType.F32, batch, chunks, width), gateChunk,
+                        -1, -1), up(scope, bias, type, width), out, context.defaultStream());
+                context.defaultStream().synchronize();
+                assertArrayEquals(type == DType.F32 ? want : bf16(want), out.download().data(), 0f, "gated bias " + type);
+            }
+        }
+    }
+
     @Test
     void geluTanhMatchesTheCpu() {
         float[] x = bf16(random(new Random(9), 10_001, 0, 3));
