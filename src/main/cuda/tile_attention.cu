@@ -4,9 +4,11 @@
 //
 // ABI (all tensors contiguous, device pointers):
 //   q, k, v      [B, heads, S, D] of T (bf16 or fp16); tokens in tile order, text tokens after the video.
-//   o            of T: like q when the last argument oTokenHeads is 0, else token rows [B, S, H, D] with
-//                H = oTokenHeads (plane b * heads + h of the launch is head h of batch b; VSA launches its B * H
-//                planes as B = 1, heads = B * H and passes H here).
+//   o            of T: like q when oTokenHeads is 0, else token rows [B, S, H, D] with H = oTokenHeads (plane
+//                b * heads + h of the launch is head h of batch b; VSA launches its B * H planes as B = 1,
+//                heads = B * H and passes H here).
+//   v            like q when vTokenHeads is 0, else token rows: row s of batch b at (b * S + s) * vRowStride, its
+//                H = vTokenHeads heads D values each from there (token_rows in tile_attention.cuh).
 //   lse          [B, heads, S] float: natural-log log-sum-exp of each row's scaled scores, or null.
 //   qblocks      int4 per query block {rowStart, rowCount, slot, unused}, rowCount in [1, BM]. A block never
 //                crosses a query tile, so all its rows share one KV list. Heaviest blocks first helps balance.
@@ -43,7 +45,7 @@ __device__ __forceinline__ void
 tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                    float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
                    const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads, int S,
-                   float scaleLog2, int oTokenHeads = 0) {
+                   float scaleLog2, int oTokenHeads = 0, int vTokenHeads = 0, int vRowStride = 0) {
     constexpr int D = C::D, BN = C::BN, THREADS = C::THREADS;
     constexpr int NT = BN / 8, DT = D / 8;
     using Layout = RowSwizzle<D>;
@@ -58,7 +60,8 @@ tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __
     const BlockWork work = block_work(qblocks, listOf, rangeOffsets, slots, heads, S, D, lse);
     const int rEnd = work.rangeEnd;
     const T* kh = k + work.headOffset;
-    const T* vh = v + work.headOffset;
+    const PlaneRows vRows = token_rows(vTokenHeads, vRowStride, work.slice, S, D);
+    const T* vh = v + vRows.offset;
 
     State st;
     st.init();
@@ -109,7 +112,7 @@ tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __
     load_rows<BN, D, THREADS, Layout>(sK, kh, cur.kb, cur.end, tid);
     cp_async_commit();
     if (next.valid(rEnd)) load_rows<BN, D, THREADS, Layout>(sK + C::KV_ELEMS, kh, next.kb, next.end, tid);
-    load_rows<BN, D, THREADS, Layout>(sV, vh, cur.kb, cur.end, tid);
+    load_rows<BN, D, THREADS, Layout>(sV, vh, cur.kb, cur.end, tid, vRows.stride);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
@@ -124,7 +127,8 @@ tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __
         cp_async_wait<0>();
         __syncthreads();  // K[j+1] and V[j] landed; every warp is done with block j-1's stages
         if (next2.valid(rEnd)) load_rows<BN, D, THREADS, Layout>(sK + (j & 1) * C::KV_ELEMS, kh, next2.kb, next2.end, tid);
-        if (next.valid(rEnd)) load_rows<BN, D, THREADS, Layout>(sV + ((j + 1) & 1) * C::KV_ELEMS, vh, next.kb, next.end, tid);
+        if (next.valid(rEnd)) load_rows<BN, D, THREADS, Layout>(sV + ((j + 1) & 1) * C::KV_ELEMS, vh, next.kb, next.end, tid,
+                                                            vRows.stride);
         cp_async_commit();
         scores(ahead, sK + ((j + 1) & 1) * C::KV_ELEMS);  // past the last block this reads stale data, never used
         st.softmax(now, scaleLog2);
@@ -141,7 +145,7 @@ tile_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __
         if (!step(sB, sA)) break;
     }
 
-    const OutputRows out = output_rows(oTokenHeads, work.slice, S, D);
+    const PlaneRows out = output_rows(oTokenHeads, work.slice, S, D);
     st.template store<T>(o + out.offset, out.stride, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
 }
 
@@ -159,10 +163,11 @@ tile_attention_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* lse, 
     extern "C" __global__ void __launch_bounds__(256, 1)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
-         int oTokenHeads) {                                                                                    \
+         int oTokenHeads, int vTokenHeads, int vRowStride) {                                                   \
         tileattn::tile_attention_fwd<T, tileattn::PortableConfig<D, 64>>(q, k, v, o, lse, qblocks, listOf,     \
                                                                            rangeOffsets, ranges, slots, heads, \
-                                                                           S, scaleLog2, oTokenHeads);         \
+                                                                           S, scaleLog2, oTokenHeads,          \
+                                                                           vTokenHeads, vRowStride);           \
     }
 
 TILEATTN_TILE_ATTENTION_ENTRY(tileattn_tile_attention_fwd_bf16_d64, __nv_bfloat16, 64)

@@ -49,7 +49,7 @@ __device__ __forceinline__ void
 tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                         float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
                         const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
-                        int S, float scaleLog2, int oTokenHeads = 0) {
+                        int S, float scaleLog2, int oTokenHeads = 0, int vTokenHeads = 0, int vRowStride = 0) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int D = C::D, BN = C::BN, BM = C::BM, THREADS = C::THREADS;
     constexpr int NT = BN / 8, DT = D / 8;
@@ -71,7 +71,8 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
     const int total = packed_total(list, work.rangeEnd - work.rangeBegin, lane);
     const int blocks = (total + BN - 1) / BN;
     const T* kh = k + work.headOffset;
-    const T* vh = v + work.headOffset;
+    const PlaneRows vRows = token_rows(vTokenHeads, vRowStride, work.slice, S, D);
+    const T* vh = v + vRows.offset;
 
     State st;
     st.init();
@@ -130,7 +131,7 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
 #pragma unroll
         for (int jj = 0; jj < PER_THREAD; ++jj) {
             const int r = (tid + jj * THREADS) / CHUNKS;
-            cp_async16(smem_addr(tv + KvLayout::offset(r, c)), vh + static_cast<size_t>(max(rows[jj], 0)) * D + c * 8,
+            cp_async16(smem_addr(tv + KvLayout::offset(r, c)), vh + static_cast<size_t>(max(rows[jj], 0)) * vRows.stride + c * 8,
                        rows[jj] >= 0 ? 16 : 0);
         }
     };
@@ -175,7 +176,7 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         if (!step(sB, sA)) break;
     }
 
-    const OutputRows out = output_rows(oTokenHeads, work.slice, S, D);
+    const PlaneRows out = output_rows(oTokenHeads, work.slice, S, D);
     st.template store<T>(o + out.offset, out.stride, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
 #else
     __trap();  // sm_90a only: dispatch picks tile_attention.cu elsewhere
@@ -199,10 +200,11 @@ tile_attention_sm90_fwd_kernel(const T* q, const T* k, const T* v, T* o, float* 
     extern "C" __global__ void __launch_bounds__(256, 1)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
-         int oTokenHeads) {                                                                                    \
+         int oTokenHeads, int vTokenHeads, int vRowStride) {                                                   \
         tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64>>(q, k, v, o, lse, qblocks, listOf,    \
                                                                            rangeOffsets, ranges, slots, heads, \
-                                                                           S, scaleLog2, oTokenHeads);         \
+                                                                           S, scaleLog2, oTokenHeads,          \
+                                                                           vTokenHeads, vRowStride);           \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_bf16_d64, __nv_bfloat16, 64)
@@ -215,11 +217,12 @@ TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __
     extern "C" __global__ void __launch_bounds__(128, 2)                                                       \
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
-         int oTokenHeads) {                                                                                    \
+         int oTokenHeads, int vTokenHeads, int vRowStride) {                                                   \
         tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64>>(q, k, v, o, lse, qblocks, listOf, \
                                                                                rangeOffsets, ranges, slots,     \
                                                                                heads, S, scaleLog2,             \
-                                                                               oTokenHeads);                    \
+                                                                               oTokenHeads, vTokenHeads,        \
+                                                                               vRowStride);                     \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf16_d64, __nv_bfloat16, 64)

@@ -205,7 +205,7 @@ __device__ __forceinline__ int consume(T* o, const T* sQ, const T* sK, const T* 
     wgmma_wait<0>();
     pin(st.acc);
     mbar_arrive(bars.emptyV(sv));  // the next item's blocks reuse this stage too
-    const OutputRows out = output_rows(items.oTokenHeads, work.slice, items.S, D);
+    const PlaneRows out = output_rows(items.oTokenHeads, work.slice, items.S, D);
     st.template store<T>(o + out.offset, out.stride, work.lseRow, warpRow, work.rowStart, work.rowCount, lane);
     return j;
 }

@@ -44,11 +44,11 @@ template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi
     return r;
 }
 
-// Copies rows [row0, row0 + ROWS) of a [*, D] matrix into a shared tile laid out by Layout::offset(row, chunk)
-// (chunk = 16-byte column). Rows at or past rowLimit are zero-filled and never read from global memory, so a
-// masked key meets zeros in V rather than whatever memory holds. row0 < rowLimit always.
+// Copies rows [row0, row0 + ROWS) of D values (row r at src + r * rowStride) into a shared tile laid out by
+// Layout::offset(row, chunk) (chunk = 16-byte column). Rows at or past rowLimit are zero-filled and never read from
+// global memory, so a masked key meets zeros in V rather than whatever memory holds. row0 < rowLimit always.
 template <int ROWS, int D, int THREADS, typename Layout, typename T>
-__device__ __forceinline__ void load_rows(T* tile, const T* src, int row0, int rowLimit, int tid) {
+__device__ __forceinline__ void load_rows(T* tile, const T* src, int row0, int rowLimit, int tid, int rowStride = D) {
     constexpr int CHUNKS = D / 8;
     constexpr int TOTAL = ROWS * CHUNKS;
     static_assert(TOTAL % THREADS == 0, "tile chunks must divide evenly among threads");
@@ -57,7 +57,7 @@ __device__ __forceinline__ void load_rows(T* tile, const T* src, int row0, int r
         const int i = tid + j * THREADS;
         const int r = i / CHUNKS, c = i % CHUNKS;
         const bool real = row0 + r < rowLimit;
-        const T* g = src + static_cast<size_t>(real ? row0 + r : row0) * D + c * 8;
+        const T* g = src + static_cast<size_t>(real ? row0 + r : row0) * rowStride + c * 8;
         cp_async16(smem_addr(tile + Layout::offset(r, c)), g, real ? 16 : 0);
     }
 }
@@ -239,18 +239,24 @@ struct BlockWork {
     size_t slice;  // batch * heads + head
 };
 
-// Where a plane's output rows start and their stride. The output is planes of [S, D] rows like q (oTokenHeads = 0),
-// or token rows [B, S, H, D] of H = oTokenHeads heads: the [B * S, H * D] matrix a following product reads, so that no
-// pass moves the heads back to rows.
-struct OutputRows {
+// Where a plane's rows start and their stride. Planes of [S, D] rows like q (tokenHeads = 0), or token rows: row s of
+// batch b at (b * S + s) * rowStride, head h at columns [h * D, (h + 1) * D), with H = tokenHeads heads per batch (the
+// launch's plane b * H + h). The output as token rows [B, S, H, D] is the [B * S, H * D] matrix a following product
+// reads, so that no pass moves the heads back to rows; V as token rows may be columns of a wider matrix (a fused q, k,
+// v projection's), so that no pass moves them to heads.
+struct PlaneRows {
     size_t offset;
     int stride;
 };
 
-__device__ __forceinline__ OutputRows output_rows(int oTokenHeads, size_t slice, int S, int D) {
-    if (oTokenHeads == 0) return {slice * S * D, D};
-    const size_t b = slice / oTokenHeads, h = slice - b * oTokenHeads;
-    return {(b * S * oTokenHeads + h) * D, oTokenHeads * D};
+__device__ __forceinline__ PlaneRows token_rows(int tokenHeads, int rowStride, size_t slice, int S, int D) {
+    if (tokenHeads == 0) return {slice * S * D, D};
+    const size_t b = slice / tokenHeads, h = slice - b * tokenHeads;
+    return {b * S * rowStride + h * D, rowStride};
+}
+
+__device__ __forceinline__ PlaneRows output_rows(int oTokenHeads, size_t slice, int S, int D) {
+    return token_rows(oTokenHeads, oTokenHeads * D, slice, S, D);
 }
 
 __device__ __forceinline__ BlockWork block_work_of(const int4* qblocks, const int* listOf, const int* rangeOffsets,

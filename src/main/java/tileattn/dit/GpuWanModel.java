@@ -21,6 +21,7 @@ import tileattn.kernels.DitKernels;
 import tileattn.kernels.KernelLibrary;
 import tileattn.kernels.KvRangePlan;
 import tileattn.kernels.TileAttentionKernel;
+import tileattn.kernels.TokenColumns;
 import tileattn.kernels.VsaKernels;
 import tileattn.kernels.VsaPlan;
 import tileattn.kernels.VsaWorkspace;
@@ -462,7 +463,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     new DitKernels.HeadsPart(ws.qkv, dim, b.normK, true, ws.k),
                     new DitKernels.HeadsPart(ws.qkv, 2 * dim, null, false, ws.v));
             VsaWorkspace vsa = attention instanceof SelfAttention.Vsa v ? vsaWorkspace(v, tiles, ws) : null;
-            boolean pooled = vsa != null && kernels.toHeadsPooled(qkvParts, ws.cos, ws.sin, s, eps, vsa, stream);
+            // With VSA's pooling fused in, v stays in the projection's rows: the fine kernel reads it there.
+            boolean pooled = vsa != null && kernels.toHeadsPooled(qkvParts.subList(0, 2), ws.cos, ws.sin, s, eps, vsa,
+                    stream);
             if (!pooled) {
                 kernels.toHeads(qkvParts, ws.cos, ws.sin, s, eps, stream);
             }
@@ -518,7 +521,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
 
     /**
      * Self-attention of ws.q, ws.k, ws.v into ws.attended (token rows); {@code pooled}: VSA's pooled q and k were
-     * written with q and k.
+     * written with q and k, and v was left in ws.qkv's rows.
      */
     private void selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale,
                                boolean pooled) {
@@ -533,7 +536,8 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             case SelfAttention.Vsa vsa -> {
                 VsaWorkspace vws = vsaWorkspace(vsa, tiles, ws);
                 if (pooled) {
-                    vsaKernels.forwardFinePooled(ws.q, ws.k, ws.v, ws.attended, vws, scale, stream);
+                    vsaKernels.forwardFinePooled(ws.q, ws.k, new TokenColumns(ws.qkv, 2 * c.dim()), ws.attended, vws,
+                            scale, stream);
                 } else {
                     vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.attended, vws, scale, stream);
                 }

@@ -153,9 +153,9 @@ public final class TileAttentionKernel {
                     + p.heads() + " heads and S = " + p.sequenceLength());
         }
         checkBlockRows(p.blockRows());
-        launch(q, k, v, o, lse, plan.queryBlocks(), p.blockCount(), p.blockRows(), plan.listOf(),
-                plan.rangeOffsets(), plan.ranges(), p.slots(), heads, new Dim3(p.blockCount(), heads, batch), scale,
-                outputTokenHeads(q, o), stream);
+        launch(q, k, v.buffer().address(), 0, 0, o, lse, plan.queryBlocks(), p.blockCount(), p.blockRows(),
+                plan.listOf(), plan.rangeOffsets(), plan.ranges(), p.slots(), heads,
+                new Dim3(p.blockCount(), heads, batch), scale, outputTokenHeads(q, o), stream);
     }
 
     /**
@@ -168,13 +168,43 @@ public final class TileAttentionKernel {
                        DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
                        DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
         checkTensors(q, k, v, o, lse, scale, stream);
+        forwardPlanes(q, k, v.buffer().address(), 0, 0, o, lse, queryBlocks, blockCount, blockRows, listOf,
+                rangeOffsets, ranges, slots, scale, stream);
+    }
+
+    /**
+     * {@link #forwardPlanes(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, DeviceBuffer, int,
+     * int, DeviceBuffer, DeviceBuffer, DeviceBuffer, int, float, CudaStream)} with V read from token rows (the
+     * portable and HOPPER kernels; the warp-specialized one reads V through a tensor map of planes).
+     */
+    void forwardPlanes(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor o, DeviceTensor lse,
+                       DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
+                       DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
+        if (path == Path.HOPPER_WARP_SPECIALIZED) {
+            throw new IllegalArgumentException("the warp-specialized kernel reads V as planes, not token rows");
+        }
+        checkTensors(q, k, null, o, lse, scale, stream);
+        v.checkLike(q, "v");
+        checkDisjoint(o, "o", v.rows());
+        if (lse != null) {
+            checkDisjoint(lse, "lse", v.rows());
+        }
+        Kernels.checkContext(library, stream, v.rows());
+        forwardPlanes(q, k, v.address(), q.dim(1), v.rowStride(), o, lse, queryBlocks, blockCount, blockRows, listOf,
+                rangeOffsets, ranges, slots, scale, stream);
+    }
+
+    private void forwardPlanes(DeviceTensor q, DeviceTensor k, long v, int vTokenHeads, int vRowStride, DeviceTensor o,
+                               DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount, int blockRows,
+                               DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots,
+                               float scale, CudaStream stream) {
         checkBlockRows(blockRows);
         int planes = Math.multiplyExact(q.dim(0), q.dim(1));
         if (planes > MAX_GRID_YZ) {
             throw new IllegalArgumentException("B x heads = " + planes + " must be at most " + MAX_GRID_YZ);
         }
-        launch(q, k, v, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets, ranges, slots, planes,
-                new Dim3(blockCount, planes, 1), scale, outputTokenHeads(q, o), stream);
+        launch(q, k, v, vTokenHeads, vRowStride, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets,
+                ranges, slots, planes, new Dim3(blockCount, planes, 1), scale, outputTokenHeads(q, o), stream);
     }
 
     private void checkBlockRows(int blockRows) {
@@ -194,6 +224,9 @@ public final class TileAttentionKernel {
         DeviceTensor[] tensors = {q, k, v, o};
         String[] names = {"q", "k", "v", "o"};
         for (int i = 0; i < 3; i++) {
+            if (i == 2 && v == null) {
+                continue;   // V as token rows, checked by the caller
+            }
             checkRank(tensors[i], names[i]);
             if (!tensors[i].sameShape(q)) {
                 throw new IllegalArgumentException("q is " + q.shapeString() + " but " + names[i] + " is "
@@ -202,7 +235,7 @@ public final class TileAttentionKernel {
         }
         checkOutputShape(q, o);
         for (int i = 1; i < 4; i++) {
-            if (tensors[i].dtype() != q.dtype()) {
+            if (tensors[i] != null && tensors[i].dtype() != q.dtype()) {
                 throw new IllegalArgumentException("q is " + q.dtype() + " but " + names[i] + " is " + tensors[i].dtype()
                         + "; q, k, v and o must have one element type");
             }
@@ -225,10 +258,13 @@ public final class TileAttentionKernel {
                 throw new IllegalArgumentException("lse must be F32 [" + batch + ", " + heads + ", " + seq + "], got "
                         + lse.dtype() + " " + lse.shapeString());
             }
-            checkDisjoint(lse, "lse", q, k, v, o);
+            checkDisjoint(lse, "lse", q, k, o);
+            if (v != null) {
+                checkDisjoint(lse, "lse", v);
+            }
         }
         for (int i = 0; i < 3; i++) {
-            if (tensors[i].buffer().address() % 16 != 0) {
+            if (tensors[i] != null && tensors[i].buffer().address() % 16 != 0) {
                 throw new IllegalArgumentException(names[i] + " must be 16-byte aligned (the kernels copy rows in 16-byte "
                         + "pieces), got " + tensors[i]);
             }
@@ -236,16 +272,17 @@ public final class TileAttentionKernel {
         if (o.buffer().address() % 4 != 0) {
             throw new IllegalArgumentException("o must be 4-byte aligned, got " + o);
         }
-        checkDisjoint(o, "o", q, k, v);
-        if (lse != null) {
-            Kernels.checkContext(library, stream, q, k, v, o, lse);
-        } else {
-            Kernels.checkContext(library, stream, q, k, v, o);
+        checkDisjoint(o, "o", q, k);
+        if (v != null) {
+            checkDisjoint(o, "o", v);
         }
+        Kernels.checkContext(library, stream, java.util.Arrays.stream(new DeviceTensor[]{q, k, v, o, lse})
+                .filter(java.util.Objects::nonNull).toArray(DeviceTensor[]::new));
     }
 
-    private void launch(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
-                        DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
+    /** v: the address of V's planes (vTokenHeads 0) or of its first token row's first head (see TokenColumns). */
+    private void launch(DeviceTensor q, DeviceTensor k, long v, int vTokenHeads, int vRowStride, DeviceTensor o,
+                        DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
                         DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, int heads, Dim3 grid, float scale,
                         int oTokenHeads, CudaStream stream) {
         int d = q.dim(3);
@@ -270,11 +307,11 @@ public final class TileAttentionKernel {
         int threads = bm64 ? 128 : 256;
         int sharedBytes = path == Path.PORTABLE ? 768 * d : (bm64 ? 768 : 896) * d + 1024;
         KernelArgs args = KernelArgs.of()
-                .pointer(q).pointer(k).pointer(v).pointer(o)
+                .pointer(q).pointer(k).i64(v).pointer(o)
                 .i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
                 .i32(slots).i32(heads).i32(q.dim(2))
-                .f32(scaleLog2).i32(oTokenHeads);
+                .f32(scaleLog2).i32(oTokenHeads).i32(vTokenHeads).i32(vRowStride);
         library.function(family, entry).launch(grid, Dim3.of(threads), sharedBytes, stream, args);
     }
 
@@ -285,7 +322,7 @@ public final class TileAttentionKernel {
      * (Sm90WsConfig, BN = 192, two stages): 1 KiB alignment slack, Q (128 rows), two stages of K and of V (192 rows
      * each), ten 8-byte mbarriers: 230480 bytes at d = 128.
      */
-    private void launchWarpSpecialized(String family, String entry, DeviceTensor q, DeviceTensor k, DeviceTensor v,
+    private void launchWarpSpecialized(String family, String entry, DeviceTensor q, DeviceTensor k, long v,
                                        DeviceTensor o, DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount,
                                        DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots,
                                        int heads, Dim3 grid, float scaleLog2, int oTokenHeads, CudaStream stream) {
@@ -301,7 +338,7 @@ public final class TileAttentionKernel {
         try (Arena arena = Arena.ofConfined()) {
             args.struct(TensorMap.rows16(q.buffer().address(), q.dtype(), rows, d, 128, arena), TensorMap.ALIGNMENT)
                     .struct(TensorMap.rows16(k.buffer().address(), q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT)
-                    .struct(TensorMap.rows16(v.buffer().address(), q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT);
+                    .struct(TensorMap.rows16(v, q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT);
         }
         args.pointer(o).i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)

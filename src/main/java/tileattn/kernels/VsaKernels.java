@@ -166,25 +166,47 @@ public final class VsaKernels {
         forwardFine(q, k, v, out, ws, scale, true, stream);
     }
 
+    /**
+     * {@link #forwardFinePooled(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, VsaWorkspace, float,
+     * CudaStream)} with v read from token rows (such as the v columns of a fused q, k, v projection), on the portable
+     * and HOPPER fine kernels.
+     */
+    public void forwardFinePooled(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor out, VsaWorkspace ws,
+                                  float scale, CudaStream stream) {
+        checkTokens(ws, new DeviceTensor[]{q, k}, new String[]{"q", "k"});
+        checkScale(scale);
+        checkFineOutput(out, ws, q, k, v.rows());
+        Kernels.checkContext(library, stream, q, k, out);
+        coarse(ws, scale, false, stream);
+        VsaPlan plan = ws.plan();
+        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
+                plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
+    }
+
     private void forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
                              float scale, boolean pooled, CudaStream stream) {
         checkTokens(ws, new DeviceTensor[]{q, k, v}, new String[]{"q", "k", "v"});
         checkScale(scale);
-        TileAttentionKernel.checkOutputShape(q, out);
-        if (out.dtype() != ws.dtype()) {
-            throw new IllegalArgumentException("out is " + out.dtype() + " but the workspace is for " + ws.dtype());
-        }
-        for (DeviceTensor in : new DeviceTensor[]{q, k, v}) {
-            if (out.buffer().overlaps(in.buffer())) {
-                throw new IllegalArgumentException("out overlaps an input tensor; VSA cannot write in place");
-            }
-        }
+        checkFineOutput(out, ws, q, k, v);
         Kernels.checkContext(library, stream, q, k, v, out);
         if (!pooled) {
             pool(q, k, v, ws, false, stream);
         }
         coarse(ws, scale, false, stream);
         fine(q, k, v, out, ws, scale, stream);
+    }
+
+    /** out is q's shape or token rows, of the workspace's type, and overlaps none of the inputs (q first). */
+    private static void checkFineOutput(DeviceTensor out, VsaWorkspace ws, DeviceTensor... inputs) {
+        TileAttentionKernel.checkOutputShape(inputs[0], out);
+        if (out.dtype() != ws.dtype()) {
+            throw new IllegalArgumentException("out is " + out.dtype() + " but the workspace is for " + ws.dtype());
+        }
+        for (DeviceTensor in : inputs) {
+            if (out.buffer().overlaps(in.buffer())) {
+                throw new IllegalArgumentException("out overlaps an input tensor; VSA cannot write in place");
+            }
+        }
     }
 
     // The forward's four steps, each queued on the stream (arguments already checked by forward).

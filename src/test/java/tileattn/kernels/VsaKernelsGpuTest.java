@@ -238,6 +238,48 @@ class VsaKernelsGpuTest {
         }
     }
 
+    /**
+     * The fine forward reading v straight from the v columns of a fused [B·S, 3·heads·d] projection gives the very
+     * bits it gives with v laid out per head, on every kernel path, B = 2 and partial tiles.
+     */
+    @Test
+    void vFromTokenRowsMatchesVAsPlanes() {
+        DitKernels dit = new DitKernels(KernelLibrary.of(context));
+        Random rnd = new Random(37);
+        int heads = 3, d = 128, batch = 2, width = heads * d;
+        TileGrid grid = new TileGrid(new Shape3(9, 10, 11), new Shape3(4, 4, 4));
+        int s = grid.videoTokens();
+        float scale = CpuAttention.defaultScale(d);
+        for (Variant variant : VARIANTS) {
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                int[] shape = {batch, heads, s, d};
+                DeviceTensor q = DeviceTensor.upload(scope, tileCorrelated(rnd, grid, shape, DType.BF16), DType.BF16);
+                DeviceTensor k = DeviceTensor.upload(scope, tileCorrelated(rnd, grid, shape, DType.BF16), DType.BF16);
+                DeviceTensor qkv = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, batch * s, 3 * width), DType.BF16);
+                DeviceTensor vPlanes = scope.allocateTensor(DType.BF16, shape);
+                dit.toHeads(qkv, 2 * width, null, null, null, vPlanes, s, 1e-6f, stream);
+                VsaWorkspace ws = VsaWorkspace.allocate(variant.kernels.plan(grid, batch, heads, 6, variant.blockRows,
+                        scope), DType.BF16, d, false, scope);
+                DeviceTensor fromPlanes = scope.allocateTensor(DType.BF16, batch, s, width);
+                DeviceTensor fromRows = scope.allocateTensor(DType.BF16, batch, s, width);
+                fromPlanes.buffer().fillAsync((byte) 0xFF, stream);
+                fromRows.buffer().fillAsync((byte) 0xFF, stream);
+                variant.kernels.forwardFine(q, k, vPlanes, fromPlanes, ws, scale, stream);
+                variant.kernels.forwardFinePooled(q, k, new TokenColumns(qkv, 2 * width), fromRows, ws, scale, stream);
+                stream.synchronize();
+                assertBitIdentical(fromPlanes.download().data(), fromRows.download().data(), variant + " v from rows");
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> variant.kernels
+                        .forwardFinePooled(q, k, new TokenColumns(qkv, 2 * width + 4), fromRows, ws, scale, stream));
+                assertTrue(e.getMessage().contains("16-byte aligned"), e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> variant.kernels
+                        .forwardFinePooled(q, k, new TokenColumns(qkv, 2 * width + 8), fromRows, ws, scale, stream));
+                assertTrue(e.getMessage().contains("must hold " + batch * s + " rows of " + width + " columns"),
+                        e.getMessage());
+            }
+        }
+    }
+
     private static void assertBitIdentical(float[] want, float[] got, String what) {
         assertEquals(want.length, got.length, what);
         for (int i = 0; i < want.length; i++) {
