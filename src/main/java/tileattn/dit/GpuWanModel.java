@@ -42,8 +42,11 @@ import tileattn.tensor.FloatTensor;
  * order and the head scatters back to the latent.
  *
  * <p>Per block: one product for q, k and v together; q and k RMS-normalised and rotated, and all three moved to
- * [B, heads, S, d], by one launch; both attentions write their output as token rows, the output projection's
- * input; the residual add of each branch fused with the next branch's LayerNorm and modulation. Cross-attention runs the dense attention kernel on keys and values padded to the queries' length
+ * [B, heads, S, d], by one launch (with VSA, q and k only, pooled as they go, and the fine kernel reads v from the
+ * product's rows); both attentions write their output as token rows, the output projection's input; each branch's
+ * output product adds itself, gated, into the residual stream ({@link Gemm#accumulate}), and the next branch's
+ * LayerNorm and modulation read the stream alone. Cross-attention runs the dense attention kernel on keys and
+ * values padded to the queries' length
  * (the kernel takes q, k, v of one shape), with a work table that reads only the L text keys
  * ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
  * six modulation chunks and every block's modulation table) runs on the device in fp32, so a step waits for no
