@@ -133,7 +133,7 @@ public final class TileAttentionBackwardKernel {
     }
 
     /** Where dQ's accumulator starts in the workspace: after the row statistics, 256-byte aligned. */
-    static long accumulatorOffset(long rowBytes) {
+    private static long accumulatorOffset(long rowBytes) {
         return (rowBytes + 255) / 256 * 256;
     }
 

@@ -51,30 +51,15 @@ public final class VsaKernels {
      *             PORTABLE, else the fastest for the device
      */
     public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path) {
-        this(library, path, path == TileAttentionKernel.Path.PORTABLE ? TileAttentionBackwardKernel.Path.PORTABLE
-                : TileAttentionBackwardKernel.Path.fastestFor(library));
-    }
-
-    /**
-     * @param backward the fine backward's kernels: PORTABLE, HOPPER, or HOPPER_FUSED (dQ added into the workspace's
-     *                 fp32 accumulator by the dK/dV kernel; not bitwise reproducible); the Hopper ones need compute
-     *                 capability 9.0
-     */
-    public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path, TileAttentionBackwardKernel.Path backward) {
         this.library = library;
         boolean hopper = library.context().device().computeCapabilityNumber() == 90;
         this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
                 ? TileAttentionKernel.Path.HOPPER : path);
-        if (backward != TileAttentionBackwardKernel.Path.PORTABLE && !hopper) {
-            throw new IllegalArgumentException("the " + backward + " backward needs compute capability 9.0; "
-                    + library.context().device().name() + " has " + library.context().device().computeCapability());
-        }
-        this.backwardPath = backward;
-    }
-
-    /** The fine backward's kernels. */
-    public TileAttentionBackwardKernel.Path backwardPath() {
-        return backwardPath;
+        // The fine backward runs the unfused kernels (its workspace holds no dQ accumulator).
+        TileAttentionBackwardKernel.Path fastest = TileAttentionBackwardKernel.Path.fastestFor(library);
+        this.backwardPath = path == TileAttentionKernel.Path.PORTABLE ? TileAttentionBackwardKernel.Path.PORTABLE
+                : fastest == TileAttentionBackwardKernel.Path.HOPPER_FUSED ? TileAttentionBackwardKernel.Path.HOPPER
+                : fastest;
     }
 
     /** The fine attention kernel in use (never AUTO). */
@@ -339,28 +324,12 @@ public final class VsaKernels {
                         .pointer(delta).pointer(lse2).i64(rows));
         TileAttentionBackwardKernel.KernelShape kv =
                 TileAttentionBackwardKernel.KernelShape.dkdv(backwardPath, plan.backwardRows(), d);
-        boolean fused = backwardPath == TileAttentionBackwardKernel.Path.HOPPER_FUSED;
-        KernelArgs kvArgs = KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
-                .pointer(dk).pointer(dv);
-        DeviceBuffer accumulator = null;
-        if (fused) {
-            accumulator = ws.fineScratch.slice(TileAttentionBackwardKernel.accumulatorOffset(8 * rows), 4 * rows * d);
-            accumulator.fillAsync(0, stream);
-            kvArgs.pointer(accumulator);
-        }
-        library.function(kv.family(), kv.function(fused ? "dkdvq" : "dkdv", suffix)).launch(
+        library.function(kv.family(), kv.function("dkdv", suffix)).launch(
                 new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
-                kvArgs.pointer(plan.keyBlocks()).pointer(plan.listOf()).pointer(ws.keyRangeOffsets)
-                        .pointer(ws.keyRanges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
-        if (fused) {
-            long quads = rows * d / 4;
-            int convertBlocks = (int) Math.max(1, Math.min((quads + BWD_THREADS - 1) / BWD_THREADS,
-                    8L * library.context().device().multiprocessors()));
-            library.function("tile_attention_bwd_sm90", "tileattn_tile_attention_bwd_sm90_dq_convert_"
-                    + (ws.dtype() == DType.BF16 ? "bf16" : "f16")).launch(Dim3.of(convertBlocks), Dim3.of(BWD_THREADS),
-                    0, stream, KernelArgs.of().pointer(accumulator).pointer(dq).i64(quads).f32(scale));
-            return;
-        }
+                KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
+                        .pointer(dk).pointer(dv).pointer(plan.keyBlocks()).pointer(plan.listOf())
+                        .pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
+                        .i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
         TileAttentionBackwardKernel.KernelShape qs =
                 TileAttentionBackwardKernel.KernelShape.dq(backwardPath, plan.backwardRows(), d);
         library.function(qs.family(), qs.function("dq", suffix)).launch(

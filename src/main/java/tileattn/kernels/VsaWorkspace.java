@@ -54,9 +54,7 @@ public final class VsaWorkspace {
             keyRangeCounts = scope.allocate(4 * lists);
             keyRangeOffsets = scope.allocate(4 * (lists + 1));
             keyRanges = scope.allocate(8 * rangeCount);  // each selected pair starts at most one run of query tiles
-            // the fine backward's row statistics, then room for the fused path's fp32 dQ accumulator
-            long rowBytes = TileAttentionBackwardKernel.workspaceBytes(b, h, s);
-            fineScratch = scope.allocate(TileAttentionBackwardKernel.accumulatorOffset(rowBytes) + rowBytes / 2 * headDim);
+            fineScratch = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(b, h, s));
         } else {
             chosen = null;
             dCoarse = probs = dScores = pooledDq = pooledDk = pooledDv = null;

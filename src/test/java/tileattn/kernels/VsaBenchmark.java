@@ -31,7 +31,7 @@ import tileattn.tensor.FloatTensor;
  * and writes batch 0's selection for the FlexAttention peer (scripts/peers_vsa.py). Run on the device with the
  * bundle of scripts/device-build.sh:
  * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp test-classes:tileattn.jar tileattn.kernels.VsaBenchmark OUT_DIR [quick]}
- * ("quick": only wgmma with 64-row blocks on Hopper, with the fused-dQ backward and with the default). The last kernel at its first
+ * ("quick": only the variant VsaKernels picks on Hopper, wgmma with 64-row blocks). The last kernel at its first
  * block size (wgmma BM64 on Hopper) is timed with both backward block sizes ("/b64", "/b128"); the others with
  * the backward's default (64 rows on these tiles). Random inputs favour partial tiles (their means average fewer
  * tokens, so their pooled keys are longer), so at 21×30×52 the selection holds fewer keys than a DiT's (column
@@ -118,8 +118,6 @@ public final class VsaBenchmark {
             kernels.add(new VsaKernels(library, TileAttentionKernel.Path.PORTABLE));
         }
         if (context.device().computeCapabilityNumber() == 90) {
-            kernels.add(new VsaKernels(library, TileAttentionKernel.Path.HOPPER,
-                    TileAttentionBackwardKernel.Path.HOPPER_FUSED));
             kernels.add(new VsaKernels(library, TileAttentionKernel.Path.HOPPER));
         }
         List<Row> rows = new ArrayList<>();
@@ -137,8 +135,7 @@ public final class VsaBenchmark {
                 for (int rowsPerBlock : blockRows) for (int backwardRows : vsa == kernels.get(kernels.size() - 1)
                         && rowsPerBlock == blockRows[0] ? new int[]{64, 128} : new int[]{0}) {
                     String variant = (vsa.path() == TileAttentionKernel.Path.HOPPER ? "wgmma" : "mma.sync") + " BM" + rowsPerBlock
-                            + (backwardRows == 0 ? "" : "/b" + backwardRows)
-                            + (vsa.backwardPath() == TileAttentionBackwardKernel.Path.HOPPER_FUSED ? " fused dq" : "");
+                            + (backwardRows == 0 ? "" : "/b" + backwardRows);
                     VsaPlan plan = backwardRows == 0 ? vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, scope)
                             : vsa.plan(grid, 1, HEADS, topK, rowsPerBlock, backwardRows, scope);
                     VsaWorkspace ws = VsaWorkspace.allocate(plan, DType.BF16, D, true, scope);

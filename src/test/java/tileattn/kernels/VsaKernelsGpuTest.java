@@ -46,7 +46,7 @@ class VsaKernelsGpuTest {
     private record Variant(VsaKernels kernels, int blockRows) {
         @Override
         public String toString() {
-            return kernels.path() + "/BM" + blockRows + "/" + kernels.backwardPath();
+            return kernels.path() + "/BM" + blockRows;
         }
     }
 
@@ -59,8 +59,6 @@ class VsaKernelsGpuTest {
             VsaKernels hopper = new VsaKernels(library, TileAttentionKernel.Path.HOPPER);
             VARIANTS.add(new Variant(hopper, 64));
             VARIANTS.add(new Variant(hopper, 128));
-            VARIANTS.add(new Variant(new VsaKernels(library, TileAttentionKernel.Path.HOPPER,
-                    TileAttentionBackwardKernel.Path.HOPPER_FUSED), 64));
         }
     }
 
