@@ -478,26 +478,24 @@ tileattn_dit_modulation(const float* __restrict__ blockTables, const float* __re
     }
 }
 
-// out[b] = gate[b] * bias for each batch entry b (gate at b * modBatchStride), in the residual stream's type X: the
-// bias of a gated branch whose product adds gate * (x W^T) to the residual itself (cuBLASLt's alpha vector scales the
-// product, not the bias).
-template <typename X>
-__device__ __forceinline__ void gated_bias(const float* __restrict__ gate, long long modBatchStride,
-                                           const X* __restrict__ bias, X* __restrict__ out, int width) {
-    const int b = blockIdx.y;
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < width; j += gridDim.x * blockDim.x)
-        out[static_cast<long long>(b) * width + j] = static_cast<X>(gate[b * modBatchStride + j] * static_cast<float>(bias[j]));
+// out[r][c] = gate[r] * in[r][c] for a bf16 [rows, cols] matrix, out bf16 or fp32: a gated branch's output weight
+// and bias with the gate folded in, so that its product adds gate * (x W^T + b) to the residual itself.
+template <typename TO>
+__device__ __forceinline__ void gate_rows(const float* __restrict__ gate, const __nv_bfloat16* __restrict__ in,
+                                          TO* __restrict__ out, long long rows, int cols) {
+    const long long n = rows * cols;
+    for (long long i = tileattn::global_thread_index(); i < n; i += tileattn::global_thread_count())
+        out[i] = static_cast<TO>(gate[i / cols] * __bfloat162float(in[i]));
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-tileattn_dit_gated_bias(const float* gate, long long modBatchStride, const float* bias, float* out, int width) {
-    gated_bias(gate, modBatchStride, bias, out, width);
+tileattn_dit_gate_rows(const float* gate, const __nv_bfloat16* in, __nv_bfloat16* out, long long rows, int cols) {
+    gate_rows(gate, in, out, rows, cols);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-tileattn_dit_gated_bias_xbf16(const float* gate, long long modBatchStride, const __nv_bfloat16* bias,
-                              __nv_bfloat16* out, int width) {
-    gated_bias(gate, modBatchStride, bias, out, width);
+tileattn_dit_gate_rows_f32(const float* gate, const __nv_bfloat16* in, float* out, long long rows, int cols) {
+    gate_rows(gate, in, out, rows, cols);
 }
 
 // Generic form. x += (gate ? gate : 1) * y (when y is given), then out = LN(x) [* weight + bias]

@@ -32,18 +32,10 @@ final class CublasLt {
     static final int OP_N = 0;
     static final int OP_T = 1;
     // cublasLtMatmulDescAttributes_t
-    static final int DESC_POINTER_MODE = 2;
     static final int DESC_TRANSA = 3;
     static final int DESC_TRANSB = 4;
     static final int DESC_EPILOGUE = 7;
     static final int DESC_BIAS_POINTER = 8;
-    static final int DESC_BIAS_BATCH_STRIDE = 10;
-    static final int DESC_ALPHA_VECTOR_BATCH_STRIDE = 14;
-    // cublasLtPointerMode_t: alpha a device vector along D's rows, beta a host scalar
-    static final int POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST = 4;
-    // cublasLtMatrixLayoutAttribute_t
-    static final int LAYOUT_BATCH_COUNT = 5;
-    static final int LAYOUT_STRIDED_BATCH_OFFSET = 6;
     // cublasLtEpilogue_t
     static final int EPILOGUE_DEFAULT = 1;
     static final int EPILOGUE_BIAS = 4;
@@ -79,7 +71,6 @@ final class CublasLt {
     private final MethodHandle matmulDescSetAttribute;
     private final MethodHandle matrixLayoutCreate;
     private final MethodHandle matrixLayoutDestroy;
-    private final MethodHandle matrixLayoutSetAttribute;
     private final MethodHandle preferenceCreate;
     private final MethodHandle preferenceDestroy;
     private final MethodHandle preferenceSetAttribute;
@@ -98,7 +89,6 @@ final class CublasLt {
         matmulDescSetAttribute = status("cublasLtMatmulDescSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
         matrixLayoutCreate = status("cublasLtMatrixLayoutCreate", ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG);
         matrixLayoutDestroy = status("cublasLtMatrixLayoutDestroy", ADDRESS);
-        matrixLayoutSetAttribute = status("cublasLtMatrixLayoutSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
         preferenceCreate = status("cublasLtMatmulPreferenceCreate", ADDRESS);
         preferenceDestroy = status("cublasLtMatmulPreferenceDestroy", ADDRESS);
         preferenceSetAttribute = status("cublasLtMatmulPreferenceSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
@@ -241,23 +231,6 @@ final class CublasLt {
             check("cublasLtMatrixLayoutCreate(" + rows + "x" + cols + ", ld " + ld + ")",
                     (int) matrixLayoutCreate.invokeExact(out, type, rows, cols, ld));
             return out.get(ADDRESS, 0);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    /**
-     * Makes {@code layout} a strided batch of {@code count} matrices, {@code stride} elements apart (0: one matrix
-     * shared by every batch).
-     */
-    void matrixLayoutSetBatch(MemorySegment layout, int count, long stride) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment c = arena.allocateFrom(JAVA_INT, count);
-            MemorySegment s = arena.allocateFrom(JAVA_LONG, stride);
-            check("cublasLtMatrixLayoutSetAttribute(batch count " + count + ")",
-                    (int) matrixLayoutSetAttribute.invokeExact(layout, LAYOUT_BATCH_COUNT, c, 4L));
-            check("cublasLtMatrixLayoutSetAttribute(batch stride " + stride + ")",
-                    (int) matrixLayoutSetAttribute.invokeExact(layout, LAYOUT_STRIDED_BATCH_OFFSET, s, 8L));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -53,44 +53,9 @@ public final class Gemm implements AutoCloseable {
     static final long WORKSPACE_BYTES = 32L << 20;
     private static final int HEURISTIC_CANDIDATES = 8;
 
-    /**
-     * One product's shape and form: m rows in each of {@code batches} equal batches; {@code accumulate}: y is added
-     * to (beta 1); {@code gateStride}: the gate vectors' batch stride in elements, or -1 for no gate (alpha 1);
-     * {@code biasPerBatch}: the bias is [batches, n] rather than [n].
-     */
+    /** One product's shape and form; {@code accumulate}: y is added to (beta 1) rather than overwritten. */
     private record Key(long m, long n, long k, Epilogue epilogue, DType out, int alignX, int alignW, int alignY,
-                       int batches, boolean accumulate, long gateStride, boolean biasPerBatch) {
-
-        static Key linear(long m, long n, long k, Epilogue epilogue, DType out, int alignX, int alignW, int alignY) {
-            return new Key(m, n, k, epilogue, out, alignX, alignW, alignY, 1, false, -1, false);
-        }
-
-        boolean gated() {
-            return gateStride >= 0;
-        }
-    }
-
-    /**
-     * Per-batch factors on a product's columns: row {@code chunk} of each batch's [chunks, n] slab of an F32 table
-     * [batches, chunks, n], such as the gate chunk of a DiT's modulation table.
-     */
-    public record Gate(DeviceTensor table, int chunk) {
-
-        public Gate {
-            Objects.requireNonNull(table, "table");
-            if (table.dtype() != DType.F32 || table.rank() != 3) {
-                throw new IllegalArgumentException("a gate table is F32 [batches, chunks, n], got " + table.dtype() + " "
-                        + table.shapeString());
-            }
-            if (chunk < 0 || chunk >= table.dim(1)) {
-                throw new IllegalArgumentException("gate chunk " + chunk + " outside the table's " + table.dim(1)
-                        + " chunks");
-            }
-        }
-
-        long address() {
-            return table.buffer().address() + 4L * chunk * table.dim(2);
-        }
+                       boolean accumulate) {
     }
 
     /** One algorithm the heuristic offers, with the workspace it asks for. */
@@ -186,64 +151,32 @@ public final class Gemm implements AutoCloseable {
         Objects.requireNonNull(epilogue, "epilogue");
         Objects.requireNonNull(stream, "stream");
         long[] mnk = shapes(x, w, bias, y, epilogue);
-        execute(Key.linear(mnk[0], mnk[1], mnk[2], epilogue, y.dtype(), alignment(x), alignment(w), alignment(y)), x, w,
-                bias, null, y, stream);
+        execute(new Key(mnk[0], mnk[1], mnk[2], epilogue, y.dtype(), alignment(x), alignment(w), alignment(y), false),
+                x, w, bias, y, stream);
     }
 
     /**
-     * Queues {@code y += gate ⊙ (x · wᵀ) + bias} on {@code stream}: a residual add fused into the product, which
-     * reads y as its C operand and writes it in place. x is [..., k] BF16 with m rows, w [n, k] BF16, y [..., n] BF16
-     * or F32 with m rows. With a gate (or a per-batch bias) the rows form as many equal batches as the gate table
-     * (or the bias) has, in order, and batch b's columns are multiplied by the gate's vector of batch b. bias, of y's
-     * type, is [n] for every row, [batches, n] per batch, or null; the gate does not multiply it (pass gate ⊙ bias
-     * where it should). y must not overlap x, w, bias or the gate table.
+     * Queues {@code y += x · wᵀ + bias} on {@code stream}: a residual add fused into the product, which reads y as its
+     * C operand and writes it in place. x is [..., k] BF16 with m rows, w [n, k] BF16, y [..., n] BF16 or F32 with m
+     * rows, bias [n] of y's type or null. y must not overlap x, w or bias.
      */
-    public synchronized void accumulate(DeviceTensor x, DeviceTensor w, DeviceTensor bias, Gate gate, DeviceTensor y,
+    public synchronized void accumulate(DeviceTensor x, DeviceTensor w, DeviceTensor bias, DeviceTensor y,
                                         CudaStream stream) {
         checkOpen();
         Objects.requireNonNull(stream, "stream");
-        long[] mnk = shapes(x, w, null, y, Epilogue.NONE);
-        long m = mnk[0], n = mnk[1], k = mnk[2];
-        int batches = 1;
-        boolean biasPerBatch = bias != null && bias.rank() == 2;
-        if (gate != null) {
-            batches = gate.table().dim(0);
-            if (gate.table().dim(2) != n) {
-                throw new IllegalArgumentException("gate table " + gate.table().shapeString() + " has vectors of "
-                        + gate.table().dim(2) + " but the product has n = " + n);
-            }
-            if (y.buffer().overlaps(gate.table().buffer())) {
-                throw new IllegalArgumentException("y overlaps the gate table");
-            }
-        }
-        if (bias != null) {
-            if (bias.dtype() != y.dtype() || bias.dim(bias.rank() - 1) != n || bias.rank() > 2
-                    || (biasPerBatch && gate != null && bias.dim(0) != batches)) {
-                throw new IllegalArgumentException("bias must be " + y.dtype() + " [" + n + "] or [" + batches + ", " + n
-                        + "] (y's type), got " + bias.dtype() + " " + bias.shapeString());
-            }
-            if (biasPerBatch) {
-                batches = bias.dim(0);
-            }
-            if (y.buffer().overlaps(bias.buffer())) {
-                throw new IllegalArgumentException("y overlaps the bias");
-            }
-        }
-        if (batches < 1 || m % batches != 0) {
-            throw new IllegalArgumentException(m + " rows do not split into " + batches + " equal batches");
-        }
-        execute(new Key(m / batches, n, k, bias == null ? Epilogue.NONE : Epilogue.BIAS, y.dtype(), alignment(x),
-                alignment(w), alignment(y), batches, true, gate == null ? -1 : (long) gate.table().dim(1) * n,
-                biasPerBatch), x, w, bias, gate, y, stream);
+        Epilogue epilogue = bias == null ? Epilogue.NONE : Epilogue.BIAS;
+        long[] mnk = shapes(x, w, bias, y, epilogue);
+        execute(new Key(mnk[0], mnk[1], mnk[2], epilogue, y.dtype(), alignment(x), alignment(w), alignment(y), true),
+                x, w, bias, y, stream);
     }
 
     /** Plans (once per key), tunes (once per plan) and queues one product whose operands were checked. */
-    private void execute(Key key, DeviceTensor x, DeviceTensor w, DeviceTensor bias, Gate gate, DeviceTensor y,
+    private void execute(Key key, DeviceTensor x, DeviceTensor w, DeviceTensor bias, DeviceTensor y,
                          CudaStream stream) {
         if (!stream.context().sameContextAs(context)) {
             throw new IllegalArgumentException("the stream belongs to another CUDA context than this Gemm");
         }
-        for (DeviceTensor t : new DeviceTensor[]{x, w, y, bias, gate == null ? null : gate.table()}) {
+        for (DeviceTensor t : new DeviceTensor[]{x, w, y, bias}) {
             if (t != null && !t.buffer().scope().context().sameContextAs(context)) {
                 throw new IllegalArgumentException("tensor " + t + " belongs to another CUDA context than this Gemm");
             }
@@ -260,17 +193,16 @@ public final class Gemm implements AutoCloseable {
         if (key.epilogue.needsBias) {
             lib.matmulDescSetLong(plan.desc, CublasLt.DESC_BIAS_POINTER, bias.buffer().address());
         }
-        MemorySegment alpha = gate == null ? one : MemorySegment.ofAddress(gate.address());
         if (plan.candidates.size() > 1) {
-            tune(plan, key, x, w, y, alpha, stream);
+            tune(plan, key, x, w, y, stream);
         }
-        run(plan, plan.chosen(), key, x, w, y, alpha, stream);
+        run(plan, plan.chosen(), key, x, w, y, stream);
     }
 
     private void run(Plan plan, Candidate c, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y,
-                     MemorySegment alpha, CudaStream stream) {
+                     CudaStream stream) {
         long yAddress = y.buffer().address();
-        lib.matmul(key.m + "x" + key.n + "x" + key.k + " " + key.epilogue, handle, plan.desc, alpha,
+        lib.matmul(key.m + "x" + key.n + "x" + key.k + " " + key.epilogue, handle, plan.desc, one,
                 w.buffer().address(), plan.wLayout, x.buffer().address(), plan.xLayout, key.accumulate ? one : zero,
                 yAddress, plan.yLayout, yAddress, plan.yLayout, c.algo, workspace.address(), c.workspaceBytes,
                 stream.handle());
@@ -281,33 +213,31 @@ public final class Gemm implements AutoCloseable {
      * run time is dropped. y is overwritten with the same product each time, and once more by the caller; a product
      * that adds to y gets y back from a copy taken first. Waits for the stream, once per shape.
      */
-    private void tune(Plan plan, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y, MemorySegment alpha,
-                      CudaStream stream) {
+    private void tune(Plan plan, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y, CudaStream stream) {
         if (!key.accumulate) {
-            tuneOn(plan, key, x, w, y, alpha, stream);
+            tuneOn(plan, key, x, w, y, stream);
             return;
         }
         try (DeviceScope saved = context.openScope()) {
             DeviceBuffer copy = saved.allocate(y.bytes());
             copy.copyFromAsync(y.buffer(), stream);
-            tuneOn(plan, key, x, w, y, alpha, stream);
+            tuneOn(plan, key, x, w, y, stream);
             y.buffer().copyFromAsync(copy, stream);
             stream.synchronize();
         }
     }
 
-    private void tuneOn(Plan plan, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y, MemorySegment alpha,
-                        CudaStream stream) {
+    private void tuneOn(Plan plan, Key key, DeviceTensor x, DeviceTensor w, DeviceTensor y, CudaStream stream) {
         Candidate best = null;
         float bestMs = Float.MAX_VALUE;
         RuntimeException firstFailure = null;
         CudaEvent start = scope.createEvent(), end = scope.createEvent();
         for (Candidate c : plan.candidates) {
             try {
-                run(plan, c, key, x, w, y, alpha, stream);   // warm-up, and the check that it runs at all
+                run(plan, c, key, x, w, y, stream);   // warm-up, and the check that it runs at all
                 start.record(stream);
                 for (int i = 0; i < TUNE_RUNS; i++) {
-                    run(plan, c, key, x, w, y, alpha, stream);
+                    run(plan, c, key, x, w, y, stream);
                 }
                 end.record(stream);
                 float ms = CudaEvent.elapsedMillis(start, end);
@@ -400,22 +330,11 @@ public final class Gemm implements AutoCloseable {
             lib.matmulDescSetInt(desc, CublasLt.DESC_EPILOGUE, key.epilogue.code);
             if (key.epilogue.needsBias) {
                 lib.matmulDescSetLong(desc, CublasLt.DESC_BIAS_POINTER, bias.buffer().address());
-                lib.matmulDescSetLong(desc, CublasLt.DESC_BIAS_BATCH_STRIDE, key.biasPerBatch ? key.n : 0);
-            }
-            if (key.gated()) {
-                // Y's rows in the column-major view are the product's n columns, so the alpha vector scales columns.
-                lib.matmulDescSetInt(desc, CublasLt.DESC_POINTER_MODE, CublasLt.POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST);
-                lib.matmulDescSetLong(desc, CublasLt.DESC_ALPHA_VECTOR_BATCH_STRIDE, key.gateStride);
             }
             // Column-major views: W is k×n (ld k), used transposed; X is k×m (ld k); Y is n×m (ld n).
             wLayout = lib.matrixLayoutCreate(CublasLt.CUDA_R_16BF, key.k, key.n, key.k);
             xLayout = lib.matrixLayoutCreate(CublasLt.CUDA_R_16BF, key.k, key.m, key.k);
             yLayout = lib.matrixLayoutCreate(outType, key.n, key.m, key.n);
-            if (key.batches > 1) {
-                lib.matrixLayoutSetBatch(wLayout, key.batches, 0);
-                lib.matrixLayoutSetBatch(xLayout, key.batches, key.m * key.k);
-                lib.matrixLayoutSetBatch(yLayout, key.batches, key.m * key.n);
-            }
             preference = lib.preferenceCreate();
             lib.preferenceSetLong(preference, CublasLt.PREF_MAX_WORKSPACE_BYTES, WORKSPACE_BYTES);
             lib.preferenceSetInt(preference, CublasLt.PREF_MIN_ALIGNMENT_A_BYTES, key.alignW);
@@ -436,14 +355,13 @@ public final class Gemm implements AutoCloseable {
                 }
             }
             if (!candidates.isEmpty()) {
-                boolean tune = key.m * key.n * key.k * key.batches >= TUNE_MIN_MACS;
+                boolean tune = key.m * key.n * key.k >= TUNE_MIN_MACS;
                 return new Plan(desc, wLayout, xLayout, yLayout, preference,
                         tune ? candidates : List.of(candidates.getFirst()));
             }
             throw new IllegalStateException("cuBLASLt offers no algorithm for Y[" + key.m + ", " + key.n + "] "
-                    + (key.accumulate ? "+" : "") + "= " + (key.gated() ? "gate ⊙ " : "") + "X[" + key.m + ", " + key.k
-                    + "]·W[" + key.n + ", " + key.k + "]ᵀ" + (key.batches > 1 ? " in " + key.batches + " batches" : "")
-                    + " with epilogue " + key.epilogue + ", BF16 in, " + key.out + " out (operand alignments "
+                    + (key.accumulate ? "+" : "") + "= X[" + key.m + ", " + key.k + "]·W[" + key.n + ", " + key.k
+                    + "]ᵀ with epilogue " + key.epilogue + ", BF16 in, " + key.out + " out (operand alignments "
                     + key.alignX + "/" + key.alignW + "/" + key.alignY + " bytes)");
         } catch (RuntimeException e) {
             destroyQuietly(desc, wLayout, xLayout, yLayout, preference, e);

@@ -44,8 +44,9 @@ import tileattn.tensor.FloatTensor;
  * <p>Per block: one product for q, k and v together; q and k RMS-normalised and rotated, and all three moved to
  * [B, heads, S, d], by one launch (with VSA, q and k only, pooled as they go, and the fine kernel reads v from the
  * product's rows); both attentions write their output as token rows, the output projection's input; each branch's
- * output product adds itself, gated, into the residual stream ({@link Gemm#accumulate}), and the next branch's
- * LayerNorm and modulation read the stream alone. Cross-attention runs the dense attention kernel on keys and
+ * output product adds itself into the residual stream ({@link Gemm#accumulate}; a gated branch's through a copy of
+ * its weight and bias with the gate folded in, when all batch entries share the timestep, as under guidance, else
+ * the next norm kernel adds it), and the next branch's LayerNorm and modulation read the stream. Cross-attention runs the dense attention kernel on keys and
  * values padded to the queries' length
  * (the kernel takes q, k, v of one shape), with a work table that reads only the L text keys
  * ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
@@ -113,8 +114,12 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         final int s;
         final DeviceBuffer rasterOfPosition;
         final DeviceTensor cos, sin;
-        final DeviceTensor patchRows, x, h, qkv, q, k, v, rows, ffn, crossK, crossV, head, mod;
-        /** A gated branch's bias times its gate, [B, dim] in the residual's type (the product adds it to x). */
+        final DeviceTensor patchRows, x, h, qkv, q, k, v, rows, y, ffn, crossK, crossV, head, mod;
+        /**
+         * A gated branch's output weight and bias with the gate folded in (the weight buffer sized for the largest,
+         * FFN down's), when every batch entry has one gate; the bias in the residual's type, which the product adds.
+         */
+        final DeviceBuffer gatedWeight;
         final DeviceTensor gatedBias;
         /** rows as [B, S, dim]: the attention kernels write their output there as token rows. */
         final DeviceTensor attended;
@@ -152,7 +157,9 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 v = scope.allocateTensor(DType.BF16, batch, heads, s, d);
                 rows = scope.allocateTensor(DType.BF16, rowCount, dim);
                 attended = new DeviceTensor(rows.buffer(), new int[]{batch, s, dim}, DType.BF16);
-                gatedBias = scope.allocateTensor(residual, batch, dim);
+                y = scope.allocateTensor(DType.BF16, rowCount, dim);
+                gatedWeight = scope.allocate(2L * dim * Math.max(dim, c.ffnDim()));
+                gatedBias = scope.allocateTensor(residual, dim);
                 ffn = scope.allocateTensor(DType.BF16, rowCount, c.ffnDim());
                 // Text keys and values sit at the start of each plane; the rest stays zero, so the attention kernel's
                 // loads past the L keys (masked) read finite values.
@@ -347,7 +354,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             System.arraycopy(parts[i].bias(), 0, qkvB, i * dim, dim);
         }
         return new Block(bf16(qkvW, 3 * dim, dim), bf16(qkvB, 3 * dim),
-                bf16(b.selfOut().weight(), dim, dim), residualVector(b.selfOut().bias()),
+                bf16(b.selfOut().weight(), dim, dim), bf16(b.selfOut().bias(), dim),
                 f32(b.selfNormQ()), f32(b.selfNormK()), f32(b.crossNormWeight()), f32(b.crossNormBias()),
                 bf16(b.crossQ().weight(), dim, dim), bf16(b.crossQ().bias(), dim),
                 bf16(b.crossK().weight(), dim, dim), bf16(b.crossK().bias(), dim),
@@ -355,7 +362,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 bf16(b.crossOut().weight(), dim, dim), residualVector(b.crossOut().bias()),
                 f32(b.crossNormQ()), f32(b.crossNormK()),
                 bf16(b.ffnUp().weight(), c.ffnDim(), dim), bf16(b.ffnUp().bias(), c.ffnDim()),
-                bf16(b.ffnDown().weight(), dim, c.ffnDim()), residualVector(b.ffnDown().bias()));
+                bf16(b.ffnDown().weight(), dim, c.ffnDim()), bf16(b.ffnDown().bias(), dim));
     }
 
     @Override
@@ -442,6 +449,11 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                     + "queries' length, so it needs at least as many video tokens; " + grid + " has " + grid.volume());
         }
         Workspace ws = workspace(batch, grid, attention.tile(), text.length);
+        // The modulation depends on the timestep alone: equal timesteps give every batch entry the same gates.
+        boolean oneGate = true;
+        for (float t : timesteps) {
+            oneGate &= Float.compare(t, timesteps[0]) == 0;
+        }
         int s = ws.s, rowCount = batch * s, dim = c.dim();
         float eps = c.eps();
 
@@ -475,9 +487,10 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.SELF_ATTENTION);
             selfAttention(attention, layer, tiles, ws, scale, pooled);
             mark(StepProfile.Part.SELF_OUT_GEMM);
-            addGated(ws.rows, b.selfOutW, b.selfOutB, base + GATE_1, ws);
+            DeviceTensor y = gatedBranch(ws.rows, b.selfOutW, b.selfOutB, base + GATE_1, oneGate, ws);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, null, ws.h, null, b.crossNormW, b.crossNormB, s, eps, stream);
+            kernels.residualNorm(ws.x, y, ws.h, new DitKernels.Modulation(ws.mod, y == null ? -1 : base + GATE_1, -1, -1),
+                    b.crossNormW, b.crossNormB, s, eps, stream);
             // cross-attention
             mark(StepProfile.Part.CROSS_Q_GEMM);
             gemm.linear(ws.h, b.crossQW, b.crossQB, ws.rows, Gemm.Epilogue.BIAS, stream);
@@ -490,7 +503,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.CROSS_ATTENTION);
             crossKernel.forward(ws.q, ws.crossK, ws.crossV, ws.attended, null, ws.crossPlan, scale, stream);
             mark(StepProfile.Part.CROSS_OUT_GEMM);
-            gemm.accumulate(ws.rows, b.crossOutW, b.crossOutB, null, ws.x, stream);
+            gemm.accumulate(ws.rows, b.crossOutW, b.crossOutB, ws.x, stream);
             mark(StepProfile.Part.RESIDUAL_NORM);
             kernels.residualNorm(ws.x, null, ws.h, new DitKernels.Modulation(ws.mod, -1, base + SHIFT_2, base + SCALE_2),
                     null, null, s, eps, stream);
@@ -500,10 +513,10 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.FFN_UP_GEMM);
             gemm.linear(ws.h, b.ffnUpW, b.ffnUpB, ws.ffn, Gemm.Epilogue.GELU_BIAS, stream);
             mark(StepProfile.Part.FFN_DOWN_GEMM);
-            addGated(ws.ffn, b.ffnDownW, b.ffnDownB, base + GATE_2, ws);
+            y = gatedBranch(ws.ffn, b.ffnDownW, b.ffnDownB, base + GATE_2, oneGate, ws);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, null, ws.h, new DitKernels.Modulation(ws.mod, -1, next + SHIFT_1, next + SCALE_1),
-                    null, null, s, eps, stream);
+            kernels.residualNorm(ws.x, y, ws.h, new DitKernels.Modulation(ws.mod, y == null ? -1 : base + GATE_2,
+                    next + SHIFT_1, next + SCALE_1), null, null, s, eps, stream);
         }
         mark(StepProfile.Part.PATCH_EMBED);
         gemm.linear(ws.h, projOutW, projOutB, ws.head, Gemm.Epilogue.BIAS, stream);
@@ -514,12 +527,23 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     }
 
     /**
-     * x += gate · (in · wᵀ + bias), the gate being chunk {@code gateChunk} of the modulation: one product that reads and
-     * writes the residual stream (the following norm then reads x alone), its bias times the gate first.
+     * The end of a gated branch, {@code x += gate · (in · wᵀ + bias)} with the gate chunk {@code gateChunk} of the
+     * modulation. When every batch entry has that gate ({@code oneGate}: equal timesteps, as under guidance) the
+     * gate is folded into a copy of w and bias and the product adds itself into x; returns null, and the next norm
+     * reads x alone. Otherwise the product goes to ws.y, which is returned for the next norm to add with the gate.
      */
-    private void addGated(DeviceTensor in, DeviceTensor w, DeviceTensor bias, int gateChunk, Workspace ws) {
-        kernels.gatedBias(new DitKernels.Modulation(ws.mod, gateChunk, -1, -1), bias, ws.gatedBias, stream);
-        gemm.accumulate(in, w, ws.gatedBias, new Gemm.Gate(ws.mod, gateChunk), ws.x, stream);
+    private DeviceTensor gatedBranch(DeviceTensor in, DeviceTensor w, DeviceTensor bias, int gateChunk, boolean oneGate,
+                                     Workspace ws) {
+        if (!oneGate) {
+            gemm.linear(in, w, bias, ws.y, Gemm.Epilogue.BIAS, stream);
+            return ws.y;
+        }
+        DitKernels.Modulation gate = new DitKernels.Modulation(ws.mod, gateChunk, -1, -1);
+        DeviceTensor gatedW = new DeviceTensor(ws.gatedWeight.slice(0, w.bytes()), w.shape(), DType.BF16);
+        kernels.gateRows(gate, w, gatedW, stream);
+        kernels.gateRows(gate, bias, ws.gatedBias, stream);
+        gemm.accumulate(in, gatedW, ws.gatedBias, ws.x, stream);
+        return null;
     }
 
     /**

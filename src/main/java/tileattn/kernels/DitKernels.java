@@ -454,31 +454,35 @@ public final class DitKernels {
     }
 
     /**
-     * {@code out[b] = gate[b] · bias} for each batch entry b: the bias of a gated branch whose product adds
-     * {@code gate · (x · Wᵀ)} to the residual itself ({@link tileattn.blas.Gemm#accumulate}). bias is [width] and out
-     * [B, width], both F32 or both BF16 (the residual stream's type); {@code mod} names the gate chunk.
+     * {@code out[r][c] = gate[r] · in[r][c]}, the gate being {@code mod}'s gate chunk of batch entry 0: a gated
+     * branch's output weight ([n, k]) or bias ([n]) with the gate folded in, for a product that adds {@code gate ·
+     * (x · Wᵀ + b)} to the residual itself ({@link tileattn.blas.Gemm#accumulate}); every batch entry must then have
+     * that gate. in is BF16, out of its size in BF16 or F32, not overlapping it.
      */
-    public void gatedBias(Modulation mod, DeviceTensor bias, DeviceTensor out, CudaStream stream) {
+    public void gateRows(Modulation mod, DeviceTensor in, DeviceTensor out, CudaStream stream) {
         Objects.requireNonNull(mod, "mod");
-        int width = mod.table.dim(2), batch = mod.table.dim(0);
+        Objects.requireNonNull(in, "in");
+        Objects.requireNonNull(out, "out");
+        int n = mod.table.dim(2);
         if (mod.gate < 0) {
-            throw new IllegalArgumentException("gatedBias needs a modulation with a gate chunk");
+            throw new IllegalArgumentException("gateRows needs a modulation with a gate chunk");
         }
-        if (bias.dtype() != out.dtype() || (bias.dtype() != DType.F32 && bias.dtype() != DType.BF16)) {
-            throw new IllegalArgumentException("bias and out must both be F32 or both BF16, got " + bias.dtype() + " and "
-                    + out.dtype());
+        requireType(in, DType.BF16, "in");
+        if (out.dtype() != DType.F32 && out.dtype() != DType.BF16) {
+            throw new IllegalArgumentException("out must be F32 or BF16, got " + out.dtype());
         }
-        if (bias.elementCount() != width) {
-            throw new IllegalArgumentException("bias must hold " + width + " values, got " + bias.shapeString());
+        if (in.dim(0) != n || in.rank() > 2 || in.elementCount() != out.elementCount()) {
+            throw new IllegalArgumentException("in must be [" + n + "] or [" + n + ", cols] (one row per gate value) and "
+                    + "out of its size, got " + in.shapeString() + " and " + out.shapeString());
         }
-        if (out.elementCount() != (long) batch * width) {
-            throw new IllegalArgumentException("out must be [" + batch + ", " + width + "], got " + out.shapeString());
+        if (out.buffer().overlaps(in.buffer()) || out.buffer().overlaps(mod.table.buffer())) {
+            throw new IllegalArgumentException("out overlaps in or the modulation table");
         }
-        Kernels.checkContext(library, stream, mod.table, bias, out);
-        library.function(FAMILY, "tileattn_dit_gated_bias" + (out.dtype() == DType.BF16 ? "_xbf16" : ""))
-                .launch(new Dim3((width + THREADS - 1) / THREADS, batch, 1), Dim3.of(THREADS), 0, stream,
-                        KernelArgs.of().i64(mod.chunkAddress(mod.gate)).i64((long) mod.table.dim(1) * width)
-                                .pointer(bias).pointer(out).i32(width));
+        Kernels.checkContext(library, stream, mod.table, in, out);
+        int cols = in.rank() == 2 ? in.dim(1) : 1;
+        library.function(FAMILY, "tileattn_dit_gate_rows" + (out.dtype() == DType.F32 ? "_f32" : ""))
+                .launch(Dim3.of(blocks(in.elementCount())), Dim3.of(THREADS), 0, stream,
+                        KernelArgs.of().i64(mod.chunkAddress(mod.gate)).pointer(in).pointer(out).i64(n).i32(cols));
     }
 
     /** x = GELU(x) (tanh approximation), BF16, in place. */

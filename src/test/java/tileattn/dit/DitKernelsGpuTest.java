@@ -419,25 +419,33 @@ class DitKernelsGpuTest {
         }
     }
 
-    /** out[b] = gate[b] · bias, with the gate of one chunk of a [B, chunks, width] table; F32 exact, BF16 rounded once. */
+    /** out[r][c] = gate[r] · in[r][c] with batch entry 0's gate chunk: BF16 in, F32 exact, BF16 rounded once. */
     @Test
-    void gatedBiasOfEachBatchEntry() {
+    void gateRowsFoldTheGateIntoAWeightOrBias() {
         Random rnd = new Random(17);
-        int batch = 3, chunks = 6, width = 300, gateChunk = 4;
-        float[] table = random(rnd, batch * chunks * width, 0, 1), bias = bf16(random(rnd, width, 0, 1));
+        int batch = 2, chunks = 6, n = 300, cols = 7, gateChunk = 4;
+        float[] table = random(rnd, batch * chunks * n, 0, 1), weight = bf16(random(rnd, n * cols, 0, 1));
         for (DType type : new DType[]{DType.F32, DType.BF16}) {
-            float[] want = new float[batch * width];
-            for (int b = 0; b < batch; b++) {
-                for (int j = 0; j < width; j++) {
-                    want[b * width + j] = table[(b * chunks + gateChunk) * width + j] * bias[j];
+            for (int c : new int[]{cols, 1}) {
+                float[] want = new float[n * c];
+                for (int r = 0; r < n; r++) {
+                    for (int j = 0; j < c; j++) {
+                        want[r * c + j] = table[gateChunk * n + r] * weight[r * cols + j];
+                    }
                 }
-            }
-            try (DeviceScope scope = context.openScope()) {
-                DeviceTensor out = poisoned(scope, type, batch, width);
-                kernels.gatedBias(new DitKernels.Modulation(up(scope, table, DType.F32, batch, chunks, width), gateChunk,
-                        -1, -1), up(scope, bias, type, width), out, context.defaultStream());
-                context.defaultStream().synchronize();
-                assertArrayEquals(type == DType.F32 ? want : bf16(want), out.download().data(), 0f, "gated bias " + type);
+                float[] in = new float[n * c];
+                for (int r = 0; r < n; r++) {
+                    System.arraycopy(weight, r * cols, in, r * c, c);
+                }
+                try (DeviceScope scope = context.openScope()) {
+                    int[] shape = c == 1 ? new int[]{n} : new int[]{n, c};
+                    DeviceTensor out = poisoned(scope, type, shape);
+                    kernels.gateRows(new DitKernels.Modulation(up(scope, table, DType.F32, batch, chunks, n), gateChunk,
+                            -1, -1), up(scope, in, DType.BF16, shape), out, context.defaultStream());
+                    context.defaultStream().synchronize();
+                    assertArrayEquals(type == DType.F32 ? want : bf16(want), out.download().data(), 0f,
+                            "gate rows " + type + " cols " + c);
+                }
             }
         }
     }

@@ -55,10 +55,14 @@ class GpuWanModelGpuTest {
         return compare(gpu, attention, seed);
     }
 
+    /** Two timesteps: the gated branches' products go through y and the norm kernels add them with the gates. */
     private static double compare(GpuWanModel gpu, SelfAttention attention, long seed) {
+        return compare(gpu, attention, seed, new float[]{937.5f, 251.25f});
+    }
+
+    private static double compare(GpuWanModel gpu, SelfAttention attention, long seed, float[] t) {
         FloatTensor latent = Noise.gaussian(seed, 2, 16, 4, 12, 10);          // tokens 4×6×5 = 120
         FloatTensor context = Noise.gaussian(seed + 1, 2, 7, SMALL.textDim());
-        float[] t = {937.5f, 251.25f};
         FloatTensor want = cpu.forward(latent, t, cpu.condition(context), attention);
         FloatTensor got;
         try (GpuWanModel.Text text = gpu.condition(context)) {
@@ -86,6 +90,17 @@ class GpuWanModelGpuTest {
     void anFp32ResidualStreamAgreesToo() {
         try (GpuWanModel wide = GpuWanModel.open(weights, DType.F32)) {
             assertTrue(compare(wide, new SelfAttention.Dense(), 1) < 2e-2);
+        }
+    }
+
+    /** One timestep for both entries, as under guidance: the gates are folded into the products' weights. */
+    @Test
+    void oneTimestepFoldsTheGatesIntoTheProducts() {
+        float[] t = {600f, 600f};
+        assertTrue(compare(gpu, new SelfAttention.Dense(), 4, t) < 2e-2);
+        assertTrue(compare(gpu, SelfAttention.Vsa.keepTopK(new Shape3(2, 2, 2), 9), 5, t) < 2e-2);
+        try (GpuWanModel wide = GpuWanModel.open(weights, DType.F32)) {
+            assertTrue(compare(wide, new SelfAttention.Dense(), 4, t) < 2e-2);
         }
     }
 

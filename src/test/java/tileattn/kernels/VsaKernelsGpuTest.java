@@ -270,7 +270,7 @@ class VsaKernelsGpuTest {
                 stream.synchronize();
                 assertBitIdentical(fromPlanes.download().data(), fromRows.download().data(), variant + " v from rows");
                 IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> variant.kernels
-                        .forwardFinePooled(q, k, new TokenColumns(qkv, 2 * width + 4), fromRows, ws, scale, stream));
+                        .forwardFinePooled(q, k, new TokenColumns(qkv, 2 * width - 4), fromRows, ws, scale, stream));
                 assertTrue(e.getMessage().contains("16-byte aligned"), e.getMessage());
                 e = assertThrows(IllegalArgumentException.class, () -> variant.kernels
                         .forwardFinePooled(q, k, new TokenColumns(qkv, 2 * width + 8), fromRows, ws, scale, stream));
