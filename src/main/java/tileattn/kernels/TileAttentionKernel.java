@@ -183,13 +183,8 @@ public final class TileAttentionKernel {
         if (path == Path.HOPPER_WARP_SPECIALIZED) {
             throw new IllegalArgumentException("the warp-specialized kernel reads V as planes, not token rows");
         }
-        checkTensors(q, k, null, o, lse, scale, stream);
+        checkShared(q, k, v.rows(), o, lse, scale, stream);
         v.checkLike(q, "v");
-        checkDisjoint(o, "o", v.rows());
-        if (lse != null) {
-            checkDisjoint(lse, "lse", v.rows());
-        }
-        Kernels.checkContext(library, stream, v.rows());
         forwardPlanes(q, k, v.address(), q.dim(1), v.rowStride(), o, lse, queryBlocks, blockCount, blockRows, listOf,
                 rangeOffsets, ranges, slots, scale, stream);
     }
@@ -219,26 +214,25 @@ public final class TileAttentionKernel {
         return o.rank() == 3 ? q.dim(1) : 0;
     }
 
+    /** q, k and v as planes of one shape, type and alignment, and what {@link #checkShared} checks. */
     private void checkTensors(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
                               float scale, CudaStream stream) {
-        DeviceTensor[] tensors = {q, k, v, o};
-        String[] names = {"q", "k", "v", "o"};
-        for (int i = 0; i < 3; i++) {
-            if (i == 2 && v == null) {
-                continue;   // V as token rows, checked by the caller
-            }
-            checkRank(tensors[i], names[i]);
-            if (!tensors[i].sameShape(q)) {
-                throw new IllegalArgumentException("q is " + q.shapeString() + " but " + names[i] + " is "
-                        + tensors[i].shapeString() + "; q, k and v must have one shape");
-            }
-        }
+        checkShared(q, k, v, o, lse, scale, stream);
+        checkLikeQ(q, v, "v");
+    }
+
+    /**
+     * Everything but V's own layout, which the caller checks (as planes or as {@link TokenColumns}): q and k, o,
+     * lse, the scale, and that neither o nor lse overlaps an input ({@code vMemory}: the tensor V is read from).
+     */
+    private void checkShared(DeviceTensor q, DeviceTensor k, DeviceTensor vMemory, DeviceTensor o, DeviceTensor lse,
+                             float scale, CudaStream stream) {
+        checkLikeQ(q, q, "q");
+        checkLikeQ(q, k, "k");
         checkOutputShape(q, o);
-        for (int i = 1; i < 4; i++) {
-            if (tensors[i] != null && tensors[i].dtype() != q.dtype()) {
-                throw new IllegalArgumentException("q is " + q.dtype() + " but " + names[i] + " is " + tensors[i].dtype()
-                        + "; q, k, v and o must have one element type");
-            }
+        if (o.dtype() != q.dtype()) {
+            throw new IllegalArgumentException("q is " + q.dtype() + " but o is " + o.dtype()
+                    + "; q, k, v and o must have one element type");
         }
         if (q.dtype() != DType.BF16 && q.dtype() != DType.F16) {
             throw new IllegalArgumentException("attention runs on BF16 or F16 tensors, got " + q.dtype());
@@ -258,26 +252,34 @@ public final class TileAttentionKernel {
                 throw new IllegalArgumentException("lse must be F32 [" + batch + ", " + heads + ", " + seq + "], got "
                         + lse.dtype() + " " + lse.shapeString());
             }
-            checkDisjoint(lse, "lse", q, k, o);
-            if (v != null) {
-                checkDisjoint(lse, "lse", v);
-            }
-        }
-        for (int i = 0; i < 3; i++) {
-            if (tensors[i] != null && tensors[i].buffer().address() % 16 != 0) {
-                throw new IllegalArgumentException(names[i] + " must be 16-byte aligned (the kernels copy rows in 16-byte "
-                        + "pieces), got " + tensors[i]);
-            }
+            checkDisjoint(lse, "lse", q, k, vMemory, o);
         }
         if (o.buffer().address() % 4 != 0) {
             throw new IllegalArgumentException("o must be 4-byte aligned, got " + o);
         }
-        checkDisjoint(o, "o", q, k);
-        if (v != null) {
-            checkDisjoint(o, "o", v);
+        checkDisjoint(o, "o", q, k, vMemory);
+        if (lse != null) {
+            Kernels.checkContext(library, stream, q, k, vMemory, o, lse);
+        } else {
+            Kernels.checkContext(library, stream, q, k, vMemory, o);
         }
-        Kernels.checkContext(library, stream, java.util.Arrays.stream(new DeviceTensor[]{q, k, v, o, lse})
-                .filter(java.util.Objects::nonNull).toArray(DeviceTensor[]::new));
+    }
+
+    /** An input laid out like q: rank 4, q's shape and type, 16-byte aligned. */
+    private static void checkLikeQ(DeviceTensor q, DeviceTensor t, String name) {
+        checkRank(t, name);
+        if (!t.sameShape(q)) {
+            throw new IllegalArgumentException("q is " + q.shapeString() + " but " + name + " is " + t.shapeString()
+                    + "; q, k and v must have one shape");
+        }
+        if (t.dtype() != q.dtype()) {
+            throw new IllegalArgumentException("q is " + q.dtype() + " but " + name + " is " + t.dtype()
+                    + "; q, k, v and o must have one element type");
+        }
+        if (t.buffer().address() % 16 != 0) {
+            throw new IllegalArgumentException(name + " must be 16-byte aligned (the kernels copy rows in 16-byte "
+                    + "pieces), got " + t);
+        }
     }
 
     /** v: the address of V's planes (vTokenHeads 0) or of its first token row's first head (see TokenColumns). */
