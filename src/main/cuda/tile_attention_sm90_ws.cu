@@ -22,13 +22,13 @@
 //     differ in cost (text rows), which the hardware's scheduler balances better than a fixed walk
 //     (docs/benchmarks.md, 2026-12-06): the Java wrapper launches one block per item unless asked for it.
 // The entry points use BN = 192 and two stages: a 3x3x3 window's ranges of 1152 keys are six whole blocks, and
-// 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md).
+// 192-key blocks beat 128 at every benchmark shape (docs/benchmarks-hopper.md); the _n128_ ones BN = 128.
 // Arguments: tensor maps of q, k and v as [B * heads * S, D] matrices of 16-bit elements (boxes of 64 columns x
-// 128 rows for q, x 192 rows for k and v, 128-byte swizzle), then o, lse, the plan's tables, slots, heads, S,
+// 128 rows for q, x BN rows for k and v, 128-byte swizzle), then o, lse, the plan's tables, slots, heads, S,
 // scaleLog2, the query block count, the item count (query blocks x heads x B) and the output's layout (oTokenHeads:
 // 0 for planes like q, H for token rows [B, S, H, D]; tile_attention.cuh's output_rows).
 // Launch: grid (items) or fewer blocks, 384 threads, dynamic shared memory Sm90WsConfig::SMEM bytes
-// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (2 + 4 * STAGES) * 8; 230480 at D = 128). Built for every target, but
+// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (2 + 4 * STAGES) * 8; 230480 at D = 128 and BN = 192). Built for every target, but
 // the body exists only in sm_90a code; elsewhere the entry points trap.
 #include <cuda.h>
 
@@ -269,7 +269,7 @@ tile_attention_sm90_ws_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const
 
 }  // namespace tileattn
 
-#define TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(NAME, T, D)                                                      \
+#define TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(NAME, T, D, BN)                                                  \
     extern "C" __global__ void __launch_bounds__(384, 1)                                                       \
     NAME(const __grid_constant__ CUtensorMap tmQ, const __grid_constant__ CUtensorMap tmK,                      \
          const __grid_constant__ CUtensorMap tmV, T* o, float* lse, const int4* qblocks, const int* listOf,     \
@@ -277,11 +277,18 @@ tile_attention_sm90_ws_fwd_kernel(const __grid_constant__ CUtensorMap tmQ, const
          int blockCount, int itemCount, int oTokenHeads) {                                                     \
         const tileattn::WorkItems items{qblocks, listOf, rangeOffsets, lse, slots, heads, S, D, blockCount,    \
                                         itemCount, oTokenHeads};                                               \
-        tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, 192, 2>>(&tmQ, &tmK, &tmV, o, items,   \
-                                                                                   ranges, scaleLog2);         \
+        tileattn::tile_attention_sm90_ws_fwd<T, tileattn::Sm90WsConfig<D, BN, 2>>(&tmQ, &tmK, &tmV, o, items,    \
+                                                                                  ranges, scaleLog2);          \
     }
 
-TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_bf16_d64, __nv_bfloat16, 64)
-TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_bf16_d128, __nv_bfloat16, 128)
-TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_f16_d64, __half, 64)
-TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_f16_d128, __half, 128)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_bf16_d64, __nv_bfloat16, 64, 192)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_bf16_d128, __nv_bfloat16, 128, 192)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_f16_d64, __half, 64, 192)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_f16_d128, __half, 128, 192)
+
+// 128-key blocks, for lists of a few hundred keys that 192 does not divide: cross-attention to Wan's 512 text keys
+// takes four whole blocks instead of three with 64 masked keys (16.0 against 16.9 ms a Wan-2.1 step).
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_n128_bf16_d64, __nv_bfloat16, 64, 128)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_n128_bf16_d128, __nv_bfloat16, 128, 128)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_n128_f16_d64, __half, 64, 128)
+TILEATTN_TILE_ATTENTION_SM90_WS_ENTRY(tileattn_tile_attention_sm90_ws_fwd_n128_f16_d128, __half, 128, 128)

@@ -28,6 +28,7 @@ import tileattn.kernels.VsaWorkspace;
 import tileattn.layout.Shape3;
 import tileattn.layout.TileGrid;
 import tileattn.layout.TokenLayout;
+import tileattn.mask.TileLists;
 import tileattn.mask.Window;
 import tileattn.tensor.DType;
 import tileattn.tensor.FloatTensor;
@@ -221,10 +222,11 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
         this.gemm = gemm;
         KernelLibrary library = KernelLibrary.of(context);
         this.kernels = new DitKernels(library);
-        // Cross-attention's items are short (512 text keys: three KV blocks) and equal, the case where a persistent
-        // grid measured faster in the forward checker (two KV blocks: 0.42 against 0.51 ms); in the DiT step the
-        // cross-attention took 17.9-18.1 ms either way (docs/benchmarks.md, seventh session).
-        this.crossKernel = new TileAttentionKernel(library, TileAttentionKernel.Path.AUTO, true);
+        // Cross-attention's items are short (512 text keys) and equal, the case where a persistent grid measured
+        // faster in the forward checker (two KV blocks: 0.42 against 0.51 ms); in the DiT step the cross-attention
+        // took 17.9-18.1 ms either way (docs/benchmarks.md, seventh session). 128-key blocks take the 512 keys in four
+        // whole blocks: 16.0 against 16.9 ms with 192 (ninth session).
+        this.crossKernel = new TileAttentionKernel(library, TileAttentionKernel.Path.AUTO, true, 128);
         this.vsaKernels = new VsaKernels(library);
         if (c.headDim() != 64 && c.headDim() != 128) {
             throw new IllegalArgumentException("the GPU attention kernels take head dim 64 or 128; " + c.name()
@@ -570,6 +572,13 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
                 }
             }
         }
+    }
+
+    /** The selection of the last VSA layer run (null before any), for diagnostics such as the tests' selection statistics. */
+    synchronized TileLists[] lastVsaSelection() {
+        checkOpen();
+        stream.synchronize();
+        return workspace == null || workspace.vsa == null ? null : workspace.vsa.downloadSelection();
     }
 
     private VsaWorkspace vsaWorkspace(SelfAttention.Vsa vsa, TileGrid tiles, Workspace ws) {

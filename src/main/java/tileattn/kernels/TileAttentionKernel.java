@@ -53,6 +53,7 @@ public final class TileAttentionKernel {
     private final KernelLibrary library;
     private final Path path;
     private final boolean persistent;
+    private final int keyBlock;
 
     public TileAttentionKernel(KernelLibrary library) {
         this(library, Path.AUTO);
@@ -71,8 +72,21 @@ public final class TileAttentionKernel {
      *                   (docs/benchmarks.md, 2026-12-06). Other paths ignore it.
      */
     public TileAttentionKernel(KernelLibrary library, Path path, boolean persistent) {
+        this(library, path, persistent, 192);
+    }
+
+    /**
+     * @param keyBlock keys per block of the warp-specialized path: 192 (the default, fastest over long lists), or
+     *                 128 for lists of a few hundred keys that 192 does not divide (512 text keys: four whole blocks
+     *                 instead of three with 64 masked keys). Other paths ignore it.
+     */
+    public TileAttentionKernel(KernelLibrary library, Path path, boolean persistent, int keyBlock) {
+        if (keyBlock != 128 && keyBlock != 192) {
+            throw new IllegalArgumentException("key blocks of " + keyBlock + " keys: the warp-specialized kernel takes 128 or 192");
+        }
         this.library = library;
         this.persistent = persistent;
+        this.keyBlock = keyBlock;
         CudaDevice device = library.context().device();
         boolean hopper = device.computeCapabilityNumber() == 90;
         if (path.needsHopper() && !hopper) {
@@ -89,7 +103,8 @@ public final class TileAttentionKernel {
 
     @Override
     public String toString() {
-        return path + (persistent && path == Path.HOPPER_WARP_SPECIALIZED ? " (persistent grid)" : "");
+        return path + (path != Path.HOPPER_WARP_SPECIALIZED ? "" : (persistent ? " (persistent grid" : " (")
+                + keyBlock + "-key blocks)");
     }
 
     /** A plan's tables in device memory, freed with the scope they were uploaded into. */
@@ -295,8 +310,8 @@ public final class TileAttentionKernel {
             case HOPPER_WARP_SPECIALIZED -> WARP_SPECIALIZED_FAMILY;
             case AUTO -> throw new IllegalStateException("AUTO is resolved in the constructor");
         };
-        String entry = "tileattn_" + family + "_fwd_" + (bm64 ? "bm64_" : "") + (q.dtype() == DType.BF16 ? "bf16" : "f16")
-                + "_d" + d;
+        String blocks = bm64 ? "bm64_" : path == Path.HOPPER_WARP_SPECIALIZED && keyBlock == 128 ? "n128_" : "";
+        String entry = "tileattn_" + family + "_fwd_" + blocks + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
         float scaleLog2 = (float) (scale / Math.log(2));
         if (path == Path.HOPPER_WARP_SPECIALIZED) {
             launchWarpSpecialized(family, entry, q, k, v, o, lse, queryBlocks, blockCount, listOf, rangeOffsets, ranges,
@@ -335,12 +350,12 @@ public final class TileAttentionKernel {
                     + "rows with 32-bit coordinates; use Path.HOPPER");
         }
         int items = Math.multiplyExact(Math.multiplyExact(blockCount, grid.y()), grid.z());
-        int sharedBytes = 1024 + (128 + 2 * 2 * 192) * d * 2 + 10 * 8;
+        int sharedBytes = 1024 + (128 + 2 * 2 * keyBlock) * d * 2 + 10 * 8;
         KernelArgs args = KernelArgs.of();
         try (Arena arena = Arena.ofConfined()) {
             args.struct(TensorMap.rows16(q.buffer().address(), q.dtype(), rows, d, 128, arena), TensorMap.ALIGNMENT)
-                    .struct(TensorMap.rows16(k.buffer().address(), q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT)
-                    .struct(TensorMap.rows16(v, q.dtype(), rows, d, 192, arena), TensorMap.ALIGNMENT);
+                    .struct(TensorMap.rows16(k.buffer().address(), q.dtype(), rows, d, keyBlock, arena), TensorMap.ALIGNMENT)
+                    .struct(TensorMap.rows16(v, q.dtype(), rows, d, keyBlock, arena), TensorMap.ALIGNMENT);
         }
         args.pointer(o).i64(lse == null ? 0 : lse.buffer().address())
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)

@@ -49,6 +49,9 @@ class TileAttentionKernelGpuTest {
             kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER));
             kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED));
             kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED, true));
+            kernels.add(new TileAttentionKernel(library, TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED, true, 128));
+            assertThrows(IllegalArgumentException.class, () -> new TileAttentionKernel(library,
+                    TileAttentionKernel.Path.HOPPER_WARP_SPECIALIZED, false, 64), "64-key blocks are not built");
         }
     }
 

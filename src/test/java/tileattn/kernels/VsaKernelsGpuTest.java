@@ -100,7 +100,9 @@ class VsaKernelsGpuTest {
                 // 4x4x4 tiles with partial edges (27 tiles of 4..64 tokens), d = 128, fp16, no gate
                 new Case(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 1, 3, 128, DType.F16, false, false, 1, 7, 27),
                 // full 4x4x4 tiles: the 64-token blocks the Wan benchmark uses
-                new Case(new Shape3(8, 8, 12), new Shape3(4, 4, 4), 1, 2, 128, DType.BF16, true, false, 3));
+                new Case(new Shape3(8, 8, 12), new Shape3(4, 4, 4), 1, 2, 128, DType.BF16, true, false, 3),
+                // a partial tile of 48 tokens along T and of 16 along W, batch 2
+                new Case(new Shape3(7, 8, 9), new Shape3(4, 4, 4), 2, 2, 128, DType.BF16, true, false, 3, 12));
         for (Case c : cases) {
             for (int topK : c.topKs) {
                 checkForward(c, topK, new Random(31L * c.hashCode() + topK));
