@@ -28,8 +28,8 @@
 // scaleLog2, the query block count, the item count (query blocks x heads x B) and the output's layout (oTokenHeads:
 // 0 for planes like q, H for token rows [B, S, H, D]; tile_attention.cuh's output_rows).
 // Launch: grid (items) or fewer blocks, 384 threads, dynamic shared memory Sm90WsConfig::SMEM bytes
-// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (2 + 4 * STAGES) * 8; 230480 at D = 128 and BN = 192). Built for every target, but
-// the body exists only in sm_90a code; elsewhere the entry points trap.
+// (1024 + (128 + 2 * STAGES * BN) * D * 2 + (2 + 4 * STAGES) * 8; 230480 at D = 128 and BN = 192). Built for every
+// target, but the body exists only in sm_90a code; elsewhere the entry points trap.
 #include <cuda.h>
 
 #include "tileattn/tile_attention.cuh"
