@@ -47,10 +47,9 @@ import tileattn.tensor.FloatTensor;
  * product's rows); both attentions write their output as token rows, the output projection's input; each branch's
  * output product adds itself into the residual stream ({@link Gemm#accumulate}; a gated branch's through a copy of
  * its weight and bias with the gate folded in, when all batch entries share the timestep, as under guidance, else
- * the next norm kernel adds it), and the next branch's LayerNorm and modulation read the stream. Cross-attention runs the dense attention kernel on keys and
- * values padded to the queries' length
- * (the kernel takes q, k, v of one shape), with a work table that reads only the L text keys
- * ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
+ * the next norm kernel adds it), and the next branch's LayerNorm and modulation read the stream. Cross-attention
+ * runs the dense attention kernel on keys and values padded to the queries' length (the kernel takes q, k, v of one
+ * shape), with a work table that reads only the L text keys ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
  * six modulation chunks and every block's modulation table) runs on the device in fp32, so a step waits for no
  * host computation. Everything is queued on the context's legacy default stream, which the host-to-device copies
  * are ordered with.
@@ -491,7 +490,7 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.SELF_OUT_GEMM);
             DeviceTensor y = gatedBranch(ws.rows, b.selfOutW, b.selfOutB, base + GATE_1, oneGate, ws);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, y, ws.h, new DitKernels.Modulation(ws.mod, y == null ? -1 : base + GATE_1, -1, -1),
+            kernels.residualNorm(ws.x, y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_1, -1, -1),
                     b.crossNormW, b.crossNormB, s, eps, stream);
             // cross-attention
             mark(StepProfile.Part.CROSS_Q_GEMM);
@@ -517,8 +516,8 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             mark(StepProfile.Part.FFN_DOWN_GEMM);
             y = gatedBranch(ws.ffn, b.ffnDownW, b.ffnDownB, base + GATE_2, oneGate, ws);
             mark(StepProfile.Part.RESIDUAL_NORM);
-            kernels.residualNorm(ws.x, y, ws.h, new DitKernels.Modulation(ws.mod, y == null ? -1 : base + GATE_2,
-                    next + SHIFT_1, next + SCALE_1), null, null, s, eps, stream);
+            kernels.residualNorm(ws.x, y, ws.h, new DitKernels.Modulation(ws.mod, base + GATE_2, next + SHIFT_1,
+                    next + SCALE_1), null, null, s, eps, stream);
         }
         mark(StepProfile.Part.PATCH_EMBED);
         gemm.linear(ws.h, projOutW, projOutB, ws.head, Gemm.Epilogue.BIAS, stream);
@@ -532,7 +531,8 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
      * The end of a gated branch, {@code x += gate · (in · wᵀ + bias)} with the gate chunk {@code gateChunk} of the
      * modulation. When every batch entry has that gate ({@code oneGate}: equal timesteps, as under guidance) the
      * gate is folded into a copy of w and bias and the product adds itself into x; returns null, and the next norm
-     * reads x alone. Otherwise the product goes to ws.y, which is returned for the next norm to add with the gate.
+     * reads x alone (residualNorm adds nothing, gate or not, without y). Otherwise the product goes to ws.y, which is
+     * returned for the next norm to add with the gate.
      */
     private DeviceTensor gatedBranch(DeviceTensor in, DeviceTensor w, DeviceTensor bias, int gateChunk, boolean oneGate,
                                      Workspace ws) {
