@@ -2,9 +2,12 @@
 # Run THERE: VSA fine-forward variants against the bundle's kernels, each variant a folder holding only
 # tileattn/kernels/<family>.fatbin, put ahead of the jar on the class path (resources resolve first match):
 #   run(command="VARIANTS=\"varA varB\" bash scripts/device_variants_vsa.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/varA", ".device/varB"])
+# A variant folder holding a tileattn.jar (and test-classes/) is a whole build instead, run in place of the bundle's
+# jar (e.g. the previous commit's, for an A/B of a change that touches Java too).
 # For each side (the bundle as is, then each variant): VsaBenchmark quick (random inputs), then `bench dit
 # --attention vsa` (Wan-2.1 1.3B 480p, B = 2; the bundle's with the dense step too; the variants' with the jar
-# VARIANT_JAR when given, e.g. one whose defaults pick the variant's entry points). Logs in $OUT.
+# VARIANT_JAR when given, e.g. one whose defaults pick the variant's entry points), ROUNDS times over the sides
+# (default 1), alternating, since the step drifts by a few ms from run to run. Logs in $OUT.
 set -o pipefail
 bundle=.device/tileattn
 out=${OUT:-/tmp/out}
@@ -14,18 +17,29 @@ java=/tmp/jre/jre/bin/java
 lib=$(find /usr/local /usr/lib /opt -name 'libcublasLt.so.13*' -o -name 'libcublasLt.so.12*' 2>/dev/null | grep -v '\.a$' | sort -r | head -1)
 [[ -n "$lib" ]] && export TILEATTN_CUBLASLT="$lib"
 opts=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED)
+# The class path of side $1: a whole build's folder, or a variant's fatbins ahead of jar $2 (and classes $3, if any).
+classpath() {
+  local side=$1 jar=$2 classes=$3
+  if [[ -f ".device/$side/tileattn.jar" ]]; then echo ".device/$side/test-classes:.device/$side/tileattn.jar"; return; fi
+  local cp=$jar
+  [[ -n "$classes" ]] && cp="$classes:$cp"
+  [[ "$side" != bundle ]] && cp=".device/$side:$cp"
+  echo "$cp"
+}
 for side in bundle ${VARIANTS:-}; do
-  pre=""; [[ "$side" != bundle ]] && pre=".device/$side:"
   mkdir -p "$out/$side"
-  timeout ${VSA_TIMEOUT:-100} "$java" "${opts[@]}" -Xmx16g -cp "${pre}$bundle/test-classes:$bundle/tileattn.jar" \
+  timeout ${VSA_TIMEOUT:-100} "$java" "${opts[@]}" -Xmx16g \
+    -cp "$(classpath "$side" "$bundle/tileattn.jar" "$bundle/test-classes")" \
     tileattn.kernels.VsaBenchmark "$out/$side" quick > "$out/$side/vsabench.log" 2>&1
   echo "== $side VsaBenchmark (rc $?)"; grep -E "^[0-9]+x.*S=" "$out/$side/vsabench.log"
 done
-for side in bundle ${VARIANTS:-}; do
-  pre=""; [[ "$side" != bundle ]] && pre=".device/$side:"
-  attention=vsa jar=${VARIANT_JAR:-$bundle/tileattn.jar}
-  [[ "$side" == bundle ]] && attention=dense,vsa jar=$bundle/tileattn.jar
-  timeout ${DIT_TIMEOUT:-90} "$java" "${opts[@]}" -Xmx48g -cp "${pre}$jar" tileattn.cli.Main bench dit \
-    --latent 21,60,104 --attention $attention --iters 3 --warmup 1 > "$out/$side/dit.log" 2>&1
-  echo "== $side bench dit (rc $?): $(grep -E ' step ' "$out/$side/dit.log" | tr -s ' ' | tr '\n' ';')"
+for round in $(seq 1 "${ROUNDS:-1}"); do
+  for side in bundle ${VARIANTS:-}; do
+    attention=vsa jar=${VARIANT_JAR:-$bundle/tileattn.jar}
+    [[ "$side" == bundle ]] && attention=dense,vsa jar=$bundle/tileattn.jar
+    [[ "$round" -gt 1 ]] && attention=vsa
+    timeout ${DIT_TIMEOUT:-90} "$java" "${opts[@]}" -Xmx48g -cp "$(classpath "$side" "$jar" "")" tileattn.cli.Main \
+      bench dit --latent 21,60,104 --attention $attention --iters 3 --warmup 1 > "$out/$side/dit$round.log" 2>&1
+    echo "== $side bench dit, round $round (rc $?): $(grep -E ' step ' "$out/$side/dit$round.log" | tr -s ' ' | tr '\n' ';')"
+  done
 done
