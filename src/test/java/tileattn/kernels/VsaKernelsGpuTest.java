@@ -126,14 +126,15 @@ class VsaKernelsGpuTest {
     /**
      * Partial tiles of 16, 32 or 48 tokens packed into shared 64-row blocks on the Hopper path (PackedTiles): pairs
      * of 32-token tiles, a 32-token tile with two of 16, three of 16 (a warp idle), and, with 1x4x4 tiles, 576 tiles
-     * of 16 tokens four to a block whose union lists outgrow the 512 ranges the kernel stages in shared memory. k = 1
-     * leaves most warps' keys out of most blocks, including a list's first block.
+     * of 16 tokens four to a block whose union lists outgrow the 512 ranges the kernel stages in shared memory (exact
+     * inputs: among 576 tiles, random ones always tie near the k-th score). k = 1 leaves most warps' keys out of most
+     * blocks, including a list's first block.
      */
     @Test
     void forwardPacksPartialTilesLikeTheCpu() {
         List<Case> cases = List.of(
                 new Case(new Shape3(5, 6, 20), new Shape3(4, 4, 4), 2, 2, 128, DType.BF16, true, false, 1, 4, 11, 20),
-                new Case(new Shape3(4, 24, 96), new Shape3(1, 4, 4), 1, 1, 64, DType.F16, false, false, 300));
+                new Case(new Shape3(4, 24, 96), new Shape3(1, 4, 4), 1, 1, 64, DType.F16, false, true, 300));
         for (Case c : cases) {
             if (context.device().computeCapabilityNumber() == 90) {
                 try (DeviceScope scope = context.openScope()) {
