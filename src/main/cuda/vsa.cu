@@ -921,54 +921,6 @@ __device__ __forceinline__ void transpose_fill(const unsigned char* __restrict__
     }
 }
 
-// ---------------------------------------------------------------- packed blocks' lists (fine forward)
-
-// The list of a packed block of the fine kernel (tile_attention_sm90.cu's _bm64p_ entries) for one plane: the
-// union of the selections of group.y consecutive query tiles from group.x, in ascending KV tile order, with
-// members[r] bit s set when tile group.x + s selected range r; the tail of the list's `capacity` entries gets
-// empty ranges, which the fine kernel's walk passes over.
-__device__ __forceinline__ void pack_union(const int* __restrict__ selection, const int2* __restrict__ groups,
-                                           const int* __restrict__ tileStarts, int2* __restrict__ ranges,
-                                           unsigned char* __restrict__ members, int groupCount, int tiles, int topK,
-                                           int capacity) {
-    extern __shared__ unsigned char chosenBy[];  // [tiles]: bit s when the group's tile s selected the KV tile
-    __shared__ int warpCounts[kThreads / 32];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int plane = blockIdx.y;
-    const int2 group = groups[blockIdx.x];
-    for (int t = tid; t < tiles; t += kThreads) chosenBy[t] = 0;
-    __syncthreads();
-    for (int s = 0; s < group.y; ++s) {  // a selection names each tile once: no two threads write one byte per pass
-        const int* sel = selection + (static_cast<size_t>(plane) * tiles + group.x + s) * topK;
-        for (int i = tid; i < topK; i += kThreads) chosenBy[sel[i]] |= 1 << s;
-        __syncthreads();
-    }
-    const size_t list = static_cast<size_t>(plane) * groupCount + blockIdx.x;
-    int2* out = ranges + list * capacity;
-    unsigned char* outMembers = members + list * capacity;
-    int written = 0;
-    for (int base = 0; base < tiles; base += kThreads) {
-        const int t = base + tid;
-        const int m = t < tiles ? chosenBy[t] : 0;
-        const unsigned ballot = __ballot_sync(kFull, m != 0);
-        if (lane == 0) warpCounts[warp] = __popc(ballot);
-        __syncthreads();
-        int before = written;
-        for (int w = 0; w < warp; ++w) before += warpCounts[w];
-        if (m != 0) {
-            const int r = before + __popc(ballot & lanes_below());
-            out[r] = make_int2(tileStarts[t], tileStarts[t + 1]);
-            outMembers[r] = static_cast<unsigned char>(m);
-        }
-        for (int w = 0; w < kThreads / 32; ++w) written += warpCounts[w];
-        __syncthreads();
-    }
-    for (int r = written + tid; r < capacity; r += kThreads) {
-        out[r] = make_int2(0, 0);
-        outMembers[r] = 0;
-    }
-}
-
 }  // namespace vsa
 }  // namespace tileattn
 
@@ -1034,13 +986,4 @@ extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_transpose_fill(co
                                                                                const int* tileStarts, int lists,
                                                                                int tiles) {
     tileattn::vsa::transpose_fill(chosen, offsets, ranges, tileStarts, lists, tiles);
-}
-
-// Grid (groups, P) x 256 threads, dynamic shared memory `tiles` bytes; ranges and members point at the packed
-// lists' part of their arrays (list plane * groupCount + group at list * capacity).
-extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_pack_union(const int* selection, const int2* groups,
-                                                                           const int* tileStarts, int2* ranges,
-                                                                           unsigned char* members, int groupCount,
-                                                                           int tiles, int topK, int capacity) {
-    tileattn::vsa::pack_union(selection, groups, tileStarts, ranges, members, groupCount, tiles, topK, capacity);
 }

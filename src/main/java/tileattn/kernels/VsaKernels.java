@@ -178,8 +178,9 @@ public final class VsaKernels {
         checkFineOutput(out, ws, q, k, v.rows());
         Kernels.checkContext(library, stream, q, k, out);
         coarse(ws, scale, false, stream);
-        packUnion(ws, stream);
-        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, ws.fineLists(), scale, stream);
+        VsaPlan plan = ws.plan();
+        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
+                plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
     }
 
     private void forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
@@ -246,22 +247,9 @@ public final class VsaKernels {
 
     private void fine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws, float scale,
                       CudaStream stream) {
-        packUnion(ws, stream);
-        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, ws.fineLists(), scale, stream);
-    }
-
-    /** The lists of the blocks that pack several tiles, from their tiles' selections (none without such blocks). */
-    private void packUnion(VsaWorkspace ws, CudaStream stream) {
         VsaPlan plan = ws.plan();
-        if (plan.groupCount() == 0) {
-            return;
-        }
-        long base = plan.packedRangeBase();
-        library.function(FAMILY, "tileattn_vsa_pack_union").launch(Dim3.of(plan.groupCount(), plan.planes()),
-                Dim3.of(COARSE_THREADS), plan.tiles(), stream, KernelArgs.of().pointer(ws.selection)
-                        .pointer(plan.groups()).pointer(plan.tileStarts()).i64(ws.ranges.address() + 8 * base)
-                        .i64(ws.members.address() + base).i32(plan.groupCount()).i32(plan.tiles())
-                        .i32(plan.topK()).i32(plan.packedCapacity()));
+        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
+                plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
     }
 
     void combine(DeviceTensor gate, DeviceTensor out, VsaWorkspace ws, CudaStream stream) {

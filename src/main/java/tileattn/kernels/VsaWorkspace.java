@@ -10,8 +10,8 @@ import tileattn.mask.TileLists;
  * Device memory of VSA for one {@link VsaPlan}, element type and head dim, allocated once and reused by every
  * forward (and backward) with that plan, so that no call allocates. A forward leaves here what its backward reads:
  * the pooled q, k, v, the coarse output per tile and its log-sum-exp, the fine output and its log-sum-exp, the
- * selection and the fine kernel's KV ranges (and, where its plan packs tiles, the packed lists' member bytes). A
- * workspace made for training also holds the selection's transpose bytes and the backward's scratch.
+ * selection and the fine kernel's KV ranges. A workspace made for training also holds the selection's transpose
+ * bytes and the backward's scratch.
  */
 public final class VsaWorkspace {
 
@@ -20,7 +20,7 @@ public final class VsaWorkspace {
     private final int headDim;
     private final boolean training;
     final DeviceTensor pooledQ, pooledK, pooledV, coarse, coarseLse, fine, fineLse;
-    final DeviceBuffer selection, ranges, members;
+    final DeviceBuffer selection, ranges;
     // training only (null otherwise)
     final DeviceBuffer chosen;
     final DeviceTensor dCoarse, probs, dScores, pooledDq, pooledDk, pooledDv;
@@ -41,8 +41,7 @@ public final class VsaWorkspace {
         fine = scope.allocateTensor(dtype, b, h, s, headDim);
         fineLse = scope.allocateTensor(DType.F32, b, h, s);
         selection = scope.allocate(4 * rangeCount);
-        ranges = scope.allocate(8 * plan.rangeCount());
-        members = plan.groupCount() > 0 ? scope.allocate(plan.rangeCount()) : null;
+        ranges = scope.allocate(8 * rangeCount);
         if (training) {
             chosen = scope.allocate(Math.multiplyExact((long) plan.planes() * tiles, tiles));
             dCoarse = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
@@ -81,11 +80,6 @@ public final class VsaWorkspace {
 
     public VsaPlan plan() {
         return plan;
-    }
-
-    /** The fine forward's work over this workspace's lists. */
-    PlaneLists fineLists() {
-        return plan.forwardLists(ranges, members);
     }
 
     public DType dtype() {
