@@ -37,8 +37,9 @@ import tileattn.tensor.FloatTensor;
  * The Wan-2.1 transformer of {@link WanModel} on a CUDA GPU: weights in bf16 uploaded once, activations on the
  * device (bf16, every norm's statistics in fp32; the residual stream in bf16 as diffusers' Wan keeps it, or in fp32,
  * which costs a third more of the residual kernels' memory traffic), matrix products through cuBLASLt
- * ({@link Gemm}, the FFN's tanh-GELU in its epilogue), norms, RoPE, modulation and the patch embedding in dit.cu ({@link DitKernels}), and
- * self-attention through {@link GpuBackend} (dense, STA) or {@link VsaKernels} (VSA, coarse branch gated by zero).
+ * ({@link Gemm}, the FFN's tanh-GELU in its epilogue), norms, RoPE, modulation and the patch embedding in dit.cu
+ * ({@link DitKernels}), and self-attention through {@link GpuBackend} (dense, STA) or {@link VsaKernels} (VSA,
+ * coarse branch gated by zero).
  * Video tokens are put into the attention's tile order once, by the patch gather; RoPE tables are built for that
  * order and the head scatters back to the latent.
  *
@@ -49,10 +50,10 @@ import tileattn.tensor.FloatTensor;
  * its weight and bias with the gate folded in, when all batch entries share the timestep, as under guidance, else
  * the next norm kernel adds it), and the next branch's LayerNorm and modulation read the stream. Cross-attention
  * runs the dense attention kernel on keys and values padded to the queries' length (the kernel takes q, k, v of one
- * shape), with a work table that reads only the L text keys ({@link KvRangePlan#prefix}). The time embedding (sinusoid on the host, its two linears, the projection to the
- * six modulation chunks and every block's modulation table) runs on the device in fp32, so a step waits for no
- * host computation. Everything is queued on the context's legacy default stream, which the host-to-device copies
- * are ordered with.
+ * shape), with a work table that reads only the L text keys ({@link KvRangePlan#prefix}). The time embedding
+ * (sinusoid on the host, its two linears, the projection to the six modulation chunks and every block's modulation
+ * table) runs on the device in fp32, so a step waits for no host computation. Everything is queued on the context's
+ * legacy default stream, which the host-to-device copies are ordered with.
  */
 public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, AutoCloseable {
 

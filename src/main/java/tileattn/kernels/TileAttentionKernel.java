@@ -103,7 +103,7 @@ public final class TileAttentionKernel {
 
     @Override
     public String toString() {
-        return path + (path != Path.HOPPER_WARP_SPECIALIZED ? "" : (persistent ? " (persistent grid" : " (")
+        return path + (path != Path.HOPPER_WARP_SPECIALIZED ? "" : (persistent ? " (persistent grid, " : " (")
                 + keyBlock + "-key blocks)");
     }
 

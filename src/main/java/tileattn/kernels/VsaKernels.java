@@ -55,11 +55,9 @@ public final class VsaKernels {
         boolean hopper = library.context().device().computeCapabilityNumber() == 90;
         this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
                 ? TileAttentionKernel.Path.HOPPER : path);
-        // The fine backward runs the unfused kernels (its workspace holds no dQ accumulator).
-        TileAttentionBackwardKernel.Path fastest = TileAttentionBackwardKernel.Path.fastestFor(library);
+        // fastestFor never picks the fused dQ kernels, whose accumulator the workspace does not hold.
         this.backwardPath = path == TileAttentionKernel.Path.PORTABLE ? TileAttentionBackwardKernel.Path.PORTABLE
-                : fastest == TileAttentionBackwardKernel.Path.HOPPER_FUSED ? TileAttentionBackwardKernel.Path.HOPPER
-                : fastest;
+                : TileAttentionBackwardKernel.Path.fastestFor(library);
     }
 
     /** The fine attention kernel in use (never AUTO). */
