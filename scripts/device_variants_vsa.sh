@@ -7,7 +7,9 @@
 # For each side (the bundle as is, then each variant): VsaBenchmark quick (random inputs), then `bench dit
 # --attention vsa` (Wan-2.1 1.3B 480p, B = 2; the bundle's with the dense step too; the variants' with the jar
 # VARIANT_JAR when given, e.g. one whose defaults pick the variant's entry points), ROUNDS times over the sides
-# (default 1), alternating, since the step drifts by a few ms from run to run. Logs in $OUT.
+# (default 1), alternating, since the step drifts by a few ms from run to run. NCU=1 adds, per side, Nsight Compute
+# over the first NCU_COUNT (default 3) launches in a DiT step whose names match NCU_KERNELS (default: VSA's coarse
+# kernels and the Hopper 64-row fine forward). Logs in $OUT.
 set -o pipefail
 bundle=.device/tileattn
 out=${OUT:-/tmp/out}
@@ -43,3 +45,15 @@ for round in $(seq 1 "${ROUNDS:-1}"); do
     echo "== $side bench dit, round $round (rc $?): $(grep -E ' step ' "$out/$side/dit$round.log" | tr -s ' ' | tr '\n' ';')"
   done
 done
+if [[ "${NCU:-0}" == 1 ]]; then
+  for side in bundle ${VARIANTS:-}; do
+    jar=${VARIANT_JAR:-$bundle/tileattn.jar}
+    [[ "$side" == bundle ]] && jar=$bundle/tileattn.jar
+    timeout ${NCU_TIMEOUT:-150} ncu --target-processes all -k "regex:${NCU_KERNELS:-vsa_coarse|fwd_bm64}" -c ${NCU_COUNT:-3} \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
+      --section LaunchStats "$java" "${opts[@]}" -Xmx48g -cp "$(classpath "$side" "$jar" "")" tileattn.cli.Main \
+      bench dit --latent 21,60,104 --attention vsa --iters 1 --warmup 0 > "$out/$side/ncu-dit.txt" 2>&1
+    echo "== $side ncu (rc $?)"
+    grep -E "^  tileattn|^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Dynamic Shared|Grid Size)" "$out/$side/ncu-dit.txt" | head -60
+  done
+fi

@@ -701,6 +701,113 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
     if (coarse != nullptr) coarse_output<D>(sS, ss, sKV, pvPlane, rowSum, coarse, plane, q0, rows, tiles);
 }
 
+// ---------------------------------------------------------------- the selection alone, in two passes
+// A forward that needs only the selection (the coarse branch gated off, as in the DiT) takes it in two kernels:
+// coarse_scores, a register-tiled product of 64 query by 64 key tiles into global scratch, then coarse_select, one
+// warp per query tile. In coarse_fwd every block of 16 query tiles re-reads all of the plane's pooled keys and its
+// selection leaves the FMA units idle; here each key tile is read once per 64 query tiles and the selection runs at
+// full occupancy.
+
+constexpr int kScoreTile = 64;  // query and key tiles per block of coarse_scores
+
+__host__ __device__ constexpr size_t coarse_scores_smem(int d) {
+    return sizeof(float) * 2 * static_cast<size_t>(kScoreTile) * (d + 4);
+}
+
+// scores[plane][i][j] = scale x pq[i] . pk[j] over the block's 64 x 64 tiles, in chunk_scores's arithmetic (fmaf
+// chains t over columns 4c + t, summed (s0 + s1) + (s2 + s3), then scaled), so that both paths select alike.
+// Thread (ty, tx) of 16 x 16 owns rows ty + 16 i and keys tx + 16 e (i, e < 4); a warp spans 4 ty by 8 tx, so a
+// query float4 serves 8 lanes and a key float4 4 lanes, each load one wavefront (rows at stride D + 4 start four
+// banks apart). The columns arrive in two copy groups, the second half's while the first half's products run.
+template <int D>
+__device__ __forceinline__ void coarse_scores(const float* __restrict__ pq, const float* __restrict__ pk,
+                                              float* __restrict__ scores, int tiles, float scale) {
+    constexpr int LD = D + 4, HALF = D / 8;  // float4s per half row
+    static_assert(2 * kScoreTile * HALF % kThreads == 0, "whole copies per thread");
+    extern __shared__ float4 smem4[];
+    float* sQ = reinterpret_cast<float*>(smem4);  // [kScoreTile][LD]
+    float* sK = sQ + kScoreTile * LD;             // [kScoreTile][LD]
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int ty = 4 * (warp >> 1) + (lane >> 3), tx = 8 * (warp & 1) + (lane & 7);
+    const size_t plane = blockIdx.z;
+    const int k0 = blockIdx.x * kScoreTile, q0 = blockIdx.y * kScoreTile;
+    const float* q = pq + plane * tiles * D;
+    const float* k = pk + plane * tiles * D;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int u = 0; u < 2 * kScoreTile * HALF / kThreads; ++u) {
+            const int f = tid + u * kThreads, keys = f >= kScoreTile * HALF, r = f / HALF % kScoreTile;
+            const int c4 = h * HALF + f % HALF, row = min((keys ? k0 : q0) + r, tiles - 1);  // past the end: a real row
+            copy_async16((keys ? sK : sQ) + r * LD + 4 * c4, (keys ? k : q) + static_cast<size_t>(row) * D + 4 * c4);
+        }
+        copy_async_commit();
+    }
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+#pragma unroll
+            for (int t = 0; t < 4; ++t) acc[i][e][t] = 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        if (h == 0) {
+            copy_async_wait<1>();
+        } else {
+            copy_async_wait<0>();
+        }
+        __syncthreads();
+#pragma unroll 2
+        for (int c4 = h * HALF; c4 < (h + 1) * HALF; ++c4) {
+            float4 qv[4], kv[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) qv[i] = *reinterpret_cast<const float4*>(sQ + (ty + 16 * i) * LD + 4 * c4);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) kv[e] = *reinterpret_cast<const float4*>(sK + (tx + 16 * e) * LD + 4 * c4);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    acc[i][e][0] = fmaf(qv[i].x, kv[e].x, acc[i][e][0]);
+                    acc[i][e][1] = fmaf(qv[i].y, kv[e].y, acc[i][e][1]);
+                    acc[i][e][2] = fmaf(qv[i].z, kv[e].z, acc[i][e][2]);
+                    acc[i][e][3] = fmaf(qv[i].w, kv[e].w, acc[i][e][3]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int row = q0 + ty + 16 * i;
+        if (row >= tiles) continue;
+        float* out = scores + (plane * tiles + row) * tiles;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int key = k0 + tx + 16 * e;
+            if (key < tiles) out[key] = ((acc[i][e][0] + acc[i][e][1]) + (acc[i][e][2] + acc[i][e][3])) * scale;
+        }
+    }
+}
+
+// The top-k of each score row, one warp per query tile (kThreads / 32 per block, blockIdx.y the plane): the
+// selection, the fine kernel's KV ranges and the transpose bytes, as select_rows writes them. SLOTS as there.
+template <int SLOTS>
+__device__ __forceinline__ void coarse_select(const float* __restrict__ scores, int* __restrict__ selection,
+                                              int2* __restrict__ ranges, unsigned char* __restrict__ chosen,
+                                              const int* __restrict__ tileStarts, int tiles, int topK) {
+    const int queryTile = blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
+    if (queryTile >= tiles) return;
+    const size_t plane = blockIdx.y, row = plane * tiles + queryTile;
+    TopKTake out{selection + row * topK, ranges + row * topK, tileStarts,
+                 chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, queryTile, tiles, threadIdx.x & 31};
+    if constexpr (SLOTS == 0) {
+        warp_top_k(scores + row * tiles, topK, out);
+    } else {
+        warp_top_k_regs<SLOTS>(scores + row * tiles, topK, out);
+    }
+}
+
 // Backward of the coarse attention, per block of kQt query tiles: with P = exp(S - lse) and
 // dS = P (dCoarse V^T - delta), delta = rowsum(dCoarse x coarse), the pooled-query gradient is scale dS K. P and dS
 // go to global scratch for the column pass. Shared memory: coarse_bwd_rows_smem(D).
@@ -971,6 +1078,38 @@ TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 128)
 
 TILEATTN_VSA_COARSE_ENTRIES(64)
 TILEATTN_VSA_COARSE_ENTRIES(128)
+
+#define TILEATTN_VSA_SCORES_ENTRY(D)                                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) tileattn_vsa_coarse_scores_d##D(                       \
+        const float* pq, const float* pk, float* scores, int tiles, float scale) {                               \
+        tileattn::vsa::coarse_scores<D>(pq, pk, scores, tiles, scale);                                           \
+    }
+
+TILEATTN_VSA_SCORES_ENTRY(64)
+TILEATTN_VSA_SCORES_ENTRY(128)
+
+// One entry per register row length (SLOTS keys a lane: rows of up to 32 SLOTS tiles; 0 reads the row from memory
+// at every step), so that short rows do not pay the registers of long ones.
+#define TILEATTN_VSA_SELECT_ENTRY(SLOTS)                                                                         \
+    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_select_s##SLOTS(                      \
+        const float* scores, int* selection, int2* ranges, unsigned char* chosen, const int* tileStarts,         \
+        int tiles, int topK) {                                                                                   \
+        tileattn::vsa::coarse_select<SLOTS>(scores, selection, ranges, chosen, tileStarts, tiles, topK);         \
+    }
+
+TILEATTN_VSA_SELECT_ENTRY(0)
+TILEATTN_VSA_SELECT_ENTRY(4)
+TILEATTN_VSA_SELECT_ENTRY(8)
+TILEATTN_VSA_SELECT_ENTRY(12)
+TILEATTN_VSA_SELECT_ENTRY(16)
+TILEATTN_VSA_SELECT_ENTRY(20)
+TILEATTN_VSA_SELECT_ENTRY(24)
+TILEATTN_VSA_SELECT_ENTRY(28)
+TILEATTN_VSA_SELECT_ENTRY(32)
+TILEATTN_VSA_SELECT_ENTRY(36)
+TILEATTN_VSA_SELECT_ENTRY(40)
+TILEATTN_VSA_SELECT_ENTRY(44)
+TILEATTN_VSA_SELECT_ENTRY(48)
 
 extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_transpose_count(const unsigned char* chosen,
                                                                                 int* counts, int lists, int tiles) {

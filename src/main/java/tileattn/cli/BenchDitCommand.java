@@ -94,8 +94,9 @@ final class BenchDitCommand implements Callable<Integer> {
 
     /** One timed attention: median step, the last step's time per kind of work, all runs. */
     record Row(String attention, double stepMs, Map<StepProfile.Part, Double> parts, double[] runs) {
+        /** All of the self-attention: VSA's selection is timed apart from the attention kernels. */
         double attentionMs() {
-            return parts.get(StepProfile.Part.SELF_ATTENTION);
+            return parts.get(StepProfile.Part.SELF_ATTENTION) + parts.get(StepProfile.Part.VSA_SELECTION);
         }
 
         double share() {

@@ -486,7 +486,6 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             if (!pooled) {
                 kernels.toHeads(qkvParts, ws.cos, ws.sin, s, eps, stream);
             }
-            mark(StepProfile.Part.SELF_ATTENTION);
             selfAttention(attention, layer, tiles, ws, scale, pooled);
             mark(StepProfile.Part.SELF_OUT_GEMM);
             DeviceTensor y = gatedBranch(ws.rows, b.selfOutW, b.selfOutB, base + GATE_1, oneGate, ws);
@@ -556,9 +555,12 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
     private void selfAttention(SelfAttention attention, int layer, TileGrid tiles, Workspace ws, float scale,
                                boolean pooled) {
         switch (attention) {
-            case SelfAttention.Dense dense -> backend.attend(ws.q, ws.k, ws.v, ws.attended, AttentionSpec.dense(), scale,
-                    stream);
+            case SelfAttention.Dense dense -> {
+                mark(StepProfile.Part.SELF_ATTENTION);
+                backend.attend(ws.q, ws.k, ws.v, ws.attended, AttentionSpec.dense(), scale, stream);
+            }
             case SelfAttention.Sta sta -> {
+                mark(StepProfile.Part.SELF_ATTENTION);
                 Window[] windows = CpuSelfAttention.windows(sta, layer, c.heads(), tiles);
                 backend.attend(ws.q, ws.k, ws.v, ws.attended,
                         AttentionSpec.Sta.perHead(new TokenLayout(tiles, 0), windows), scale, stream);
@@ -566,9 +568,13 @@ public final class GpuWanModel implements WanTransformer<GpuWanModel.Text>, Auto
             case SelfAttention.Vsa vsa -> {
                 VsaWorkspace vws = vsaWorkspace(vsa, tiles, ws);
                 if (pooled) {
-                    vsaKernels.forwardFinePooled(ws.q, ws.k, new TokenColumns(ws.qkv, 2 * c.dim()), ws.attended, vws,
+                    mark(StepProfile.Part.VSA_SELECTION);
+                    vsaKernels.selectPooled(vws, scale, stream);
+                    mark(StepProfile.Part.SELF_ATTENTION);
+                    vsaKernels.forwardSelected(ws.q, ws.k, new TokenColumns(ws.qkv, 2 * c.dim()), ws.attended, vws,
                             scale, stream);
                 } else {
+                    mark(StepProfile.Part.SELF_ATTENTION);
                     vsaKernels.forwardFine(ws.q, ws.k, ws.v, ws.attended, vws, scale, stream);
                 }
             }

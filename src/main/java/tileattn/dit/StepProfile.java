@@ -21,6 +21,7 @@ public final class StepProfile {
         PATCH_EMBED("patch embed + head + unpatchify"),
         QKV_GEMM("qkv gemm"),
         QK_NORM_ROPE("q/k RMSNorm + RoPE, q/k/v to heads"),
+        VSA_SELECTION("VSA selection (coarse scores + top-k)"),
         SELF_ATTENTION("self-attention (output as token rows)"),
         SELF_OUT_GEMM("self out gemm"),
         RESIDUAL_NORM("residual + norm + modulation"),

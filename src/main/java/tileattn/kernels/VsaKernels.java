@@ -32,6 +32,10 @@ public final class VsaKernels {
     private static final int COARSE_QT = 16;
     private static final int COARSE_CHUNK = 32;
     private static final int COARSE_FWD_CHUNK = 64;
+    /** The selection's passes (vsa.cu): query and key tiles per scores block, query tiles (warps) per select block. */
+    private static final int SCORE_TILE = 64;
+    private static final int SELECT_ROWS = COARSE_THREADS / 32;
+    private static final int MAX_SELECT_SLOTS = 48;
     private static final int STATIC_SHARED_SLACK = 256;
     private static final int MAX_GRID_YZ = 65535;
 
@@ -171,11 +175,39 @@ public final class VsaKernels {
      */
     public void forwardFinePooled(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor out, VsaWorkspace ws,
                                   float scale, CudaStream stream) {
+        checkFine(q, k, v, out, ws, scale, stream);
+        coarse(ws, scale, false, stream);
+        fineSelected(q, k, v, out, ws, scale, stream);
+    }
+
+    /**
+     * The first half of {@link #forwardFinePooled(DeviceTensor, DeviceTensor, TokenColumns, DeviceTensor,
+     * VsaWorkspace, float, CudaStream)}, for callers that time the halves apart: the selection from ws's pooled q
+     * and k, and the fine kernel's KV ranges, left in ws.
+     */
+    public void selectPooled(VsaWorkspace ws, float scale, CudaStream stream) {
+        checkScale(scale);
+        Kernels.checkContext(library, stream);
+        coarse(ws, scale, false, stream);
+    }
+
+    /** The second half: the fine attention over the selection that {@link #selectPooled} left in ws. */
+    public void forwardSelected(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor out, VsaWorkspace ws,
+                                float scale, CudaStream stream) {
+        checkFine(q, k, v, out, ws, scale, stream);
+        fineSelected(q, k, v, out, ws, scale, stream);
+    }
+
+    private void checkFine(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor out, VsaWorkspace ws,
+                           float scale, CudaStream stream) {
         checkTokens(ws, new DeviceTensor[]{q, k}, new String[]{"q", "k"});
         checkScale(scale);
         checkFineOutput(out, ws, q, k, v.rows());
         Kernels.checkContext(library, stream, q, k, out);
-        coarse(ws, scale, false, stream);
+    }
+
+    private void fineSelected(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor out, VsaWorkspace ws,
+                              float scale, CudaStream stream) {
         VsaPlan plan = ws.plan();
         fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
                 plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
@@ -229,6 +261,10 @@ public final class VsaKernels {
         if (ws.chosen != null) {
             ws.chosen.fillAsync((byte) 0, stream);
         }
+        if (!withOutput) {
+            select(ws, scale, stream);
+            return;
+        }
         int qt = coarseQueryTiles(tiles, d);
         library.function(FAMILY, "tileattn_vsa_coarse_fwd_d" + d).launch(
                 Dim3.of((tiles + qt - 1) / qt, plan.planes()), Dim3.of(COARSE_THREADS), coarseForwardShared(d, qt, tiles),
@@ -237,6 +273,33 @@ public final class VsaKernels {
                         .i64(withOutput ? ws.coarseLse.buffer().address() : 0).pointer(ws.selection).pointer(ws.ranges)
                         .i64(ws.chosen == null ? 0 : ws.chosen.address())
                         .pointer(plan.tileStarts()).i32(tiles).i32(plan.topK()).i32(qt).f32(scale));
+    }
+
+    /**
+     * The selection alone, in passes of {@link VsaWorkspace#scorePlanes} planes: their scores into the workspace's
+     * scratch (64 × 64 tiles per block), then one warp's top-k per query tile.
+     */
+    private void select(VsaWorkspace ws, float scale, CudaStream stream) {
+        VsaPlan plan = ws.plan();
+        int tiles = plan.tiles(), d = ws.headDim(), topK = plan.topK(), planes = plan.planes();
+        int scoreBlocks = (tiles + SCORE_TILE - 1) / SCORE_TILE;
+        // Register rows in steps of four keys a lane (128 tiles) up to 48 keys; longer rows are read from memory.
+        int slots = tiles <= 32 * MAX_SELECT_SLOTS ? 4 * ((tiles + 127) / 128) : 0;
+        for (int p0 = 0; p0 < planes; p0 += ws.scorePlanes) {
+            int n = Math.min(ws.scorePlanes, planes - p0);
+            library.function(FAMILY, "tileattn_vsa_coarse_scores_d" + d).launch(new Dim3(scoreBlocks, scoreBlocks, n),
+                    Dim3.of(COARSE_THREADS), 4 * 2 * SCORE_TILE * (d + 4), stream,
+                    KernelArgs.of().i64(ws.pooledQ.buffer().address() + 4L * p0 * tiles * d)
+                            .i64(ws.pooledK.buffer().address() + 4L * p0 * tiles * d)
+                            .pointer(ws.coarseScores).i32(tiles).f32(scale));
+            long rows = (long) p0 * tiles;
+            library.function(FAMILY, "tileattn_vsa_coarse_select_s" + slots).launch(
+                    Dim3.of((tiles + SELECT_ROWS - 1) / SELECT_ROWS, n), Dim3.of(COARSE_THREADS), 0, stream,
+                    KernelArgs.of().pointer(ws.coarseScores).i64(ws.selection.address() + 4 * rows * topK)
+                            .i64(ws.ranges.address() + 8 * rows * topK)
+                            .i64(ws.chosen == null ? 0 : ws.chosen.address() + rows * tiles)
+                            .pointer(plan.tileStarts()).i32(tiles).i32(topK));
+        }
     }
 
     void fine(DeviceTensor q, DeviceTensor k, DeviceTensor v, VsaWorkspace ws, float scale, CudaStream stream) {

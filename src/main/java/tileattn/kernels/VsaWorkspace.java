@@ -21,12 +21,19 @@ public final class VsaWorkspace {
     private final boolean training;
     final DeviceTensor pooledQ, pooledK, pooledV, coarse, coarseLse, fine, fineLse;
     final DeviceBuffer selection, ranges;
+    /** The selection-only forward's scores of {@link #scorePlanes} planes, [scorePlanes, tiles, tiles] fp32. */
+    final DeviceBuffer coarseScores;
+    final int scorePlanes;
     // training only (null otherwise)
     final DeviceBuffer chosen;
     final DeviceTensor dCoarse, probs, dScores, pooledDq, pooledDk, pooledDv;
     final DeviceBuffer keyRangeCounts, keyRangeOffsets, keyRanges, fineScratch;
 
-    private VsaWorkspace(VsaPlan plan, DType dtype, int headDim, boolean training, DeviceScope scope) {
+    /** The most scratch a workspace without a backward spends on the selection's scores, unless one plane needs more. */
+    private static final long SCORE_SCRATCH_BYTES = 64L << 20;
+
+    private VsaWorkspace(VsaPlan plan, DType dtype, int headDim, boolean training, long scoreScratchBytes,
+                         DeviceScope scope) {
         this.plan = plan;
         this.dtype = dtype;
         this.headDim = headDim;
@@ -42,6 +49,7 @@ public final class VsaWorkspace {
         fineLse = scope.allocateTensor(DType.F32, b, h, s);
         selection = scope.allocate(4 * rangeCount);
         ranges = scope.allocate(8 * rangeCount);
+        long planeScores = 4L * tiles * tiles;
         if (training) {
             chosen = scope.allocate(Math.multiplyExact((long) plan.planes() * tiles, tiles));
             dCoarse = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
@@ -55,10 +63,15 @@ public final class VsaWorkspace {
             keyRangeOffsets = scope.allocate(4 * (lists + 1));
             keyRanges = scope.allocate(8 * rangeCount);  // each selected pair starts at most one run of query tiles
             fineScratch = scope.allocate(TileAttentionBackwardKernel.workspaceBytes(b, h, s));
+            // The backward writes probs before it reads them, so a forward may leave its scores there.
+            coarseScores = probs.buffer();
+            scorePlanes = plan.planes();
         } else {
             chosen = null;
             dCoarse = probs = dScores = pooledDq = pooledDk = pooledDv = null;
             keyRangeCounts = keyRangeOffsets = keyRanges = fineScratch = null;
+            scorePlanes = Math.clamp(scoreScratchBytes / planeScores, 1, plan.planes());
+            coarseScores = scope.allocate(scorePlanes * planeScores);
         }
     }
 
@@ -69,13 +82,19 @@ public final class VsaWorkspace {
      *                 fp32 matrices and one byte per tile pair)
      */
     public static VsaWorkspace allocate(VsaPlan plan, DType dtype, int headDim, boolean training, DeviceScope scope) {
+        return allocate(plan, dtype, headDim, training, SCORE_SCRATCH_BYTES, scope);
+    }
+
+    /** With a budget for the selection's scores other than 64 MiB (tests: several passes on small grids). */
+    static VsaWorkspace allocate(VsaPlan plan, DType dtype, int headDim, boolean training, long scoreScratchBytes,
+                                 DeviceScope scope) {
         if (dtype != DType.BF16 && dtype != DType.F16) {
             throw new IllegalArgumentException("VSA runs on BF16 or F16 tensors, got " + dtype);
         }
         if (headDim != 64 && headDim != 128) {
             throw new IllegalArgumentException("head dim must be 64 or 128, got " + headDim);
         }
-        return new VsaWorkspace(plan, dtype, headDim, training, scope);
+        return new VsaWorkspace(plan, dtype, headDim, training, scoreScratchBytes, scope);
     }
 
     public VsaPlan plan() {

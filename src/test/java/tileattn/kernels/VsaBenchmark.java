@@ -173,7 +173,9 @@ public final class VsaBenchmark {
                         vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s);
                     });
                     double gatedOff = medianMillis(scope, stream, s -> vsa.forwardFine(dq, dk, dv, ws, scale, s));
-                    System.out.printf(Locale.ROOT, "  %-16s gate-off forward (DiT's forwardFine) %.3f ms%n", variant, gatedOff);
+                    double selectionOnly = medianMillis(scope, stream, s -> vsa.coarse(ws, scale, false, s));
+                    System.out.printf(Locale.ROOT, "  %-16s gate-off forward (DiT's forwardFine) %.3f ms, of which the selection %.3f ms%n",
+                            variant, gatedOff, selectionOnly);
                     System.out.printf(Locale.ROOT, "  %-16s forward %.3f ms (pool %.3f, coarse %.3f, fine %.3f, combine %.3f),"
                                     + " backward %.3f ms (fine %.3f, coarse %.3f), forward+backward %.3f ms,"
                                     + " sampled rows rel. error %.2e%s%n", variant, forward, pool, coarse, fine, combine,

@@ -2,6 +2,9 @@ package tileattn.kernels;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -185,6 +188,81 @@ class VsaKernelsGpuTest {
                             what);
                 }
             }
+        }
+    }
+
+    /**
+     * The selection alone (scores into scratch, then a warp's top-k per query tile) against the coarse kernel of the
+     * full forward, which computes the scores in the same arithmetic: the same selection, KV ranges and transpose
+     * bytes bit for bit, on Gaussian inputs whatever their near ties. Over 27 tiles, Wan-2.1's 624, and 1,664 (rows
+     * too long for registers); then again in passes of one plane each.
+     */
+    @Test
+    void selectionAloneMatchesTheCoarseKernelBitForBit() {
+        record Shape(Shape3 video, Shape3 tile, int batch, int heads, int d, int topK) {
+        }
+        VsaKernels vsa = VARIANTS.getFirst().kernels;
+        Random rnd = new Random(41);
+        for (Shape sh : List.of(new Shape(new Shape3(9, 10, 11), new Shape3(4, 4, 4), 2, 3, 128, 5),
+                new Shape(new Shape3(21, 30, 52), new Shape3(4, 4, 4), 1, 2, 128, 78),
+                new Shape(new Shape3(8, 16, 52), new Shape3(1, 1, 4), 1, 2, 64, 100))) {
+            TileGrid grid = new TileGrid(sh.video, sh.tile);
+            int tiles = grid.tileCount(), planes = sh.batch * sh.heads;
+            int[] shape = {sh.batch, sh.heads, grid.videoTokens(), sh.d};
+            float scale = CpuAttention.defaultScale(sh.d);
+            String what = sh.toString();
+            try (DeviceScope scope = context.openScope()) {
+                CudaStream stream = scope.createStream();
+                DeviceTensor q = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, shape), DType.BF16);
+                DeviceTensor k = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, shape), DType.BF16);
+                DeviceTensor v = DeviceTensor.upload(scope, rounded(rnd, DType.BF16, 1, shape), DType.BF16);
+                VsaPlan plan = vsa.plan(grid, sh.batch, sh.heads, sh.topK, VARIANTS.getFirst().blockRows, scope);
+                VsaWorkspace ws = VsaWorkspace.allocate(plan, DType.BF16, sh.d, true, scope);
+                vsa.pool(q, k, v, ws, true, stream);
+                vsa.coarse(ws, scale, true, stream);
+                stream.synchronize();
+                Selection fused = Selection.of(ws);
+                ws.selection.fill((byte) 0xFF);
+                ws.ranges.fill((byte) 0xFF);
+                vsa.coarse(ws, scale, false, stream);
+                stream.synchronize();
+                fused.assertSame(Selection.of(ws), what);
+
+                VsaWorkspace onePlane = VsaWorkspace.allocate(plan, DType.BF16, sh.d, false, 4L * tiles * tiles, scope);
+                assertEquals(1, onePlane.scorePlanes, what);
+                vsa.pool(q, k, v, onePlane, false, stream);
+                onePlane.selection.fillAsync((byte) 0xFF, stream);
+                onePlane.ranges.fillAsync((byte) 0xFF, stream);
+                vsa.coarse(onePlane, scale, false, stream);
+                stream.synchronize();
+                Selection passes = Selection.of(onePlane);
+                assertArrayEquals(fused.tiles, passes.tiles, what + ": selection in " + planes + " passes");
+                assertArrayEquals(fused.ranges, passes.ranges, what + ": KV ranges in " + planes + " passes");
+            }
+        }
+    }
+
+    /** A workspace's selection, KV ranges and (training workspaces) transpose bytes, downloaded. */
+    private record Selection(int[] tiles, int[] ranges, byte[] chosen) {
+        static Selection of(VsaWorkspace ws) {
+            int[] tiles = new int[(int) (ws.selection.bytes() / 4)], ranges = new int[(int) (ws.ranges.bytes() / 4)];
+            ws.selection.copyToHost(tiles);
+            ws.ranges.copyToHost(ranges);
+            byte[] chosen = null;
+            if (ws.chosen != null) {
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment bytes = arena.allocate(ws.chosen.bytes());
+                    ws.chosen.copyToHost(bytes);
+                    chosen = bytes.toArray(ValueLayout.JAVA_BYTE);
+                }
+            }
+            return new Selection(tiles, ranges, chosen);
+        }
+
+        void assertSame(Selection other, String what) {
+            assertArrayEquals(tiles, other.tiles, what + ": selection");
+            assertArrayEquals(ranges, other.ranges, what + ": KV ranges");
+            assertArrayEquals(chosen, other.chosen, what + ": transpose bytes");
         }
     }
 
