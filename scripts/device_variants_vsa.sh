@@ -9,7 +9,7 @@
 # VARIANT_JAR when given, e.g. one whose defaults pick the variant's entry points), ROUNDS times over the sides
 # (default 1), alternating, since the step drifts by a few ms from run to run. NCU=1 adds, per side, Nsight Compute
 # over the first NCU_COUNT (default 3) launches in a DiT step whose names match NCU_KERNELS (default: VSA's coarse
-# kernels and the Hopper 64-row fine forward). Logs in $OUT.
+# kernels and the Hopper 64-row fine forward). VSABENCH=0 skips VsaBenchmark, ROUNDS=0 the DiT runs. Logs in $OUT.
 set -o pipefail
 bundle=.device/tileattn
 out=${OUT:-/tmp/out}
@@ -30,6 +30,7 @@ classpath() {
 }
 for side in bundle ${VARIANTS:-}; do
   mkdir -p "$out/$side"
+  [[ "${VSABENCH:-1}" == 0 ]] && continue
   timeout ${VSA_TIMEOUT:-100} "$java" "${opts[@]}" -Xmx16g \
     -cp "$(classpath "$side" "$bundle/tileattn.jar" "$bundle/test-classes")" \
     tileattn.kernels.VsaBenchmark "$out/$side" quick > "$out/$side/vsabench.log" 2>&1
