@@ -12,8 +12,14 @@
 //     the tensor cores work while the exponentials run. All threads copy K and V of the same block together with
 //     cp.async, two blocks ahead: two stages of K and three of V. The block's key rows come from a shared table
 //     that BN threads fill one step earlier, one cursor walk each, so the copy path holds no walks.
+//   - Packed blocks (the _bm64p_ entries, VSA's partial tiles): a 64-row block may hold up to four consecutive
+//     query tiles of 16, 32 or 48 rows, qblocks[b].w = 256 | the tile of warp w's rows in bits 2w, 2w+1 (0 for a
+//     block of one tile). Its list is the union of the tiles' selections and members[range] has bit s set when
+//     the block's tile s selected that range; a warp masks the keys its tile did not select, so four tiles of 16
+//     rows cost the union of their lists instead of four 64-row blocks over theirs.
 // Launch: grid (query blocks, heads, B), 256 threads, dynamic shared memory 896 * D + 1024 bytes (Sm90Config with
-// BN = 64); the _bm64_ entries take query blocks of at most 64 rows, 128 threads and 768 * D + 1024 bytes.
+// BN = 64); the _bm64_ entries take query blocks of at most 64 rows, 128 threads and 768 * D + 1024 bytes, the
+// _bm64p_ entries likewise, with the members pointer last.
 // Built for every target, but the body exists only in sm_90a code; elsewhere the entry points trap, and
 // callers pick tile_attention.cu by compute capability.
 #include "tileattn/tile_attention.cuh"
@@ -44,14 +50,16 @@ __device__ __forceinline__ void publish_copies() {
     __syncthreads();
 }
 
-template <typename T, typename C>
+template <typename T, typename C, bool PACKED = false>
 __device__ __forceinline__ void
 tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ o,
                         float* __restrict__ lse, const int4* __restrict__ qblocks, const int* __restrict__ listOf,
                         const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
-                        int S, float scaleLog2, int oTokenHeads = 0, int vTokenHeads = 0, int vRowStride = 0) {
+                        int S, float scaleLog2, int oTokenHeads = 0, int vTokenHeads = 0, int vRowStride = 0,
+                        const unsigned char* __restrict__ members = nullptr) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int D = C::D, BN = C::BN, BM = C::BM, THREADS = C::THREADS;
+    static_assert(!PACKED || (BN == 64 && BM == 64), "a packed block's member bits are two words per warp's 16 rows");
     constexpr int NT = BN / 8, DT = D / 8;
     using State = RowState<NT, DT>;
     using QLayout = Swizzle128<BM>;
@@ -67,6 +75,21 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
     const BlockWork work = block_work(qblocks, listOf, rangeOffsets, slots, heads, S, D, lse);
     __shared__ int2 stagedRanges[C::STAGED_RANGES];
     const int2* list = stage_ranges<C::STAGED_RANGES, THREADS>(stagedRanges, ranges, work.rangeBegin, work.rangeEnd, tid);
+    // A packed block's member bytes are staged with its ranges. The first version read them from global memory in
+    // each step's table fill, where the load's latency may stall the step: its fine forward measured 14% slower
+    // at 32,760 tokens (docs/benchmarks.md, tenth session). This staged version has not run on a GPU.
+    const bool packed = PACKED && ((qblocks[blockIdx.x].w >> 8) & 1);
+    const int memberSlot = PACKED ? (qblocks[blockIdx.x].w >> (2 * (tid >> 5))) & 3 : 0;
+    __shared__ unsigned char stagedMembers[PACKED ? C::STAGED_RANGES : 1];
+    const unsigned char* listMembers = nullptr;
+    if (packed) {
+        listMembers = members + work.rangeBegin;
+        const int n = work.rangeEnd - work.rangeBegin;
+        if (n <= C::STAGED_RANGES) {
+            for (int i = tid; i < n; i += THREADS) stagedMembers[i] = listMembers[i];
+            listMembers = stagedMembers;
+        }
+    }
     __syncthreads();
     const int total = packed_total(list, work.rangeEnd - work.rangeBegin, lane);
     const int blocks = (total + BN - 1) / BN;
@@ -103,13 +126,42 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
 
     // The key rows of a block come from a table in shared memory, written one step ahead by the first BN threads
     // (one walk each per block); the copies then keep load_rows' pattern of whole rows per warp instruction.
+    // Packed blocks also get, per block and tile s, which of the block's keys tile s selected: one bit per key in
+    // two words, four blocks deep, since a block's bits are read a step after its rows' slot is refilled.
     __shared__ int rowTable[2][BN];
+    __shared__ uint32_t memberBits[PACKED ? 4 : 1][4][2];
     PackedKeys keys;
     keys.start(list);
     auto fill_table = [&](int b) {
         if (tid < BN) {
             const int p = b * BN + tid;
-            rowTable[b & 1][tid] = p < total ? keys.row(p) : -1;
+            const bool real = p < total;
+            rowTable[b & 1][tid] = real ? keys.row(p) : -1;
+            if (packed) {
+                const int m = real ? listMembers[keys.r] : 0;
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    const uint32_t bits = __ballot_sync(0xffffffffu, (m >> s) & 1);
+                    if (lane == 0) memberBits[b & 3][s][tid >> 5] = bits;
+                }
+            }
+        }
+    };
+    // Block b's keys past the list's end, and in a packed block those the warp's tile did not select, get -inf.
+    auto mask = [&](float (&s)[NT][4], int b) {
+        if (packed) {
+            const uint32_t lo = memberBits[b & 3][memberSlot][0], hi = memberBits[b & 3][memberSlot][1];
+            if ((lo & hi) != 0xffffffffu) {
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) {
+                    const uint32_t word = nt < NT / 2 ? lo : hi;
+                    const int col = (nt % (NT / 2)) * 8 + 2 * (lane & 3);
+                    if (!((word >> col) & 1u)) { s[nt][0] = -INFINITY; s[nt][2] = -INFINITY; }
+                    if (!((word >> (col + 1)) & 1u)) { s[nt][1] = -INFINITY; s[nt][3] = -INFINITY; }
+                }
+            }
+        } else {
+            State::mask(s, b * BN, total, lane);
         }
     };
     auto load_block = [&](int b, int kStage, int vStage) {
@@ -148,7 +200,7 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
     scores(sA, sK);
     wgmma_wait<0>();
     pin(sA);
-    State::mask(sA, 0, total, lane);
+    mask(sA, 0);
 
     // Step j: block j's softmax and P V, block j+1's scores, block j+2's copies and block j+3's table. Block j+2
     // takes K stage j % 2, whose block j was scored in step j-1, and V stage (j+2) % 3, whose block j-1 was
@@ -161,13 +213,13 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
         cp_async_commit();
         scores(ahead, sK + ((j + 1) & 1) * C::KV_ELEMS);  // past the last block this reads stale data, never used
         if (j + 3 < blocks) fill_table(j + 3);
-        st.softmax(now, scaleLog2);
+        st.template softmax<PACKED>(now, scaleLog2);
         accumulate(now, sV + vNow * C::KV_ELEMS);
         wgmma_wait<0>();
         pin(ahead);
         pin(st.acc);
         if (++j >= blocks) return false;
-        State::mask(ahead, j * BN, total, lane);
+        mask(ahead, j);
         vNow = vNow == 2 ? 0 : vNow + 1;
         return true;
     };
@@ -229,3 +281,19 @@ TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf
 TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf16_d128, __nv_bfloat16, 128)
 TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_f16_d64, __half, 64)
 TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_f16_d128, __half, 128)
+
+// 64-row blocks that may pack several partial tiles (see the header), with their list's member bits.
+#define TILEATTN_TILE_ATTENTION_SM90_BM64P_ENTRY(NAME, T, D)                                                   \
+    extern "C" __global__ void __launch_bounds__(128, 2)                                                       \
+    NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
+         const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
+         int oTokenHeads, int vTokenHeads, int vRowStride, const unsigned char* members) {                     \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64>, true>(                           \
+            q, k, v, o, lse, qblocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2, oTokenHeads,     \
+            vTokenHeads, vRowStride, members);                                                                 \
+    }
+
+TILEATTN_TILE_ATTENTION_SM90_BM64P_ENTRY(tileattn_tile_attention_sm90_fwd_bm64p_bf16_d64, __nv_bfloat16, 64)
+TILEATTN_TILE_ATTENTION_SM90_BM64P_ENTRY(tileattn_tile_attention_sm90_fwd_bm64p_bf16_d128, __nv_bfloat16, 128)
+TILEATTN_TILE_ATTENTION_SM90_BM64P_ENTRY(tileattn_tile_attention_sm90_fwd_bm64p_f16_d64, __half, 64)
+TILEATTN_TILE_ATTENTION_SM90_BM64P_ENTRY(tileattn_tile_attention_sm90_fwd_bm64p_f16_d128, __half, 128)

@@ -710,83 +710,123 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
 
 constexpr int kScoreTile = 64;  // query and key tiles per block of coarse_scores
 
+// Pooled rows transposed in shared memory, [D][kScoreTile + 4]: the 64 tiles' values of one column lie together,
+// and the columns of a chain step (d = 4c + t, t < 4) start four banks apart.
+constexpr int kScoreLd = kScoreTile + 4;
+
 __host__ __device__ constexpr size_t coarse_scores_smem(int d) {
-    return sizeof(float) * 2 * static_cast<size_t>(kScoreTile) * (d + 4);
+    return sizeof(float) * 2 * static_cast<size_t>(d) * kScoreLd;
 }
 
 // scores[plane][i][j] = scale x pq[i] . pk[j] over the block's 64 x 64 tiles, in chunk_scores's arithmetic (fmaf
 // chains t over columns 4c + t, summed (s0 + s1) + (s2 + s3), then scaled), so that both paths select alike.
-// Thread (ty, tx) of 16 x 16 owns rows ty + 16 i and keys tx + 16 e (i, e < 4); a warp spans 4 ty by 8 tx, so a
-// query float4 serves 8 lanes and a key float4 4 lanes, each load one wavefront (rows at stride D + 4 start four
-// banks apart). The columns arrive in two copy groups, the second half's while the first half's products run.
+// Lane (t = lane / 8, rg = lane % 8) of warp kg runs chain t for 8 rows (4 rg + i, 32 + 4 rg + i) by 8 keys
+// (4 kg + e, 32 + 4 kg + e): per column, two row and two key float4s serve 64 fmaf, and with one chain per lane
+// the 64 accumulators leave registers to load the next column early. The four chains then meet in two shuffle
+// rounds, and the 64 x 64 scores leave through shared memory as whole rows. Half of the columns are in shared
+// memory while the other half loads.
 template <int D>
 __device__ __forceinline__ void coarse_scores(const float* __restrict__ pq, const float* __restrict__ pk,
                                               float* __restrict__ scores, int tiles, float scale) {
-    constexpr int LD = D + 4, HALF = D / 8;  // float4s per half row
-    static_assert(2 * kScoreTile * HALF % kThreads == 0, "whole copies per thread");
+    constexpr int HALF4 = D / 8;                                  // float4 columns per half row
+    constexpr int LOADS = kScoreTile * HALF4 / kThreads;          // a thread's float4s of one matrix per half
+    constexpr int SS = kScoreTile + 1;                            // output rows in shared memory
+    static_assert(kScoreTile * HALF4 % kThreads == 0 && kScoreTile * SS <= 2 * D * kScoreLd, "staging fits");
     extern __shared__ float4 smem4[];
-    float* sQ = reinterpret_cast<float*>(smem4);  // [kScoreTile][LD]
-    float* sK = sQ + kScoreTile * LD;             // [kScoreTile][LD]
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int ty = 4 * (warp >> 1) + (lane >> 3), tx = 8 * (warp & 1) + (lane & 7);
+    float* sQ = reinterpret_cast<float*>(smem4);  // [D][kScoreLd]
+    float* sK = sQ + D * kScoreLd;                // [D][kScoreLd]
+    const int tid = threadIdx.x, lane = tid & 31, kg = tid >> 5, t = lane >> 3, rg = lane & 7;
     const size_t plane = blockIdx.z;
     const int k0 = blockIdx.x * kScoreTile, q0 = blockIdx.y * kScoreTile;
     const float* q = pq + plane * tiles * D;
     const float* k = pk + plane * tiles * D;
+
+    // Thread f takes tile row f % 64 (rows past the matrix repeat its last row) and float4 column f / 64 of the
+    // half: a warp's stores fill 32 consecutive floats of one transposed row.
+    float4 gq[LOADS], gk[LOADS];
+    auto load = [&](int h) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int u = 0; u < 2 * kScoreTile * HALF / kThreads; ++u) {
-            const int f = tid + u * kThreads, keys = f >= kScoreTile * HALF, r = f / HALF % kScoreTile;
-            const int c4 = h * HALF + f % HALF, row = min((keys ? k0 : q0) + r, tiles - 1);  // past the end: a real row
-            copy_async16((keys ? sK : sQ) + r * LD + 4 * c4, (keys ? k : q) + static_cast<size_t>(row) * D + 4 * c4);
+        for (int u = 0; u < LOADS; ++u) {
+            const int f = tid + u * kThreads, r = f % kScoreTile, c4 = h * HALF4 + f / kScoreTile;
+            gq[u] = reinterpret_cast<const float4*>(q + static_cast<size_t>(min(q0 + r, tiles - 1)) * D)[c4];
+            gk[u] = reinterpret_cast<const float4*>(k + static_cast<size_t>(min(k0 + r, tiles - 1)) * D)[c4];
         }
-        copy_async_commit();
-    }
-    float acc[4][4][4];
+    };
+    auto store = [&](int h) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-#pragma unroll
-            for (int t = 0; t < 4; ++t) acc[i][e][t] = 0.f;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        if (h == 0) {
-            copy_async_wait<1>();
-        } else {
-            copy_async_wait<0>();
+        for (int u = 0; u < LOADS; ++u) {
+            const int f = tid + u * kThreads, r = f % kScoreTile, d = 4 * (h * HALF4 + f / kScoreTile);
+            sQ[d * kScoreLd + r] = gq[u].x;
+            sQ[(d + 1) * kScoreLd + r] = gq[u].y;
+            sQ[(d + 2) * kScoreLd + r] = gq[u].z;
+            sQ[(d + 3) * kScoreLd + r] = gq[u].w;
+            sK[d * kScoreLd + r] = gk[u].x;
+            sK[(d + 1) * kScoreLd + r] = gk[u].y;
+            sK[(d + 2) * kScoreLd + r] = gk[u].z;
+            sK[(d + 3) * kScoreLd + r] = gk[u].w;
         }
-        __syncthreads();
-#pragma unroll 2
-        for (int c4 = h * HALF; c4 < (h + 1) * HALF; ++c4) {
-            float4 qv[4], kv[4];
+    };
+    float acc[8][8];
 #pragma unroll
-            for (int i = 0; i < 4; ++i) qv[i] = *reinterpret_cast<const float4*>(sQ + (ty + 16 * i) * LD + 4 * c4);
+    for (int i = 0; i < 8; ++i)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) kv[e] = *reinterpret_cast<const float4*>(sK + (tx + 16 * e) * LD + 4 * c4);
+        for (int e = 0; e < 8; ++e) acc[i][e] = 0.f;
+    // Chain t's steps c over the half's columns 4c + t, in ascending order.
+    auto compute = [&](int h) {
+#pragma unroll 4
+        for (int c = h * D / 8; c < (h + 1) * D / 8; ++c) {
+            const float* qd = sQ + (4 * c + t) * kScoreLd;
+            const float* kd = sK + (4 * c + t) * kScoreLd;
+            const float4 qa = *reinterpret_cast<const float4*>(qd + 4 * rg);
+            const float4 qb = *reinterpret_cast<const float4*>(qd + 32 + 4 * rg);
+            const float4 ka = *reinterpret_cast<const float4*>(kd + 4 * kg);
+            const float4 kb = *reinterpret_cast<const float4*>(kd + 32 + 4 * kg);
+            const float qv[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+            const float kv[8] = {ka.x, ka.y, ka.z, ka.w, kb.x, kb.y, kb.z, kb.w};
 #pragma unroll
-            for (int i = 0; i < 4; ++i) {
+            for (int i = 0; i < 8; ++i)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    acc[i][e][0] = fmaf(qv[i].x, kv[e].x, acc[i][e][0]);
-                    acc[i][e][1] = fmaf(qv[i].y, kv[e].y, acc[i][e][1]);
-                    acc[i][e][2] = fmaf(qv[i].z, kv[e].z, acc[i][e][2]);
-                    acc[i][e][3] = fmaf(qv[i].w, kv[e].w, acc[i][e][3]);
-                }
-            }
+                for (int e = 0; e < 8; ++e) acc[i][e] = fmaf(qv[i], kv[e], acc[i][e]);
         }
-    }
+    };
+    load(0);
+    store(0);
+    __syncthreads();
+    load(1);
+    compute(0);
+    store(1);
+    __syncthreads();
+    compute(1);
+
+    // Chains t and t ^ 1 meet first (odd t keeps rows 32 + ..., even t rows 4 rg + ...), then the pairs (t < 2
+    // keeps keys 4 kg + ..., t >= 2 keys 32 + ...): (s0 + s1) + (s2 + s3), as the order of addends does not matter.
+    float pair[4][8];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const int row = q0 + ty + 16 * i;
-        if (row >= tiles) continue;
-        float* out = scores + (plane * tiles + row) * tiles;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            const float mine = t & 1 ? acc[i + 4][e] : acc[i][e];
+            pair[i][e] = mine + __shfl_xor_sync(kFull, t & 1 ? acc[i][e] : acc[i + 4][e], 8);
+        }
+    }
+    __syncthreads();  // every warp is done with sQ and sK: the scores take their place
+    float* sS = sQ;   // [kScoreTile][SS]
+    const int row0 = (t & 1) * 32 + 4 * rg, key0 = (t >> 1) * 32 + 4 * kg;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            const int key = k0 + tx + 16 * e;
-            if (key < tiles) out[key] = ((acc[i][e][0] + acc[i][e][1]) + (acc[i][e][2] + acc[i][e][3])) * scale;
+            const float mine = t & 2 ? pair[i][e + 4] : pair[i][e];
+            const float theirs = __shfl_xor_sync(kFull, t & 2 ? pair[i][e] : pair[i][e + 4], 16);
+            sS[(row0 + i) * SS + key0 + e] = (mine + theirs) * scale;
         }
+    }
+    __syncthreads();
+    const int keys = min(kScoreTile, tiles - k0);
+#pragma unroll 4
+    for (int f = tid; f < kScoreTile * kScoreTile; f += kThreads) {
+        const int r = f / kScoreTile, j = f % kScoreTile;
+        if (q0 + r < tiles && j < keys) scores[(plane * tiles + q0 + r) * tiles + k0 + j] = sS[r * SS + j];
     }
 }
 
@@ -1028,6 +1068,54 @@ __device__ __forceinline__ void transpose_fill(const unsigned char* __restrict__
     }
 }
 
+// ---------------------------------------------------------------- packed blocks' lists (fine forward)
+
+// The list of a packed block of the fine kernel (tile_attention_sm90.cu's _bm64p_ entries) for one plane: the
+// union of the selections of group.y consecutive query tiles from group.x, in ascending KV tile order, with
+// members[r] bit s set when tile group.x + s selected range r; the tail of the list's `capacity` entries gets
+// empty ranges, which the fine kernel's walk passes over.
+__device__ __forceinline__ void pack_union(const int* __restrict__ selection, const int2* __restrict__ groups,
+                                           const int* __restrict__ tileStarts, int2* __restrict__ ranges,
+                                           unsigned char* __restrict__ members, int groupCount, int tiles, int topK,
+                                           int capacity) {
+    extern __shared__ unsigned char chosenBy[];  // [tiles]: bit s when the group's tile s selected the KV tile
+    __shared__ int warpCounts[kThreads / 32];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int plane = blockIdx.y;
+    const int2 group = groups[blockIdx.x];
+    for (int t = tid; t < tiles; t += kThreads) chosenBy[t] = 0;
+    __syncthreads();
+    for (int s = 0; s < group.y; ++s) {  // a selection names each tile once: no two threads write one byte per pass
+        const int* sel = selection + (static_cast<size_t>(plane) * tiles + group.x + s) * topK;
+        for (int i = tid; i < topK; i += kThreads) chosenBy[sel[i]] |= 1 << s;
+        __syncthreads();
+    }
+    const size_t list = static_cast<size_t>(plane) * groupCount + blockIdx.x;
+    int2* out = ranges + list * capacity;
+    unsigned char* outMembers = members + list * capacity;
+    int written = 0;
+    for (int base = 0; base < tiles; base += kThreads) {
+        const int t = base + tid;
+        const int m = t < tiles ? chosenBy[t] : 0;
+        const unsigned ballot = __ballot_sync(kFull, m != 0);
+        if (lane == 0) warpCounts[warp] = __popc(ballot);
+        __syncthreads();
+        int before = written;
+        for (int w = 0; w < warp; ++w) before += warpCounts[w];
+        if (m != 0) {
+            const int r = before + __popc(ballot & lanes_below());
+            out[r] = make_int2(tileStarts[t], tileStarts[t + 1]);
+            outMembers[r] = static_cast<unsigned char>(m);
+        }
+        for (int w = 0; w < kThreads / 32; ++w) written += warpCounts[w];
+        __syncthreads();
+    }
+    for (int r = written + tid; r < capacity; r += kThreads) {
+        out[r] = make_int2(0, 0);
+        outMembers[r] = 0;
+    }
+}
+
 }  // namespace vsa
 }  // namespace tileattn
 
@@ -1125,4 +1213,13 @@ extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_transpose_fill(co
                                                                                const int* tileStarts, int lists,
                                                                                int tiles) {
     tileattn::vsa::transpose_fill(chosen, offsets, ranges, tileStarts, lists, tiles);
+}
+
+// Grid (groups, P) x 256 threads, dynamic shared memory `tiles` bytes; ranges and members point at the packed
+// lists' part of their arrays (list plane * groupCount + group at list * capacity).
+extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_pack_union(const int* selection, const int2* groups,
+                                                                           const int* tileStarts, int2* ranges,
+                                                                           unsigned char* members, int groupCount,
+                                                                           int tiles, int topK, int capacity) {
+    tileattn::vsa::pack_union(selection, groups, tileStarts, ranges, members, groupCount, tiles, topK, capacity);
 }

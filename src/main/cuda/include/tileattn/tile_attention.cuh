@@ -158,7 +158,9 @@ struct RowState {
     // Online softmax in the log2 domain: s becomes exp2(s * scaleLog2 - rowMax) and the row sums absorb it; alpha
     // gets the factor the accumulators must be scaled by, which update leaves to the caller so that a kernel whose
     // P·V product is still running on the accumulators can apply it later. Every block holds at least one real
-    // key per row, so the new maximum is finite.
+    // key per row, so the new maximum is finite, unless EMPTY_ROWS: then a row may have met only masked keys so
+    // far, and its probabilities and alpha must come out 0 rather than exp2(-inf + inf).
+    template <bool EMPTY_ROWS = false>
     __device__ __forceinline__ void update(float (&s)[NT][4], float scaleLog2, float (&alpha)[2]) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -168,13 +170,14 @@ struct RowState {
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             const float newMax = fmaxf(rowMax[h], mx * scaleLog2);
-            alpha[h] = fast_exp2(rowMax[h] - newMax);
+            const float base = EMPTY_ROWS && newMax == -INFINITY ? 0.f : newMax;
+            alpha[h] = fast_exp2(rowMax[h] - base);
             rowMax[h] = newMax;
             float sum = 0.f;
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
-                s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scaleLog2, -newMax));
-                s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scaleLog2, -newMax));
+                s[nt][2 * h] = fast_exp2(fmaf(s[nt][2 * h], scaleLog2, -base));
+                s[nt][2 * h + 1] = fast_exp2(fmaf(s[nt][2 * h + 1], scaleLog2, -base));
                 sum += s[nt][2 * h] + s[nt][2 * h + 1];
             }
             rowSum[h] = rowSum[h] * alpha[h] + sum;
@@ -191,9 +194,10 @@ struct RowState {
         }
     }
 
+    template <bool EMPTY_ROWS = false>
     __device__ __forceinline__ void softmax(float (&s)[NT][4], float scaleLog2) {
         float alpha[2];
-        update(s, scaleLog2, alpha);
+        update<EMPTY_ROWS>(s, scaleLog2, alpha);
         rescale(alpha);
     }
 

@@ -169,52 +169,50 @@ public final class TileAttentionKernel {
         }
         checkBlockRows(p.blockRows());
         launch(q, k, v.buffer().address(), 0, 0, o, lse, plan.queryBlocks(), p.blockCount(), p.blockRows(),
-                plan.listOf(), plan.rangeOffsets(), plan.ranges(), p.slots(), heads,
+                plan.listOf(), plan.rangeOffsets(), plan.ranges(), null, p.slots(), heads,
                 new Dim3(p.blockCount(), heads, batch), scale, outputTokenHeads(q, o), stream);
     }
 
     /**
      * Queues the forward over work tables already in device memory in which every (batch, head) pair is a plane of
-     * its own: the KV list of (plane = batch · heads + head, slot) is {@code listOf[plane · slots + slot]}. VSA
-     * writes such lists on the device, one per plane. Query blocks hold at most {@code blockRows} rows: 128, or 64
-     * on the Hopper path.
+     * its own ({@link PlaneLists}; VSA writes such lists on the device). Query blocks hold at most 128 rows, or 64 on
+     * the Hopper path, which alone takes blocks packing several tiles (lists with member bytes).
      */
     void forwardPlanes(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor o, DeviceTensor lse,
-                       DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
-                       DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
+                       PlaneLists lists, float scale, CudaStream stream) {
         checkTensors(q, k, v, o, lse, scale, stream);
-        forwardPlanes(q, k, v.buffer().address(), 0, 0, o, lse, queryBlocks, blockCount, blockRows, listOf,
-                rangeOffsets, ranges, slots, scale, stream);
+        forwardPlanes(q, k, v.buffer().address(), 0, 0, o, lse, lists, scale, stream);
     }
 
     /**
-     * {@link #forwardPlanes(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, DeviceBuffer, int,
-     * int, DeviceBuffer, DeviceBuffer, DeviceBuffer, int, float, CudaStream)} with V read from token rows (the
-     * portable and HOPPER kernels; the warp-specialized one reads V through a tensor map of planes).
+     * {@link #forwardPlanes(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, PlaneLists, float,
+     * CudaStream)} with V read from token rows (the portable and HOPPER kernels; the warp-specialized one reads V
+     * through a tensor map of planes).
      */
     void forwardPlanes(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor o, DeviceTensor lse,
-                       DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
-                       DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, float scale, CudaStream stream) {
+                       PlaneLists lists, float scale, CudaStream stream) {
         if (path == Path.HOPPER_WARP_SPECIALIZED) {
             throw new IllegalArgumentException("the warp-specialized kernel reads V as planes, not token rows");
         }
         checkShared(q, k, v.rows(), o, lse, scale, stream);
         v.checkLike(q, "v");
-        forwardPlanes(q, k, v.address(), q.dim(1), v.rowStride(), o, lse, queryBlocks, blockCount, blockRows, listOf,
-                rangeOffsets, ranges, slots, scale, stream);
+        forwardPlanes(q, k, v.address(), q.dim(1), v.rowStride(), o, lse, lists, scale, stream);
     }
 
     private void forwardPlanes(DeviceTensor q, DeviceTensor k, long v, int vTokenHeads, int vRowStride, DeviceTensor o,
-                               DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount, int blockRows,
-                               DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots,
-                               float scale, CudaStream stream) {
-        checkBlockRows(blockRows);
+                               DeviceTensor lse, PlaneLists lists, float scale, CudaStream stream) {
+        checkBlockRows(lists.blockRows());
+        if (lists.members() != null && !(path == Path.HOPPER && lists.blockRows() == 64)) {
+            throw new IllegalArgumentException("blocks packing several tiles need the HOPPER kernel with 64-row blocks, "
+                    + "not " + path + " with " + lists.blockRows());
+        }
         int planes = Math.multiplyExact(q.dim(0), q.dim(1));
         if (planes > MAX_GRID_YZ) {
             throw new IllegalArgumentException("B x heads = " + planes + " must be at most " + MAX_GRID_YZ);
         }
-        launch(q, k, v, vTokenHeads, vRowStride, o, lse, queryBlocks, blockCount, blockRows, listOf, rangeOffsets,
-                ranges, slots, planes, new Dim3(blockCount, planes, 1), scale, outputTokenHeads(q, o), stream);
+        launch(q, k, v, vTokenHeads, vRowStride, o, lse, lists.queryBlocks(), lists.blockCount(), lists.blockRows(),
+                lists.listOf(), lists.rangeOffsets(), lists.ranges(), lists.members(), lists.slots(), planes,
+                new Dim3(lists.blockCount(), planes, 1), scale, outputTokenHeads(q, o), stream);
     }
 
     private void checkBlockRows(int blockRows) {
@@ -300,8 +298,8 @@ public final class TileAttentionKernel {
     /** v: the address of V's planes (vTokenHeads 0) or of its first token row's first head (see TokenColumns). */
     private void launch(DeviceTensor q, DeviceTensor k, long v, int vTokenHeads, int vRowStride, DeviceTensor o,
                         DeviceTensor lse, DeviceBuffer queryBlocks, int blockCount, int blockRows, DeviceBuffer listOf,
-                        DeviceBuffer rangeOffsets, DeviceBuffer ranges, int slots, int heads, Dim3 grid, float scale,
-                        int oTokenHeads, CudaStream stream) {
+                        DeviceBuffer rangeOffsets, DeviceBuffer ranges, DeviceBuffer members, int slots, int heads,
+                        Dim3 grid, float scale, int oTokenHeads, CudaStream stream) {
         int d = q.dim(3);
         boolean bm64 = blockRows == 64;
         String family = switch (path) {
@@ -310,7 +308,7 @@ public final class TileAttentionKernel {
             case HOPPER_WARP_SPECIALIZED -> WARP_SPECIALIZED_FAMILY;
             case AUTO -> throw new IllegalStateException("AUTO is resolved in the constructor");
         };
-        String blocks = bm64 ? "bm64_" : path == Path.HOPPER_WARP_SPECIALIZED && keyBlock == 128 ? "n128_" : "";
+        String blocks = members != null ? "bm64p_" : bm64 ? "bm64_" : path == Path.HOPPER_WARP_SPECIALIZED && keyBlock == 128 ? "n128_" : "";
         String entry = "tileattn_" + family + "_fwd_" + blocks + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_d" + d;
         float scaleLog2 = (float) (scale / Math.log(2));
         if (path == Path.HOPPER_WARP_SPECIALIZED) {
@@ -329,6 +327,9 @@ public final class TileAttentionKernel {
                 .pointer(queryBlocks).pointer(listOf).pointer(rangeOffsets).pointer(ranges)
                 .i32(slots).i32(heads).i32(q.dim(2))
                 .f32(scaleLog2).i32(oTokenHeads).i32(vTokenHeads).i32(vRowStride);
+        if (members != null) {
+            args.pointer(members);
+        }
         library.function(family, entry).launch(grid, Dim3.of(threads), sharedBytes, stream, args);
     }
 

@@ -208,9 +208,8 @@ public final class VsaKernels {
 
     private void fineSelected(DeviceTensor q, DeviceTensor k, TokenColumns v, DeviceTensor out, VsaWorkspace ws,
                               float scale, CudaStream stream) {
-        VsaPlan plan = ws.plan();
-        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
-                plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
+        packUnion(ws, stream);
+        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, ws.fineLists(), scale, stream);
     }
 
     private void forwardFine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws,
@@ -288,7 +287,7 @@ public final class VsaKernels {
         for (int p0 = 0; p0 < planes; p0 += ws.scorePlanes) {
             int n = Math.min(ws.scorePlanes, planes - p0);
             library.function(FAMILY, "tileattn_vsa_coarse_scores_d" + d).launch(new Dim3(scoreBlocks, scoreBlocks, n),
-                    Dim3.of(COARSE_THREADS), 4 * 2 * SCORE_TILE * (d + 4), stream,
+                    Dim3.of(COARSE_THREADS), 4 * 2 * d * (SCORE_TILE + 4), stream,
                     KernelArgs.of().i64(ws.pooledQ.buffer().address() + 4L * p0 * tiles * d)
                             .i64(ws.pooledK.buffer().address() + 4L * p0 * tiles * d)
                             .pointer(ws.coarseScores).i32(tiles).f32(scale));
@@ -308,9 +307,22 @@ public final class VsaKernels {
 
     private void fine(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, VsaWorkspace ws, float scale,
                       CudaStream stream) {
+        packUnion(ws, stream);
+        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, ws.fineLists(), scale, stream);
+    }
+
+    /** The lists of the blocks that pack several tiles, from their tiles' selections (none without such blocks). */
+    private void packUnion(VsaWorkspace ws, CudaStream stream) {
         VsaPlan plan = ws.plan();
-        fineKernel.forwardPlanes(q, k, v, out, ws.fineLse, plan.queryBlocks(), plan.queryBlockCount(),
-                plan.blockRows(), plan.listOf(), plan.rangeOffsets(), ws.ranges, plan.tiles(), scale, stream);
+        if (plan.groupCount() == 0) {
+            return;
+        }
+        long base = plan.packedRangeBase();
+        library.function(FAMILY, "tileattn_vsa_pack_union").launch(Dim3.of(plan.groupCount(), plan.planes()),
+                Dim3.of(COARSE_THREADS), plan.tiles(), stream, KernelArgs.of().pointer(ws.selection)
+                        .pointer(plan.groups()).pointer(plan.tileStarts()).i64(ws.ranges.address() + 8 * base)
+                        .i64(ws.members.address() + base).i32(plan.groupCount()).i32(plan.tiles())
+                        .i32(plan.topK()).i32(plan.packedCapacity()));
     }
 
     void combine(DeviceTensor gate, DeviceTensor out, VsaWorkspace ws, CudaStream stream) {

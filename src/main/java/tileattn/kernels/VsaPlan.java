@@ -14,6 +14,12 @@ import tileattn.layout.TileGrid;
  * backward's KV blocks (per KV tile, for dK/dV) are numbered the same way; their lists of query ranges are built on
  * the device from the forward's selection. The backward's kernels have blocks of {@link #backwardRows} rows, which
  * may differ from the forward's: its dQ kernel reads query blocks of that size over the same lists.
+ * <p>
+ * With 64-row blocks the forward packs partial tiles ({@link PackedTiles}): group g's list for a plane is
+ * {@code planes · tiles + plane · groups + g}, at most {@link #packedCapacity} ranges from {@link #packedRangeBase}
+ * on, built on the device from its tiles' selections. The forward's own block table, list numbering
+ * ({@code tiles + groups} slots per plane) and offsets cover both kinds of list; without groups they are the
+ * tables above.
  */
 public final class VsaPlan {
 
@@ -23,35 +29,41 @@ public final class VsaPlan {
     private final int topK;
     private final int blockRows;
     private final int backwardRows;
-    private final int queryBlockCount;
     private final int gradientQueryBlockCount;
     private final int keyBlockCount;
     private final DeviceBuffer tileStarts;
-    private final DeviceBuffer queryBlocks;
     private final DeviceBuffer listOf;
     private final DeviceBuffer rangeOffsets;
     private final DeviceBuffer keyBlocks;
     private final DeviceBuffer gradientQueryBlocks;
+    private final ForwardTables forward;
+
+    /** Tiles at most for packing: the union kernel keeps a byte per KV tile in 48 KiB of shared memory. */
+    static final int MAX_PACKED_TILES = 48 * 1024;
+
+    /** The forward's tables, with packed groups (see the class comment) or without (the plain lists, capacity 0). */
+    private record ForwardTables(int groupCount, int capacity, DeviceBuffer groups, DeviceBuffer blocks, int blockCount,
+                           DeviceBuffer listOf, DeviceBuffer rangeOffsets) {
+    }
 
     private VsaPlan(TileGrid grid, int batch, int heads, int topK, int blockRows, int backwardRows,
-                    int queryBlockCount, int gradientQueryBlockCount, int keyBlockCount, DeviceBuffer tileStarts,
-                    DeviceBuffer queryBlocks, DeviceBuffer listOf, DeviceBuffer rangeOffsets, DeviceBuffer keyBlocks,
-                    DeviceBuffer gradientQueryBlocks) {
+                    int gradientQueryBlockCount, int keyBlockCount, DeviceBuffer tileStarts, DeviceBuffer listOf,
+                    DeviceBuffer rangeOffsets, DeviceBuffer keyBlocks, DeviceBuffer gradientQueryBlocks,
+                    ForwardTables forward) {
         this.grid = grid;
         this.batch = batch;
         this.heads = heads;
         this.topK = topK;
         this.blockRows = blockRows;
         this.backwardRows = backwardRows;
-        this.queryBlockCount = queryBlockCount;
         this.gradientQueryBlockCount = gradientQueryBlockCount;
         this.keyBlockCount = keyBlockCount;
         this.tileStarts = tileStarts;
-        this.queryBlocks = queryBlocks;
         this.listOf = listOf;
         this.rangeOffsets = rangeOffsets;
         this.keyBlocks = keyBlocks;
         this.gradientQueryBlocks = gradientQueryBlocks;
+        this.forward = forward;
     }
 
     /**
@@ -81,10 +93,39 @@ public final class VsaPlan {
         int[] offsets = new int[lists + 1];
         Arrays.setAll(offsets, i -> i * topK);
         int[] keyBlocks = queryBlockTable(starts, backwardRows);
-        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, starts, blocks, identity, offsets, keyBlocks);
+        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, starts, identity, offsets, keyBlocks);
+        int[] groups = blockRows == PackedTiles.BLOCK_ROWS && tiles <= MAX_PACKED_TILES ? PackedTiles.groups(starts)
+                : new int[0];
+        ForwardTables forward = groups.length == 0
+                ? new ForwardTables(0, 0, null, TileAttentionKernel.uploadTables(scope, blocks)[0], blocks.length / 4,
+                        t[1], t[2])
+                : packedTables(starts, planes, topK, groups, blocks, scope);
         // The dQ kernel's query blocks are the KV blocks' table itself: both split every tile into backwardRows.
-        return new VsaPlan(grid, batch, heads, topK, blockRows, backwardRows, blocks.length / 4,
-                keyBlocks.length / 4, keyBlocks.length / 4, t[0], t[1], t[2], t[3], t[4], t[4]);
+        return new VsaPlan(grid, batch, heads, topK, blockRows, backwardRows, keyBlocks.length / 4,
+                keyBlocks.length / 4, t[0], t[1], t[2], t[3], t[3], forward);
+    }
+
+    private static ForwardTables packedTables(int[] starts, int planes, int topK, int[] groups, int[] singles,
+                                              DeviceScope scope) {
+        int tiles = starts.length - 1, groupCount = groups.length / 2, slots = tiles + groupCount;
+        int capacity = Math.min(tiles, PackedTiles.MAX_MEMBERS * topK);
+        int plainLists = planes * tiles, plainRanges = plainLists * topK;
+        int packedLists = Math.multiplyExact(planes, groupCount);
+        Math.addExact(plainRanges, Math.multiplyExact(packedLists, capacity));  // the range table's length fits an int
+        int[] blocks = PackedTiles.blockTable(starts, groups, singles);
+        int[] listOf = new int[Math.multiplyExact(planes, slots)];
+        for (int plane = 0; plane < planes; plane++) {
+            for (int slot = 0; slot < slots; slot++) {
+                listOf[plane * slots + slot] = slot < tiles ? plane * tiles + slot
+                        : plainLists + plane * groupCount + slot - tiles;
+            }
+        }
+        int[] offsets = new int[plainLists + packedLists + 1];
+        for (int list = 0; list < offsets.length; list++) {
+            offsets[list] = list <= plainLists ? list * topK : plainRanges + (list - plainLists) * capacity;
+        }
+        DeviceBuffer[] t = TileAttentionKernel.uploadTables(scope, groups, blocks, listOf, offsets);
+        return new ForwardTables(groupCount, capacity, t[0], t[1], blocks.length / 4, t[2], t[3]);
     }
 
     /** {rowStart, rowCount, tile, 0} per block; tiles with the most tokens first, so long blocks start early. */
@@ -163,16 +204,8 @@ public final class VsaPlan {
         return backwardRows;
     }
 
-    int queryBlockCount() {
-        return queryBlockCount;
-    }
-
     DeviceBuffer tileStarts() {
         return tileStarts;
-    }
-
-    DeviceBuffer queryBlocks() {
-        return queryBlocks;
     }
 
     DeviceBuffer listOf() {
@@ -201,9 +234,41 @@ public final class VsaPlan {
         return gradientQueryBlockCount;
     }
 
+    /** Groups of tiles packed into one block of the forward (0 without packing). */
+    int groupCount() {
+        return forward.groupCount;
+    }
+
+    /** {first tile, member count} per group, for the union kernel. */
+    DeviceBuffer groups() {
+        return forward.groups;
+    }
+
+    /** Ranges of each group's list: its tiles' selections hold at most this many tiles together. */
+    int packedCapacity() {
+        return forward.capacity;
+    }
+
+    /** Where the groups' lists start in the range table: after every plane's query tiles' lists. */
+    long packedRangeBase() {
+        return (long) planes() * tiles() * topK;
+    }
+
+    /** Entries of the range table: the query tiles' lists, then the groups'. */
+    long rangeCount() {
+        return packedRangeBase() + (long) planes() * forward.groupCount * forward.capacity;
+    }
+
+    /** The fine forward's work over a workspace's ranges (and, with packed groups, their member bits). */
+    PlaneLists forwardLists(DeviceBuffer ranges, DeviceBuffer members) {
+        return new PlaneLists(forward.blocks, forward.blockCount, blockRows, forward.listOf, forward.rangeOffsets,
+                ranges, forward.groupCount > 0 ? members : null, tiles() + forward.groupCount);
+    }
+
     @Override
     public String toString() {
-        return "VsaPlan[" + grid + ", B=" + batch + ", heads=" + heads + ", k=" + topK + ", " + queryBlockCount
-                + " query blocks of <= " + blockRows + " rows, backward blocks of <= " + backwardRows + " rows]";
+        return "VsaPlan[" + grid + ", B=" + batch + ", heads=" + heads + ", k=" + topK + ", " + forward.blockCount
+                + " query blocks of <= " + blockRows + " rows" + (forward.groupCount > 0 ? " (" + forward.groupCount
+                + " packing several tiles)" : "") + ", backward blocks of <= " + backwardRows + " rows]";
     }
 }

@@ -10,8 +10,8 @@ import tileattn.mask.TileLists;
  * Device memory of VSA for one {@link VsaPlan}, element type and head dim, allocated once and reused by every
  * forward (and backward) with that plan, so that no call allocates. A forward leaves here what its backward reads:
  * the pooled q, k, v, the coarse output per tile and its log-sum-exp, the fine output and its log-sum-exp, the
- * selection and the fine kernel's KV ranges. A workspace made for training also holds the selection's transpose
- * bytes and the backward's scratch.
+ * selection and the fine kernel's KV ranges (and, where its plan packs tiles, the packed lists' member bytes). A
+ * workspace made for training also holds the selection's transpose bytes and the backward's scratch.
  */
 public final class VsaWorkspace {
 
@@ -20,7 +20,7 @@ public final class VsaWorkspace {
     private final int headDim;
     private final boolean training;
     final DeviceTensor pooledQ, pooledK, pooledV, coarse, coarseLse, fine, fineLse;
-    final DeviceBuffer selection, ranges;
+    final DeviceBuffer selection, ranges, members;
     /** The selection-only forward's scores of {@link #scorePlanes} planes, [scorePlanes, tiles, tiles] fp32. */
     final DeviceBuffer coarseScores;
     final int scorePlanes;
@@ -48,7 +48,8 @@ public final class VsaWorkspace {
         fine = scope.allocateTensor(dtype, b, h, s, headDim);
         fineLse = scope.allocateTensor(DType.F32, b, h, s);
         selection = scope.allocate(4 * rangeCount);
-        ranges = scope.allocate(8 * rangeCount);
+        ranges = scope.allocate(8 * plan.rangeCount());
+        members = plan.groupCount() > 0 ? scope.allocate(plan.rangeCount()) : null;
         long planeScores = 4L * tiles * tiles;
         if (training) {
             chosen = scope.allocate(Math.multiplyExact((long) plan.planes() * tiles, tiles));
@@ -99,6 +100,11 @@ public final class VsaWorkspace {
 
     public VsaPlan plan() {
         return plan;
+    }
+
+    /** The fine forward's work over this workspace's lists. */
+    PlaneLists fineLists() {
+        return plan.forwardLists(ranges, members);
     }
 
     public DType dtype() {

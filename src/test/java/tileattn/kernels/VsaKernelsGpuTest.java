@@ -126,6 +126,31 @@ class VsaKernelsGpuTest {
         }
     }
 
+    /**
+     * Partial tiles of 16, 32 or 48 tokens packed into shared 64-row blocks on the Hopper path (PackedTiles): pairs
+     * of 32-token tiles, a 32-token tile with two of 16, three of 16 (a warp idle), and, with 1x4x4 tiles, 576 tiles
+     * of 16 tokens four to a block whose union lists outgrow the 512 ranges the kernel stages in shared memory (exact
+     * inputs: among 576 tiles, random ones always tie near the k-th score). k = 1 leaves most warps' keys out of most
+     * blocks, including a list's first block.
+     */
+    @Test
+    void forwardPacksPartialTilesLikeTheCpu() {
+        List<Case> cases = List.of(
+                new Case(new Shape3(5, 6, 20), new Shape3(4, 4, 4), 2, 2, 128, DType.BF16, true, false, 1, 4, 11, 20),
+                new Case(new Shape3(4, 24, 96), new Shape3(1, 4, 4), 1, 1, 64, DType.F16, false, true, 300));
+        for (Case c : cases) {
+            if (context.device().computeCapabilityNumber() == 90) {
+                try (DeviceScope scope = context.openScope()) {
+                    VsaPlan plan = VARIANTS.get(1).kernels.plan(c.grid(), c.batch, c.heads, c.topKs[0], 64, scope);
+                    assertTrue(plan.groupCount() > 0, c + ": no packed blocks in " + plan);
+                }
+            }
+            for (int topK : c.topKs) {
+                checkForward(c, topK, new Random(17L * c.hashCode() + topK));
+            }
+        }
+    }
+
     private static void checkForward(Case c, int topK, Random rnd) {
         TileGrid grid = c.grid();
         float scale = CpuAttention.defaultScale(c.d);
@@ -242,10 +267,12 @@ class VsaKernelsGpuTest {
         }
     }
 
-    /** A workspace's selection, KV ranges and (training workspaces) transpose bytes, downloaded. */
+    /** A workspace's selection, the query tiles' KV ranges and (training workspaces) transpose bytes, downloaded. */
     private record Selection(int[] tiles, int[] ranges, byte[] chosen) {
         static Selection of(VsaWorkspace ws) {
-            int[] tiles = new int[(int) (ws.selection.bytes() / 4)], ranges = new int[(int) (ws.ranges.bytes() / 4)];
+            VsaPlan plan = ws.plan();
+            int entries = plan.planes() * plan.tiles() * plan.topK();  // the query tiles' lists, not the groups' after them
+            int[] tiles = new int[entries], ranges = new int[2 * entries];
             ws.selection.copyToHost(tiles);
             ws.ranges.copyToHost(ranges);
             byte[] chosen = null;
@@ -581,6 +608,10 @@ class VsaKernelsGpuTest {
             t.buffer().fill((byte) 0xFF);
         }
         ws.selection.fill((byte) 0xFF);
+        ws.ranges.fill((byte) 0xFF);
+        if (ws.members != null) {
+            ws.members.fill((byte) 0xFF);
+        }
         DeviceTensor out = poisoned(scope, c.dtype, c.shape());
         DeviceTensor gate = in.gate == null ? null : DeviceTensor.upload(scope, in.gate, c.dtype);
         variant.kernels.forward(DeviceTensor.upload(scope, in.q, c.dtype), DeviceTensor.upload(scope, in.k, c.dtype),
