@@ -7,7 +7,8 @@
 # For each side (the bundle as is, then each variant): VsaBenchmark quick (random inputs), then `bench dit
 # --attention vsa` (Wan-2.1 1.3B 480p, B = 2; the bundle's with the dense step too; the variants' with the jar
 # VARIANT_JAR when given, e.g. one whose defaults pick the variant's entry points), ROUNDS times over the sides
-# (default 1), alternating, since the step drifts by a few ms from run to run. NCU=1 adds, per side, Nsight Compute
+# (default 1), alternating, since the step drifts by a few ms from run to run; the bundle's runs take the attentions
+# FIRST_ATTENTION (round 1, default dense,vsa) and LATER_ATTENTION (default vsa). NCU=1 adds, per side, Nsight Compute
 # over the first NCU_COUNT (default 3) launches in a DiT step whose names match NCU_KERNELS (default: VSA's coarse
 # kernels and the Hopper 64-row fine forward). VSABENCH=0 skips VsaBenchmark, ROUNDS=0 the DiT runs. Logs in $OUT.
 set -o pipefail
@@ -39,8 +40,8 @@ done
 for round in $(seq 1 "${ROUNDS:-1}"); do
   for side in bundle ${VARIANTS:-}; do
     attention=vsa jar=${VARIANT_JAR:-$bundle/tileattn.jar}
-    [[ "$side" == bundle ]] && attention=dense,vsa jar=$bundle/tileattn.jar
-    [[ "$round" -gt 1 ]] && attention=vsa
+    [[ "$side" == bundle ]] && attention=${FIRST_ATTENTION:-dense,vsa} jar=$bundle/tileattn.jar
+    [[ "$side" == bundle && "$round" -gt 1 ]] && attention=${LATER_ATTENTION:-vsa}
     timeout ${DIT_TIMEOUT:-90} "$java" "${opts[@]}" -Xmx48g -cp "$(classpath "$side" "$jar" "")" tileattn.cli.Main \
       bench dit --latent 21,60,104 --attention $attention --iters 3 --warmup 1 > "$out/$side/dit$round.log" 2>&1
     echo "== $side bench dit, round $round (rc $?): $(grep -E ' step ' "$out/$side/dit$round.log" | tr -s ' ' | tr '\n' ';')"
