@@ -2,6 +2,7 @@
 // Forward: pool (mean of q, k, v over each tile's real tokens) -> coarse (softmax attention between pooled tiles,
 // its log-sum-exp, the top-k KV tiles of every query tile and the fine kernel's KV range lists, written here on
 // the device) -> fine attention (tile_attention*.cu over those lists) -> combine (out = coarse x gate + fine).
+// A forward that needs only the selection takes it from coarse_scores (into scratch) and coarse_select instead.
 // Backward: coarse_grad_in (dgate, and the coarse output's gradient summed over each tile) -> coarse_bwd_rows
 // (dq of the pooled queries; P and dS kept) -> coarse_bwd_cols (dk, dv of the pooled keys and values) -> spread
 // (each pooled gradient divided by the tile's real token count, added to every token of the tile); the fine
@@ -16,11 +17,14 @@
 //   selection   int [P, tiles, topK]: the top-k KV tiles of each query tile, ascending; ties go to the lower index.
 //   ranges      int2 [P * tiles * topK]: {tileStarts[kv], tileStarts[kv + 1]} of each selected tile, the KV lists
 //               of the fine kernel with list l = plane * tiles + queryTile at rangeOffsets[l] = l * topK.
-//   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd, which sets the selected pairs; or
-//               null when no backward follows.
+//   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd (or coarse_select), which sets the
+//               selected pairs; or null when no backward follows.
+//   scores      [P', tiles, tiles] fp32: coarse_scores's output for a pass of P' planes, read by coarse_select.
 // Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in, spread
 // grid (tiles, P[, 3]) x 128;
 // coarse_fwd grid (ceil(tiles / qt), P) x 256 with dynamic shared memory coarse_fwd_smem(D, qt, tiles);
+// coarse_scores grid (ceil(tiles / 64), ceil(tiles / 64), P') x 256 with coarse_scores_smem(D); coarse_select_sN
+// grid (ceil(tiles / 8), P') x 256, N = 4 ceil(tiles / 128) up to 1,536 tiles, else 0;
 // coarse_bwd_rows grid (ceil(tiles / 16), P) x 256, coarse_bwd_cols grid (ceil(tiles / 16), P) x 256, both with
 // the dynamic shared memory their entry comments give; transpose_count / transpose_fill one warp per (plane, kv
 // tile), 256 threads per block; scan one block of 1024 threads.

@@ -80,7 +80,8 @@ public final class VsaWorkspace {
      * Allocates a workspace in {@code scope}.
      *
      * @param training whether backward passes will follow the forwards (more memory: two [B, heads, tiles, tiles]
-     *                 fp32 matrices and one byte per tile pair)
+     *                 fp32 matrices and one byte per tile pair; without, a selection-only forward's scores take
+     *                 up to 64 MiB, or one plane's [tiles, tiles] fp32 where that is more)
      */
     public static VsaWorkspace allocate(VsaPlan plan, DType dtype, int headDim, boolean training, DeviceScope scope) {
         return allocate(plan, dtype, headDim, training, SCORE_SCRATCH_BYTES, scope);
