@@ -268,8 +268,7 @@ public final class VsaKernels {
         library.function(FAMILY, "tileattn_vsa_coarse_fwd_d" + d).launch(
                 Dim3.of((tiles + qt - 1) / qt, plan.planes()), Dim3.of(COARSE_THREADS), coarseForwardShared(d, qt, tiles),
                 stream, KernelArgs.of().pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV)
-                        .i64(withOutput ? ws.coarse.buffer().address() : 0)
-                        .i64(withOutput ? ws.coarseLse.buffer().address() : 0).pointer(ws.selection).pointer(ws.ranges)
+                        .pointer(ws.coarse).pointer(ws.coarseLse).pointer(ws.selection).pointer(ws.ranges)
                         .i64(ws.chosen == null ? 0 : ws.chosen.address())
                         .pointer(plan.tileStarts()).i32(tiles).i32(plan.topK()).i32(qt).f32(scale));
     }
