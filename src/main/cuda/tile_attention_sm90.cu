@@ -29,11 +29,15 @@ namespace tileattn {
 
 // BM = 64 (one warpgroup) serves tiles of at most 64 tokens, such as VSA's 4x4x4: a 128-row block would leave
 // half its rows empty, since query blocks never cross a tile.
-template <int D_, int BN_, int BM_ = 128>
+// QREGS: each warp keeps its 16 query rows as register A operands, so that S = Q K^T reads only K from shared
+// memory (an RS product: half the shared-memory bytes of the SS form; 64-key blocks only).
+template <int D_, int BN_, int BM_ = 128, bool QREGS_ = false>
 struct Sm90Config {
     static constexpr int D = D_;
     static constexpr int BN = BN_;
     static constexpr int BM = BM_;
+    static constexpr bool QREGS = QREGS_;
+    static_assert(!QREGS || BN == 64, "QREGS: the RS form's first step exists for N = 64");
     static constexpr int THREADS = 2 * BM;  // one warpgroup per 64 rows
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;
@@ -101,14 +105,19 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
     st.init();
     float sA[NT][4], sB[NT][4];
 
+    uint32_t qa[C::QREGS ? D / 16 : 1][4];  // filled once Q has landed
     // k16 step kk of Q K^T: both operands K-major; the step's 32 bytes lie inside one 128-byte swizzle row.
     auto scores = [&](float (&s)[NT][4], const T* sKs) {
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
-            const uint64_t a = smem_desc(sQ + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024);
             const uint64_t b = smem_desc(sKs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024);
-            wgmma_ss<T, BN>(s, a, b, kk > 0);
+            if constexpr (C::QREGS) {
+                wgmma_rs_k<T, BN, 0>(s, qa[kk], b, kk);
+            } else {
+                const uint64_t a = smem_desc(sQ + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024);
+                wgmma_ss<T, BN>(s, a, b, kk > 0);
+            }
         }
         wgmma_commit();
     };
@@ -196,6 +205,7 @@ tile_attention_sm90_fwd(const T* __restrict__ q, const T* __restrict__ k, const 
     if (blocks > 1) load_block(1, 1, 1);
     cp_async_commit();
     publish_copies();  // also: every thread has read the tables of blocks 0 and 1
+    if constexpr (C::QREGS) load_a_fragments<BM, D>(qa, sQ, warpRow, lane);
     fill_table(2);
     scores(sA, sK);
     wgmma_wait<0>();
@@ -270,7 +280,7 @@ TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
          int oTokenHeads, int vTokenHeads, int vRowStride) {                                                   \
-        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64>>(q, k, v, o, lse, qblocks, listOf, \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64, true>>(q, k, v, o, lse, qblocks, listOf, \
                                                                                rangeOffsets, ranges, slots,     \
                                                                                heads, S, scaleLog2,             \
                                                                                oTokenHeads, vTokenHeads,        \
@@ -288,7 +298,7 @@ TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_f1
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
          int oTokenHeads, int vTokenHeads, int vRowStride, const unsigned char* members) {                     \
-        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64>, true>(                           \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64, true>, true>(                           \
             q, k, v, o, lse, qblocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2, oTokenHeads,     \
             vTokenHeads, vRowStride, members);                                                                 \
     }

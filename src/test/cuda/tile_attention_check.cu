@@ -318,6 +318,8 @@ static std::vector<Variant> allVariants() {
             v.push_back(makeVariant<Kind::Sm90WsGrid, Sm90WsConfig<64, 192, 2>, Sm90WsConfig<128, 192, 2>>("ws_n192_grid"));
         if (wanted("wgmma_bm64"))  // the wgmma kernel's 64-row entries (VSA's fine forward)
             v.push_back(makeVariant<Kind::Sm90, Sm90Config<64, 64, 64>, Sm90Config<128, 64, 64>>("wgmma_bm64"));
+        if (wanted("wgmma_bm64q"))  // the same with the query rows as register operands of S = Q K^T
+            v.push_back(makeVariant<Kind::Sm90, Sm90Config<64, 64, 64, true>, Sm90Config<128, 64, 64, true>>("wgmma_bm64q"));
         if (wanted("ws_n192_noturns"))
             v.push_back(makeVariant<Kind::Sm90Ws, Sm90WsConfig<64, 192, 2, false>, Sm90WsConfig<128, 192, 2, false>>("ws_n192_noturns"));
     }

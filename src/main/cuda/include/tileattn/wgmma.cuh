@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <type_traits>
 
+#include "tileattn/mma_sync.cuh"
 #include "tileattn/tile_attention.cuh"
 
 namespace tileattn {
@@ -72,24 +73,37 @@ __device__ __forceinline__ void wgmma_ss_init_n128(float (&d)[16][4], uint64_t a
 #undef TILEATTN_WGMMA_SS_INIT
 }
 
-template <typename T>
+template <typename T, int TB = 1>
 __device__ __forceinline__ void wgmma_rs_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, int accumulate) {
 #define TILEATTN_WGMMA_RS(TY) \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n" \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n" \
                  : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]) \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TB))
     if constexpr (std::is_same_v<T, __half>) TILEATTN_WGMMA_RS("f16"); else TILEATTN_WGMMA_RS("bf16");
 #undef TILEATTN_WGMMA_RS
 }
 
-template <typename T>
+
+// The first k-step of an RS product (scale-d = 0, accumulators only written), as wgmma_ss_init_n64.
+template <typename T, int TB = 1>
+__device__ __forceinline__ void wgmma_rs_init_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+#define TILEATTN_WGMMA_RS_INIT(TY) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n" \
+                 : "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]), "=f"(d[1][0]), "=f"(d[1][1]), "=f"(d[1][2]), "=f"(d[1][3]), "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]), "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]), "=f"(d[4][0]), "=f"(d[4][1]), "=f"(d[4][2]), "=f"(d[4][3]), "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]), "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]), "=f"(d[7][0]), "=f"(d[7][1]), "=f"(d[7][2]), "=f"(d[7][3]) \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(0), "n"(TB))
+    if constexpr (std::is_same_v<T, __half>) TILEATTN_WGMMA_RS_INIT("f16"); else TILEATTN_WGMMA_RS_INIT("bf16");
+#undef TILEATTN_WGMMA_RS_INIT
+}
+
+template <typename T, int TB = 1>
 __device__ __forceinline__ void wgmma_rs_n128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b, int accumulate) {
 #define TILEATTN_WGMMA_RS(TY) \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" \
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n" \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, %70;\n}\n" \
                  : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3]) \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate))
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TB))
     if constexpr (std::is_same_v<T, __half>) TILEATTN_WGMMA_RS("f16"); else TILEATTN_WGMMA_RS("bf16");
 #undef TILEATTN_WGMMA_RS
 }
@@ -102,6 +116,17 @@ struct Swizzle128 {
         return (chunk >> 3) * ROWS * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
     }
 };
+
+// A warp's 16 rows (warpRow ..) of a ROWS-row swizzled tile as the A operands of an RS product's D/16 k-steps:
+// each ldmatrix.x4 reads rows 0-15 at the step's two 16-byte chunks, lanes 0-15 the first and 16-31 the second,
+// which is the register order of the m64k16 A fragment (rows g, g+8 at columns c, then at c + 8).
+template <int ROWS, int D, typename T>
+__device__ __forceinline__ void load_a_fragments(uint32_t (&a)[D / 16][4], const T* tile, int warpRow, int lane) {
+    const int row = warpRow + (lane & 15);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrix_x4(a[kk], smem_addr(tile + Swizzle128<ROWS>::offset(row, 2 * kk + (lane >> 4))));
+}
 
 // Shared-memory matrix descriptor: start address, leading and stride byte offsets, 128-byte swizzle.
 __device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t leadingBytes, uint32_t strideBytes) {
@@ -144,11 +169,19 @@ __device__ __forceinline__ void wgmma_ss_k(float (&d)[N / 8][4], uint64_t a, uin
     }
 }
 
-// accumulate = 0: d = A B (d's earlier values ignored).
-template <typename T, int N>
+// accumulate = 0: d = A B (d's earlier values ignored). TB = 0: B stored K-major (as the SS form's default).
+template <typename T, int N, int TB = 1>
 __device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b, int accumulate = 1) {
-    if constexpr (N == 64) wgmma_rs_n64<T>(d, a, b, accumulate);
-    else wgmma_rs_n128<T>(d, a, b, accumulate);
+    if constexpr (N == 64) wgmma_rs_n64<T, TB>(d, a, b, accumulate);
+    else wgmma_rs_n128<T, TB>(d, a, b, accumulate);
+}
+
+// wgmma_rs for k-step kk, the first starting the product (as wgmma_ss_k); N = 64 only.
+template <typename T, int N, int TB = 1>
+__device__ __forceinline__ void wgmma_rs_k(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b, int kk) {
+    static_assert(N == 64, "the RS init form exists for N = 64");
+    if (kk == 0) wgmma_rs_init_n64<T, TB>(d, a, b);
+    else wgmma_rs_n64<T, TB>(d, a, b, 1);
 }
 
 }  // namespace tileattn
