@@ -10,40 +10,59 @@
 #   nvcc -O3 -std=c++17 -lineinfo -gencode=arch=compute_90a,code=sm_90a -I src/main/cuda/include \
 #     -o bwdcheck src/test/cuda/tile_attention_bwd_check.cu src/test/cuda/tile_attention_bwd_check_fwd.cu
 #   nvcc (same flags) -o fwdcheck src/test/cuda/tile_attention_check.cu; gzip both into .device/checkers/
-# Phases (each capped): the backward checker's shape fuzz of the 64-row variants against float64 gradients, its
-# VSA benchmark (dK/dV and dQ kernels timed apart); the forward checker's fuzz of wgmma_bm64 and wgmma_bm64q; the
-# GPU tests with memcheck over VsaKernelsGpuTest; VsaBenchmark and the DiT step on both sides (bundle, base).
-# PHASES="checks bench tests vsa" picks phases (default all). Logs tarred into $OUT/logs.tgz; a summary last.
+# Phases (each capped): the backward checker's VSA benchmark (dK/dV and dQ kernels timed apart) and the forward
+# checker's STA benchmark; their shape fuzz of the 64-row variants against float64; the GPU tests with memcheck over
+# VsaKernelsGpuTest; VsaBenchmark and the DiT step on both sides (bundle, base); Nsight Compute.
+# PHASES picks phases (default "bench checks tests vsa ncu", run in that order under a shared DEADLINE, default 560 s;
+# ncu: Nsight Compute over the backward's kernels). Logs tarred into $OUT/logs.tgz; a summary last.
 set -uo pipefail
 out=${OUT:-/tmp/rs-out}
 mkdir -p "$out/work"
-phases=" ${PHASES:-checks bench tests vsa} "
+phases=" ${PHASES:-bench checks tests vsa ncu} "
 for c in bwdcheck fwdcheck; do gunzip -c ".device/checkers/$c.gz" > "/tmp/$c" && chmod +x "/tmp/$c"; done
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.limit --format=csv,noheader | tee "$out/work/gpu.txt"
 summary=()
-if [[ $phases == *" checks "* ]]; then
-  timeout ${CHECK_TIMEOUT:-150} /tmp/bwdcheck check sm90_r64 sm90_r64q sm90_r64qp sm90_q > "$out/work/bwd_check.log" 2>&1
-  summary+=("bwd check rc=$? ($(grep -c ' ok$' "$out/work/bwd_check.log") ok, $(grep -c 'FAIL' "$out/work/bwd_check.log") FAIL)")
-  TILEATTN_VARIANTS=wgmma_bm64,wgmma_bm64q timeout ${CHECK_TIMEOUT:-150} /tmp/fwdcheck check > "$out/work/fwd_check.log" 2>&1
-  summary+=("fwd check rc=$? ($(grep -c ' ok$' "$out/work/fwd_check.log") ok, $(grep -c 'FAIL' "$out/work/fwd_check.log") FAIL)")
-fi
+start=$SECONDS
+cap() { local l=$(( ${DEADLINE:-560} - (SECONDS - start) )); (( l < $1 )) && echo $(( l > 1 ? l : 1 )) || echo "$1"; }
 if [[ $phases == *" bench "* ]]; then
-  BENCH_CASES="VSA,Wan STA 4x4x4" timeout ${BENCH_TIMEOUT:-150} /tmp/bwdcheck bench separate sm90_r64 sm90_r64q sm90_r64qp \
+  BENCH_CASES="VSA,Wan STA 4x4x4" timeout $(cap 110) /tmp/bwdcheck bench separate sm90_r64 sm90_r64q sm90_r64qp \
     > "$out/work/bwd_bench.log" 2>&1
   summary+=("bwd bench rc=$?")
-  TILEATTN_VARIANTS=wgmma_bm64,wgmma_bm64q BENCH_CASES="Wan STA 3x3x3,Hunyuan STA 3x3x3" timeout ${BENCH_TIMEOUT:-100} \
+  TILEATTN_VARIANTS=wgmma_bm64,wgmma_bm64q BENCH_CASES="Wan STA 3x3x3,Hunyuan STA 3x3x3" timeout $(cap 80) \
     /tmp/fwdcheck bench > "$out/work/fwd_bench.log" 2>&1
   summary+=("fwd bench rc=$?")
 fi
+if [[ $phases == *" checks "* ]]; then
+  timeout $(cap 100) /tmp/bwdcheck check sm90_r64 sm90_r64q sm90_r64qp sm90_q > "$out/work/bwd_check.log" 2>&1
+  summary+=("bwd check rc=$? ($(grep -c ' ok$' "$out/work/bwd_check.log") ok, $(grep -c 'FAIL' "$out/work/bwd_check.log") FAIL)")
+  TILEATTN_VARIANTS=wgmma_bm64,wgmma_bm64q timeout $(cap 80) /tmp/fwdcheck check > "$out/work/fwd_check.log" 2>&1
+  summary+=("fwd check rc=$? ($(grep -c ' ok$' "$out/work/fwd_check.log") ok, $(grep -c 'FAIL' "$out/work/fwd_check.log") FAIL)")
+fi
 if [[ $phases == *" tests "* ]]; then
-  OUT="$out/work/tests" MEMCHECK_CLASSES=tileattn.kernels.VsaKernelsGpuTest timeout ${TEST_TIMEOUT:-300} \
+  OUT="$out/work/tests" MEMCHECK_CLASSES=tileattn.kernels.VsaKernelsGpuTest timeout $(cap 240) \
     bash scripts/device-test.sh > "$out/work/tests.log" 2>&1
   summary+=("tests rc=$?: $(tail -4 "$out/work/tests.log" | tr '\n' ' ')")
 fi
 if [[ $phases == *" vsa "* ]]; then
-  OUT="$out/work/vsa" VARIANTS=base ROUNDS=${ROUNDS:-1} FIRST_ATTENTION=${FIRST_ATTENTION:-vsa} timeout ${VSA_PHASE_TIMEOUT:-400} \
+  OUT="$out/work/vsa" VARIANTS=base ROUNDS=${ROUNDS:-1} FIRST_ATTENTION=${FIRST_ATTENTION:-vsa} timeout $(cap 200) \
     bash scripts/device_variants_vsa.sh > "$out/work/vsa.log" 2>&1
   summary+=("vsa rc=$?")
+fi
+if [[ $phases == *" ncu "* ]]; then
+  # Nsight Compute over the VSA case's first dK/dV and dQ launches, per variant.
+  for variant in sm90_r64 sm90_r64q; do
+    BENCH_CASES=VSA timeout $(cap 70) ncu -k "regex:sm90_(dkdv|dq)_kernel" -c 2 --section SpeedOfLight \
+      --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy \
+      /tmp/bwdcheck bench $variant > "$out/work/ncu_$variant.txt" 2>&1
+    summary+=("ncu $variant rc=$?")
+  done
+  # ... and over VsaBenchmark's first coarse backward (gradient in, rows, columns, spread).
+  tar xzf .device/jre.tgz -C /tmp && timeout $(cap 90) ncu -k "regex:vsa_(coarse_grad_in|coarse_bwd|spread)" -c 4 \
+    --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis /tmp/jre/bin/java \
+    --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx16g \
+    -cp .device/tileattn/test-classes:.device/tileattn/tileattn.jar tileattn.kernels.VsaBenchmark /tmp quick \
+    > "$out/work/ncu_coarse_bwd.txt" 2>&1
+  summary+=("ncu coarse backward rc=$?")
 fi
 (cd "$out/work" && tar czf "$out/logs.tgz" --exclude='*.bin' .) && rm -rf "$out/work"
 echo "---- backward benchmark (ms) / forward check / VsaBenchmark / DiT"
@@ -55,4 +74,7 @@ for side in bundle base; do
   echo "$side: $(grep -hE 'forward .* ms \(pool' /tmp/vsa/$side/vsabench.log 2>/dev/null | head -1 | tr -s ' ')"
 done
 grep -E "^== .*bench dit" /tmp/vsa.log 2>/dev/null
+for f in /tmp/ncu_*.txt; do
+  [[ -f $f ]] && grep -E "^  (void |tileattn)|^    (Duration|Memory Throughput|L2 Cache Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per)" "$f" | head -40
+done
 printf '%s\n' "${summary[@]}"
