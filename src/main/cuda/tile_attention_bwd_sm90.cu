@@ -68,9 +68,7 @@ struct Sm90BwdKvConfig {
     static_assert(!NSPLIT || (BKV == 128 && D == 128 && DQ != kDqSeparate), "NSPLIT: two 64-column halves of dQ");
 };
 
-// QREGS: each warp keeps its 16 rows of Q and dO as register A operands, so that S and dP read only K and V from
-// shared memory (RS instead of SS: half the shared-memory bytes of those two products; 64-key steps only).
-template <int D_, int BM_, int BN_ = 64, int STAGES_ = 2, bool PIPE_ = false, bool QREGS_ = false>
+template <int D_, int BM_, int BN_ = 64, int STAGES_ = 2, bool PIPE_ = false>
 struct Sm90BwdQConfig {
     static constexpr int D = D_;
     static constexpr int BM = BM_;  // 64 or 128 query rows: one warpgroup per 64
@@ -78,17 +76,11 @@ struct Sm90BwdQConfig {
     static constexpr int THREADS = 2 * BM;
     static constexpr int STAGES = STAGES_;  // K and V buffers
     static constexpr bool PIPE = PIPE_;     // a step's dQ product retires once the next S and dP are issued
-    static constexpr bool QREGS = QREGS_;
-    // Q and dO held in registers leave their tiles free once read: a third stage of K and V takes their place.
-    static constexpr bool Q_IN_STAGE = QREGS && STAGES == 3;
     static constexpr int Q_ELEMS = BM * D;
     static constexpr int KV_ELEMS = BN * D;
-    // Q, dO; STAGES of K and of V (with Q_IN_STAGE, Q and dO sit in the last stage's K and V)
-    static constexpr int SMEM = ((Q_IN_STAGE ? 0 : 2 * Q_ELEMS) + 2 * STAGES * KV_ELEMS) * 2 + 1024;
+    static constexpr int SMEM = (2 * Q_ELEMS + 2 * STAGES * KV_ELEMS) * 2 + 1024;  // Q, dO; STAGES of K and of V
     static_assert(STAGES == 2 || STAGES == 3, "two or three stages");
     static_assert(!PIPE || STAGES == 3, "PIPE needs a third stage");
-    static_assert(!QREGS || BN == 64, "QREGS: the RS form's first step exists for N = 64");
-    static_assert(!Q_IN_STAGE || BM == BN, "Q and dO fill a K and a V stage");
 };
 
 // cp.async writes go through the generic proxy and wgmma reads through the async proxy: each thread waits for
@@ -381,11 +373,10 @@ tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, con
     bwd90_check_smem(C::SMEM);
 
     extern __shared__ unsigned char smemRaw[];
-    T* base = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
-    T* sK = base + (C::Q_IN_STAGE ? 0 : 2 * C::Q_ELEMS);  // [STAGES][BN*D]
-    T* sV = sK + STAGES * C::KV_ELEMS;                       // [STAGES][BN*D]
-    T* sQ = C::Q_IN_STAGE ? sK + (STAGES - 1) * C::KV_ELEMS : base;
-    T* sdO = C::Q_IN_STAGE ? sV + (STAGES - 1) * C::KV_ELEMS : base + C::Q_ELEMS;
+    T* sQ = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+    T* sdO = sQ + C::Q_ELEMS;
+    T* sK = sdO + C::Q_ELEMS;           // [STAGES][BN*D]
+    T* sV = sK + STAGES * C::KV_ELEMS;  // [STAGES][BN*D]
 
     const int tid = threadIdx.x, lane = tid & 31, warpRow = (tid >> 5) * 16;
     const int groupRow = (tid >> 7) * 64;  // first query row of this warpgroup
@@ -414,14 +405,6 @@ tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, con
     }
     cp_async_commit();
 
-    uint32_t qa[C::QREGS ? D / 16 : 1][4], doa[C::QREGS ? D / 16 : 1][4];
-    if constexpr (C::QREGS) {
-        cp_async_wait<0>();  // every thread's copies of Q and dO have landed (and the first K and V with them)
-        __syncthreads();
-        load_a_fragments<BM, D>(qa, sQ, warpRow, lane);
-        load_a_fragments<BM, D>(doa, sdO, warpRow, lane);
-    }
-
     float acc[DT][4];  // starts with the first step's product (see the dK/dV kernel)
     int st = 0;        // stage of step j
     int j = 0;
@@ -441,18 +424,14 @@ tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, con
         float s[NT][4], dp[NT][4];
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            const uint64_t kDesc = smem_desc(sKs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024);
-            if constexpr (C::QREGS) wgmma_rs_k<T, BN, 0>(s, qa[kk], kDesc, kk);
-            else wgmma_ss_k<T, BN>(s, smem_desc(sQ + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024), kDesc, kk);
-        }
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_ss_k<T, BN>(s, smem_desc(sQ + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024),
+                              smem_desc(sKs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024), kk);
         wgmma_commit();
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            const uint64_t vDesc = smem_desc(sVs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024);
-            if constexpr (C::QREGS) wgmma_rs_k<T, BN, 0>(dp, doa[kk], vDesc, kk);
-            else wgmma_ss_k<T, BN>(dp, smem_desc(sdO + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024), vDesc, kk);
-        }
+        for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_ss_k<T, BN>(dp, smem_desc(sdO + (kk >> 2) * BM * 64 + groupRow * 64 + (kk & 3) * 16, 16, 1024),
+                              smem_desc(sVs + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024), kk);
         wgmma_commit();
 
         // P while dP runs (with PIPE this wait also retires step j-1's dQ); keys past the range's end get -inf, so
@@ -549,7 +528,7 @@ namespace tileattn {
 template <int D, int ROWS>
 using Sm90BwdKvEntry = Sm90BwdKvConfig<D, ROWS, ROWS == 128 ? 3 : 2, ROWS == 128>;
 template <int D, int ROWS>
-using Sm90BwdQEntry = Sm90BwdQConfig<D, ROWS, ROWS == 128 ? 128 : 64, 2, false, ROWS == 64>;
+using Sm90BwdQEntry = Sm90BwdQConfig<D, ROWS, ROWS == 128 ? 128 : 64>;
 }  // namespace tileattn
 #define TILEATTN_BWD_SM90_ENTRIES(SUFFIX, T, D, ROWS)                                                              \
     extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \

@@ -434,8 +434,6 @@ template <int D, int R> using KvFusedNb = Sm90BwdKvConfig<D, R, 2, false, kDqBul
 template <int D, int R> using QShipped = Sm90BwdQConfig<D, R>;
 template <int D, int R> using Q128 = Sm90BwdQConfig<D, R, 128>;
 template <int D, int R> using QPipe = Sm90BwdQConfig<D, R, 64, 3, true>;
-template <int D, int R> using QRegs = Sm90BwdQConfig<D, R, 64, 2, false, true>;
-template <int D, int R> using QRegsPipe = Sm90BwdQConfig<D, R, 64, 3, true, true>;
 
 // sm90: both wgmma kernels on the 128-row tables, two stages (what Java launched before sm90_pipe128); sm90_dkdv / sm90_dq: one wgmma kernel, the
 // other gradient from the portable kernel; sm90_r64: both on 64-row tables (one warpgroup per block);
@@ -446,8 +444,6 @@ template <int D, int R> using QRegsPipe = Sm90BwdQConfig<D, R, 64, 3, true, true
 // from the dK/dV kernel into an fp32 accumulator, five products per block pair instead of seven; k: each
 // warpgroup adds a full-width partial over its own 64 keys; n: each adds half the columns over all 128 keys.
 // sm90_r64f: the fused form on 64-row blocks (one warpgroup: k and n coincide).
-// sm90_r64q / sm90_q: the dQ kernel with Q and dO held as register A operands (S and dP as RS products), on 64-
-// and 128-row tables; sm90_r64qp: sm90_r64q pipelined over three K/V stages, the third in Q's and dO's tiles.
 static std::vector<Variant> sm90Variants() {
     return {makeSm90Variant<KvShipped, QShipped, 128>("sm90"),
             makeSm90Variant<KvShipped, QShipped, 128, true, false>("sm90_dkdv"),
@@ -460,10 +456,7 @@ static std::vector<Variant> sm90Variants() {
             makeSm90Variant<KvFusedN, QShipped, 128>("sm90_fn"),
             makeSm90Variant<KvFusedKb, QShipped, 128>("sm90_fkb"),
             makeSm90Variant<KvFusedNb, QShipped, 128>("sm90_fnb"),
-            makeSm90Variant<KvFusedK, QShipped, 64>("sm90_r64f"),
-            makeSm90Variant<KvShipped, QRegs, 64>("sm90_r64q"),
-            makeSm90Variant<KvShipped, QRegs, 128>("sm90_q"),
-            makeSm90Variant<KvShipped, QRegsPipe, 64>("sm90_r64qp")};
+            makeSm90Variant<KvFusedK, QShipped, 64>("sm90_r64f")};
 }
 
 static std::vector<Variant> allVariants() {
