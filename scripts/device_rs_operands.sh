@@ -13,6 +13,7 @@
 # Phases (each capped): the backward checker's VSA benchmark (dK/dV and dQ kernels timed apart) and the forward
 # checker's STA benchmark; their shape fuzz of the 64-row variants against float64; the GPU tests with memcheck over
 # VsaKernelsGpuTest; VsaBenchmark and the DiT step on both sides (bundle, base); Nsight Compute.
+# VSA_VARIANTS (default base) names the whole-build sides VsaBenchmark and the DiT step run besides the bundle.
 # PHASES picks phases (default "bench checks tests vsa ncu", run in that order under a shared DEADLINE, default 560 s;
 # ncu: Nsight Compute over the backward's kernels). Logs tarred into $OUT/logs.tgz; a summary last.
 set -uo pipefail
@@ -44,7 +45,7 @@ if [[ $phases == *" tests "* ]]; then
   summary+=("tests rc=$?: $(tail -4 "$out/work/tests.log" | tr '\n' ' ')")
 fi
 if [[ $phases == *" vsa "* ]]; then
-  OUT="$out/work/vsa" VARIANTS=base ROUNDS=${ROUNDS:-1} FIRST_ATTENTION=${FIRST_ATTENTION:-vsa} timeout $(cap 200) \
+  OUT="$out/work/vsa" VARIANTS=${VSA_VARIANTS-base} ROUNDS=${ROUNDS:-1} FIRST_ATTENTION=${FIRST_ATTENTION:-vsa} timeout $(cap 200) \
     bash scripts/device_variants_vsa.sh > "$out/work/vsa.log" 2>&1
   summary+=("vsa rc=$?")
 fi
