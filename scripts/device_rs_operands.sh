@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Run THERE: the twelfth session's A/B of register A operands (RS wgmma) in VSA's 64-row kernels: the fine forward
-# with Q in registers (S = Q K^T reads only K from shared memory) and the dQ kernel with Q and dO in registers
-# (S and dP read only K and V), against the previous commit, in one call:
+# Run THERE: the twelfth session's A/B of register A operands (RS wgmma) in VSA's 64-row kernels, against the previous
+# commit, in one call (docs/benchmarks.md, twelfth session):
 #   run(command="bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base", ".device/checkers"])
+# The forward with Q in registers landed (Sm90Config QREGS); the dQ kernel with Q and dO in registers (checker variants
+# sm90_r64q, sm90_r64qp, sm90_q) gave wrong dq at d = 64 and was dropped, so those names now select nothing. Branch
+# coarse-bwd-tiled (07637cb) holds the register-tiled coarse backward, not yet run on a GPU: its check and timing is
+#   run(command="PHASES=\"tests vsa ncu\" ROUNDS=1 bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base"])
+# with the bundle built from that branch and .device/base from main.
 # Built HERE first:
 #   MAVEN_ARGS=-o bash scripts/device-build.sh && rm -rf .device/tileattn/lib       (the bundle: this tree)
 #   git worktree add /tmp/wt-base BASE && (cd /tmp/wt-base && mvn -q -o package -DskipTests)
@@ -20,7 +24,9 @@ set -uo pipefail
 out=${OUT:-/tmp/rs-out}
 mkdir -p "$out/work"
 phases=" ${PHASES:-bench checks tests vsa ncu} "
-for c in bwdcheck fwdcheck; do gunzip -c ".device/checkers/$c.gz" > "/tmp/$c" && chmod +x "/tmp/$c"; done
+for c in bwdcheck fwdcheck; do
+  [[ -f .device/checkers/$c.gz ]] && gunzip -c ".device/checkers/$c.gz" > "/tmp/$c" && chmod +x "/tmp/$c"
+done
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.limit --format=csv,noheader | tee "$out/work/gpu.txt"
 summary=()
 start=$SECONDS
@@ -50,8 +56,9 @@ if [[ $phases == *" vsa "* ]]; then
   summary+=("vsa rc=$?")
 fi
 if [[ $phases == *" ncu "* ]]; then
-  # Nsight Compute over the VSA case's first dK/dV and dQ launches, per variant.
-  for variant in sm90_r64 sm90_r64q; do
+  # Nsight Compute over the VSA case's first dK/dV and dQ launches, per checker variant in NCU_VARIANTS (the first
+  # call: "sm90_r64 sm90_r64q").
+  for variant in ${NCU_VARIANTS:-}; do
     BENCH_CASES=VSA timeout $(cap 70) ncu -k "regex:sm90_(dkdv|dq)_kernel" -c 2 --section SpeedOfLight \
       --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy \
       /tmp/bwdcheck bench $variant > "$out/work/ncu_$variant.txt" 2>&1
