@@ -1,7 +1,8 @@
 // Hopper (sm_90a) path of the block-sparse attention forward: the same ABI, launch grid, query-block table and
 // KV range lists as tile_attention.cu (read its header), with the matrix work on wgmma.
 //   - 256 threads = two warpgroups; each owns 64 of the block's BM = 128 query rows.
-//   - S = Q K^T: wgmma m64nBNk16 with Q and K both read from shared memory (K-major, 128-byte swizzle).
+//   - S = Q K^T: wgmma m64nBNk16 with Q and K both read from shared memory (K-major, 128-byte swizzle); the 64-row
+//     entries keep Q in registers instead (QREGS), read once with ldmatrix.
 //   - O += P V: wgmma m64nDk16 with P straight from the score registers (their layout is the A-fragment
 //     layout) and V from shared memory read transposed (MN-major, 128-byte swizzle).
 //   - KV blocks are BN consecutive positions of the list's keys laid end to end (PackedKeys): one block may take
@@ -280,11 +281,9 @@ TILEATTN_TILE_ATTENTION_SM90_ENTRY(tileattn_tile_attention_sm90_fwd_f16_d128, __
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
          int oTokenHeads, int vTokenHeads, int vRowStride) {                                                   \
-        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64, true>>(q, k, v, o, lse, qblocks, listOf, \
-                                                                               rangeOffsets, ranges, slots,     \
-                                                                               heads, S, scaleLog2,             \
-                                                                               oTokenHeads, vTokenHeads,        \
-                                                                               vRowStride);                     \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64, true>>(                           \
+            q, k, v, o, lse, qblocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2, oTokenHeads,     \
+            vTokenHeads, vRowStride);                                                                          \
     }
 
 TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_bf16_d64, __nv_bfloat16, 64)
@@ -298,7 +297,7 @@ TILEATTN_TILE_ATTENTION_SM90_BM64_ENTRY(tileattn_tile_attention_sm90_fwd_bm64_f1
     NAME(const T* q, const T* k, const T* v, T* o, float* lse, const int4* qblocks, const int* listOf,          \
          const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2,             \
          int oTokenHeads, int vTokenHeads, int vRowStride, const unsigned char* members) {                     \
-        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64, true>, true>(                           \
+        tileattn::tile_attention_sm90_fwd<T, tileattn::Sm90Config<D, 64, 64, true>, true>(                     \
             q, k, v, o, lse, qblocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2, oTokenHeads,     \
             vTokenHeads, vRowStride, members);                                                                 \
     }

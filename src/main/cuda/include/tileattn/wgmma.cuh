@@ -1,8 +1,8 @@
 // wgmma.mma_async wrappers (sm_90a), the 128-byte-swizzled shared tile layout and its descriptors, and the fence /
 // commit / wait steps around them. Inline asm needs every accumulator register spelled out, so the operand
-// lists are written in full. SS: A and B from shared-memory descriptors, K-major unless TA / TB say MN-major. RS: A from registers, B
-// MN-major (transposed). Accumulators follow the m64nN layout: per warp 16 rows, d[j][0..1]
-// row lane/4, columns 8j + 2(lane%4) + {0,1}; d[j][2..3] the same columns of row lane/4 + 8.
+// lists are written in full. SS: A and B from shared-memory descriptors, K-major unless TA / TB say MN-major. RS: A
+// from registers, B MN-major (transposed) unless TB = 0. Accumulators follow the m64nN layout: per warp 16 rows,
+// d[j][0..1] row lane/4, columns 8j + 2(lane%4) + {0,1}; d[j][2..3] the same columns of row lane/4 + 8.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -83,7 +83,6 @@ __device__ __forceinline__ void wgmma_rs_n64(float (&d)[8][4], const uint32_t (&
     if constexpr (std::is_same_v<T, __half>) TILEATTN_WGMMA_RS("f16"); else TILEATTN_WGMMA_RS("bf16");
 #undef TILEATTN_WGMMA_RS
 }
-
 
 // The first k-step of an RS product (scale-d = 0, accumulators only written), as wgmma_ss_init_n64.
 template <typename T, int TB = 1>
