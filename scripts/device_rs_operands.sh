@@ -4,7 +4,8 @@
 #   run(command="bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base", ".device/checkers"])
 # The forward with Q in registers landed (Sm90Config QREGS); the dQ kernel with Q and dO in registers (checker variants
 # sm90_r64q, sm90_r64qp, sm90_q) gave wrong dq at d = 64 and was dropped, so those names now select nothing. Branch
-# coarse-bwd-tiled (07637cb) holds the register-tiled coarse backward, not yet run on a GPU: its check and timing is
+# coarse-bwd-tiled (e3ecfa8, one commit on main) holds the register-tiled coarse backward, not yet run on a GPU; its
+# check and timing:
 #   run(command="PHASES=\"tests vsa ncu\" ROUNDS=1 bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base"])
 # with the bundle built from that branch and .device/base from main.
 # Built HERE first:
