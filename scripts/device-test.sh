@@ -8,7 +8,7 @@
 # (memory errors and leaks still count). Logs go to $OUT (or /tmp/tileattn-device-out); the last lines printed
 # are the summary. Exit status: 0 only when every stage passed.
 # MEMCHECK=0 skips the two sanitizer passes (a quick check of the GPU tests alone); MEMCHECK_CLASSES="a.B c.D"
-# limits them to those test classes.
+# limits them to those test classes, TEST_CLASSES the plain pass.
 # Usage: scripts/device-test.sh [BUNDLE_DIR [JRE_TGZ]]   (defaults: .device/tileattn .device/jre.tgz)
 set -uo pipefail
 
@@ -35,9 +35,11 @@ run_tests() {
   shift 2
   local t0=$SECONDS
   local selectors=(--scan-class-path "$bundle/test-classes")
-  if (( $# > 0 )) && [[ -n "${MEMCHECK_CLASSES:-}" ]]; then
+  local classes="${TEST_CLASSES:-}"
+  (( $# > 0 )) && classes="${MEMCHECK_CLASSES:-}"
+  if [[ -n "$classes" ]]; then
     selectors=()
-    for c in $MEMCHECK_CLASSES; do selectors+=(--select-class "$c"); done
+    for c in $classes; do selectors+=(--select-class "$c"); done
   fi
   "$@" "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx8g \
       -jar "$bundle/junit-platform-console-standalone.jar" execute --disable-banner --disable-ansi-colors \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run THERE: the shortest check of a VSA change that a scarce device allows, in about 200 s. The GPU tests of the VSA
-# and backward kernels (no sanitizer), then VsaBenchmark quick on the bundle and on .device/base (a whole build, e.g.
+# and backward kernels (scripts/device-test.sh with TEST_CLASSES, no sanitizer), then VsaBenchmark quick on the bundle and on .device/base (a whole build, e.g.
 # main's), in that order, so that a call cut short still has the verdict:
 #   run(command="bash scripts/device_quick_vsa.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base"])
 # Built HERE as scripts/device_rs_operands.sh's header says. TEST_CLASSES overrides the test classes; logs in $OUT.
@@ -8,19 +8,12 @@
 # the variants) adds the backward checker last: those variants against float64, then timed on its VSA case.
 set -uo pipefail
 out=${OUT:-/tmp/quick-vsa}
-bundle=.device/tileattn
-mkdir -p "$out" /tmp/jre && tar xzf .device/jre.tgz -C /tmp/jre || exit 2
-selectors=()
-for c in ${TEST_CLASSES:-tileattn.kernels.VsaKernelsGpuTest tileattn.kernels.TileAttentionBackwardKernelGpuTest}; do
-  selectors+=(--select-class "$c")
-done
-TILEATTN_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-100}" /tmp/jre/jre/bin/java --add-modules jdk.incubator.vector \
-  --enable-native-access=ALL-UNNAMED -Xmx8g -jar "$bundle/junit-platform-console-standalone.jar" execute \
-  --disable-banner --disable-ansi-colors --details=tree --class-path "$bundle/test-classes:$bundle/tileattn.jar" \
-  "${selectors[@]}" --include-tag gpu > "$out/tests.log" 2>&1
+mkdir -p "$out"
+OUT="$out/tests" MEMCHECK=0 \
+  TEST_CLASSES="${TEST_CLASSES:-tileattn.kernels.VsaKernelsGpuTest tileattn.kernels.TileAttentionBackwardKernelGpuTest}" \
+  timeout "${TEST_TIMEOUT:-110}" bash scripts/device-test.sh > "$out/tests.log" 2>&1
 echo "tests rc=$?"
-grep -E '✘|=> ' "$out/tests.log" | head -30
-grep -E '^\[ *[0-9]+ tests (found|successful|failed)' "$out/tests.log"
+sed -n '/^---- \(failures\|summary\)/,$p' "$out/tests.log"
 OUT="$out/vsa" VARIANTS=base ROUNDS=0 VSA_TIMEOUT="${VSA_TIMEOUT:-45}" bash scripts/device_variants_vsa.sh
 if [[ -n "${BWD_VARIANTS:-}" && -f .device/checkers/bwdcheck.gz ]]; then
   gunzip -c .device/checkers/bwdcheck.gz > /tmp/bwdcheck && chmod +x /tmp/bwdcheck
