@@ -30,7 +30,6 @@ public final class VsaKernels {
     private static final int COARSE_THREADS = 256;
     /** Query tiles per coarse block at most, and the tile rows the coarse kernels stage at a time (vsa.cu). */
     private static final int COARSE_QT = 16;
-    private static final int COARSE_CHUNK = 32;
     private static final int COARSE_FWD_CHUNK = 64;
     /** The selection's passes (vsa.cu): query and key tiles per scores block, query tiles (warps) per select block. */
     private static final int SCORE_TILE = 64;
@@ -42,6 +41,8 @@ public final class VsaKernels {
     private final KernelLibrary library;
     private final TileAttentionKernel fineKernel;
     private final TileAttentionBackwardKernel.Path backwardPath;
+    /** Tiles per block of the coarse backward's passes (vsa.cu): 64, or 32 where shared memory is short. */
+    private final int coarseBackwardBlock;
 
     public VsaKernels(KernelLibrary library) {
         this(library, TileAttentionKernel.Path.AUTO);
@@ -55,7 +56,19 @@ public final class VsaKernels {
      *             PORTABLE, else the fastest for the device
      */
     public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path) {
+        this(library, path, 0);
+    }
+
+    /** As {@link #VsaKernels(KernelLibrary, TileAttentionKernel.Path)}, with the coarse backward's block size forced
+     *  (32 or 64 tiles) or left to the device's shared memory (0): for tests of both. */
+    VsaKernels(KernelLibrary library, TileAttentionKernel.Path path, int coarseBackwardBlock) {
+        if (coarseBackwardBlock != 0 && coarseBackwardBlock != 32 && coarseBackwardBlock != 64) {
+            throw new IllegalArgumentException("coarse backward blocks hold 32 or 64 tiles, not " + coarseBackwardBlock);
+        }
         this.library = library;
+        long sharedLimit = library.context().device().maxSharedMemoryPerBlockOptin() - STATIC_SHARED_SLACK;
+        this.coarseBackwardBlock = coarseBackwardBlock != 0 ? coarseBackwardBlock
+                : coarseRowsShared(128, 64) <= sharedLimit ? 64 : 32;
         boolean hopper = library.context().device().computeCapabilityNumber() == 90;
         this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
                 ? TileAttentionKernel.Path.HOPPER : path);
@@ -433,23 +446,22 @@ public final class VsaKernels {
         Kernels.checkContext(library, stream, gate == null ? new DeviceTensor[]{dOut} : new DeviceTensor[]{gate, dOut, dgate});
         VsaPlan plan = ws.plan();
         int tiles = plan.tiles(), planes = plan.planes(), d = ws.headDim(), seq = plan.grid().videoTokens();
-        int tileBlocks = (tiles + COARSE_QT - 1) / COARSE_QT;
+        int block = coarseBackwardBlock, tileBlocks = (tiles + block - 1) / block;
+        String entry = (block == 64 ? "" : "b" + block + "_") + "d" + d;
 
         library.function(FAMILY, "tileattn_vsa_coarse_grad_in_" + suffix(ws)).launch(Dim3.of(tiles, planes),
                 Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(dOut)
                         .i64(gate == null ? 0 : gate.buffer().address()).pointer(ws.coarse)
                         .i64(dgate == null ? 0 : dgate.buffer().address()).pointer(ws.dCoarse)
                         .pointer(plan.tileStarts()).i32(tiles).i32(seq));
-        // Shared memory (vsa.cu): Q and dCoarse rows of 16 query tiles, a chunk of K and V rows, dS, lse, delta.
-        int rowsShared = 4 * ((2 * COARSE_QT + 2 * COARSE_CHUNK) * (d + 4) + COARSE_QT * (COARSE_CHUNK + 1) + 2 * COARSE_QT);
-        library.function(FAMILY, "tileattn_vsa_coarse_bwd_rows_d" + d).launch(Dim3.of(tileBlocks, planes),
-                Dim3.of(COARSE_THREADS), rowsShared, stream,
+        library.function(FAMILY, "tileattn_vsa_coarse_bwd_rows_" + entry).launch(Dim3.of(tileBlocks, planes),
+                Dim3.of(COARSE_THREADS), coarseRowsShared(d, block), stream,
                 KernelArgs.of().pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV).pointer(ws.coarse)
                         .pointer(ws.coarseLse).pointer(ws.dCoarse).pointer(ws.probs).pointer(ws.dScores)
                         .pointer(ws.pooledDq).i32(tiles).f32(scale));
-        // Shared memory: a chunk of Q and dCoarse rows, and the chunk's P and dS columns of 16 key tiles.
-        int colsShared = 4 * (2 * COARSE_CHUNK * (d + 4) + 2 * COARSE_CHUNK * COARSE_QT);
-        library.function(FAMILY, "tileattn_vsa_coarse_bwd_cols_d" + d).launch(Dim3.of(tileBlocks, planes),
+        // Shared memory: Q and dCoarse rows of a block of query tiles, and their P and dS columns of the block's key tiles.
+        int colsShared = 4 * (2 * block * (d + 4) + 2 * block * (block + 4));
+        library.function(FAMILY, "tileattn_vsa_coarse_bwd_cols_" + entry).launch(Dim3.of(tileBlocks, planes),
                 Dim3.of(COARSE_THREADS), colsShared, stream,
                 KernelArgs.of().pointer(ws.pooledQ).pointer(ws.dCoarse).pointer(ws.probs).pointer(ws.dScores)
                         .pointer(ws.pooledDk).pointer(ws.pooledDv).i32(tiles).f32(scale));
@@ -482,6 +494,11 @@ public final class VsaKernels {
                     + "; use larger tiles");
         }
         return (int) qt;
+    }
+
+    /** The rows pass's shared memory (vsa.cu): Q, dCoarse, K and V rows of a block of tiles, its dS, lse and delta. */
+    private static int coarseRowsShared(int d, int block) {
+        return 4 * (4 * block * (d + 4) + block * (block + 4) + 2 * block);
     }
 
     private static int coarseForwardShared(int d, int qt, int tiles) {
