@@ -4,14 +4,16 @@
 // the device) -> fine attention (tile_attention*.cu over those lists) -> combine (out = coarse x gate + fine).
 // A forward that needs only the selection takes it from coarse_scores (into scratch) and coarse_select instead.
 // Backward: coarse_grad_in (dgate, and the coarse output's gradient summed over each tile) -> coarse_bwd_rows
-// (dq of the pooled queries; P and dS kept) -> coarse_bwd_cols (dk, dv of the pooled keys and values) -> spread
-// (each pooled gradient divided by the tile's real token count, added to every token of the tile); the fine
-// branch's backward (tile_attention_bwd.cu) reads the transposed selection that transpose_count / scan /
-// transpose_fill build from the forward's `chosen` bytes.
+// (dq of the pooled queries; P and dS kept) -> coarse_bwd_cols (dk, dv of the pooled keys and values); both passes
+// write each pooled gradient divided by the tile's real token count, the share of every token of the tile, which
+// the fine branch's backward (tile_attention_bwd*.cu, its dkAdd, dvAdd and dqAdd tables) adds as it stores dq, dk
+// and dv. That backward reads the transposed selection that transpose_count / scan / transpose_fill build from the
+// forward's `chosen` bytes.
 //
 // ABI (contiguous, device pointers). A plane is one (batch, head): tensors [B, heads, ...] are [P = B*heads, ...].
 //   tokens      q, k, v, gate, fine, out, dOut, dgate, dq, dk, dv: [P, S, D] of T (bf16 or fp16).
-//   tile rows   pooled q/k/v, coarse (= softmax(pq pk^T scale) pv), dCoarse, pooled gradients: [P, tiles, D] fp32.
+//   tile rows   pooled q/k/v, coarse (= softmax(pq pk^T scale) pv), dCoarse, per-token shares of the pooled
+//               gradients: [P, tiles, D] fp32.
 //   coarseLse   [P, tiles] fp32, natural log. probs, dScores: [P, tiles, tiles] fp32 scratch of the backward.
 //   tileStarts  int [tiles + 1]: first token of each tile, and S.
 //   selection   int [P, tiles, topK]: the top-k KV tiles of each query tile, ascending; ties go to the lower index.
@@ -20,8 +22,8 @@
 //   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd (or coarse_select), which sets the
 //               selected pairs; or null when no backward follows.
 //   scores      [P', tiles, tiles] fp32: coarse_scores's output for a pass of P' planes, read by coarse_select.
-// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in, spread
-// grid (tiles, P[, 3]) x 128;
+// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in grid
+// (tiles, P) x 128;
 // coarse_fwd grid (ceil(tiles / qt), P) x 256 with dynamic shared memory coarse_fwd_smem(D, qt, tiles);
 // coarse_scores grid (ceil(tiles / 64), ceil(tiles / 64), P') x 256 with coarse_scores_smem(D); coarse_select_sN
 // grid (ceil(tiles / 8), P') x 256, N = 4 ceil(tiles / 128) up to 1,536 tiles, else 0;
@@ -239,32 +241,6 @@ __device__ __forceinline__ void coarse_grad_in(const T* __restrict__ dOut, const
     __syncthreads();
     for (int col = threadIdx.x; col < D; col += kRowThreads)
         dCoarse[(plane * tiles + tile) * D + col] = cols.total(col);
-}
-
-// grad[token] += pooledGrad[tile] / (real tokens of the tile), in place; blockIdx.z picks dq, dk or dv.
-template <typename T, int D>
-__device__ __forceinline__ void spread(T* __restrict__ dq, T* __restrict__ dk, T* __restrict__ dv,
-                                       const float* __restrict__ pdq, const float* __restrict__ pdk,
-                                       const float* __restrict__ pdv, const int* __restrict__ tileStarts, int tiles,
-                                       int S) {
-    constexpr int CH = D / 8, GROUPS = kRowThreads / CH;
-    T* grad = blockIdx.z == 0 ? dq : blockIdx.z == 1 ? dk : dv;
-    const float* pooled = blockIdx.z == 0 ? pdq : blockIdx.z == 1 ? pdk : pdv;
-    const int c = threadIdx.x % CH, g = threadIdx.x / CH;
-    const int tile = blockIdx.x;
-    const size_t plane = blockIdx.y;
-    const int start = tileStarts[tile], end = tileStarts[tile + 1];
-    const float inv = 1.f / static_cast<float>(end - start);
-    float pv[8];
-    load8f(pooled + (plane * tiles + tile) * D + c * 8, pv);
-    for (int r = start + g; r < end; r += GROUPS) {
-        const size_t at = (plane * S + r) * D + c * 8;
-        float x[8];
-        load8(grad + at, x);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) x[e] = fmaf(pv[e], inv, x[e]);
-        store8(grad + at, x);
-    }
 }
 
 // ---------------------------------------------------------------- coarse attention between pooled tiles (fp32)
@@ -854,8 +830,8 @@ __device__ __forceinline__ void axpy4(float4& acc, float a, float4 x) {
 }
 
 // Rows pass, per block of B query tiles: with P = exp(S - lse) and dS = P (dCoarse V^T - delta),
-// delta = rowsum(dCoarse x coarse), the pooled-query gradient is scale dS K. P and dS go to global scratch for the
-// columns pass. Shared memory: coarse_bwd_rows_smem(D, B).
+// delta = rowsum(dCoarse x coarse), the pooled-query gradient is scale dS K, written as its per-token share. P and dS
+// go to global scratch for the columns pass. Shared memory: coarse_bwd_rows_smem(D, B).
 __host__ __device__ constexpr size_t coarse_bwd_rows_smem(int d, int b) {
     return sizeof(float) * (4 * static_cast<size_t>(b) * (d + 4) + b * (b + 4) + 2 * b);
 }
@@ -865,7 +841,8 @@ __device__ __forceinline__ void coarse_bwd_rows(const float* __restrict__ pq, co
                                                 const float* __restrict__ pv, const float* __restrict__ coarse,
                                                 const float* __restrict__ coarseLse, const float* __restrict__ dCoarse,
                                                 float* __restrict__ probs, float* __restrict__ dScores,
-                                                float* __restrict__ dpq, int tiles, float scale) {
+                                                float* __restrict__ dpq, const int* __restrict__ tileStarts, int tiles,
+                                                float scale) {
     constexpr int LD = D + 4, L4 = LD / 4, LDS = B + 4, G = D / 64, R = B / 16;
     extern __shared__ float4 smem4[];
     float* sQ = reinterpret_cast<float*>(smem4);  // [B][LD]
@@ -964,17 +941,20 @@ __device__ __forceinline__ void coarse_bwd_rows(const float* __restrict__ pq, co
 #pragma unroll
     for (int i = 0; i < R; ++i) {
         const int qi = ty + 16 * i;
-        if (qi < rows)
+        if (qi < rows) {
+            const float share = scale / static_cast<float>(tileStarts[q0 + qi + 1] - tileStarts[q0 + qi]);
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 const float4 x = dq[i][g];
                 reinterpret_cast<float4*>(dpq + (base + q0 + qi) * D)[tx + 16 * g] =
-                    make_float4(x.x * scale, x.y * scale, x.z * scale, x.w * scale);
+                    make_float4(x.x * share, x.y * share, x.z * share, x.w * share);
             }
+        }
     }
 }
 
-// Columns pass, per block of B key tiles: dV_pooled = P^T dCoarse, dK_pooled = scale dS^T Q_pooled.
+// Columns pass, per block of B key tiles: dV_pooled = P^T dCoarse, dK_pooled = scale dS^T Q_pooled, written as
+// per-token shares.
 // Shared memory: coarse_bwd_cols_smem(D, B).
 __host__ __device__ constexpr size_t coarse_bwd_cols_smem(int d, int b) {
     return sizeof(float) * (2 * static_cast<size_t>(b) * (d + 4) + 2 * b * (b + 4));
@@ -983,8 +963,8 @@ __host__ __device__ constexpr size_t coarse_bwd_cols_smem(int d, int b) {
 template <int D, int B>
 __device__ __forceinline__ void coarse_bwd_cols(const float* __restrict__ pq, const float* __restrict__ dCoarse,
                                                 const float* __restrict__ probs, const float* __restrict__ dScores,
-                                                float* __restrict__ dpk, float* __restrict__ dpv, int tiles,
-                                                float scale) {
+                                                float* __restrict__ dpk, float* __restrict__ dpv,
+                                                const int* __restrict__ tileStarts, int tiles, float scale) {
     constexpr int LD = D + 4, L4 = LD / 4, LDS = B + 4, G = D / 64, R = B / 16;
     extern __shared__ float4 smem4[];
     float* sQ = reinterpret_cast<float*>(smem4);  // [B][LD]: query tiles of the chunk
@@ -1037,14 +1017,16 @@ __device__ __forceinline__ void coarse_bwd_cols(const float* __restrict__ pq, co
 #pragma unroll
     for (int i = 0; i < R; ++i) {
         const int kj = ty + 16 * i;
-        if (kj < cols)
+        if (kj < cols) {
+            const float inv = 1.f / static_cast<float>(tileStarts[k0 + kj + 1] - tileStarts[k0 + kj]), share = scale * inv;
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 const size_t row = (base + k0 + kj) * D;
-                const float4 a = dk[i][g];
-                reinterpret_cast<float4*>(dpk + row)[tx + 16 * g] = make_float4(a.x * scale, a.y * scale, a.z * scale, a.w * scale);
-                reinterpret_cast<float4*>(dpv + row)[tx + 16 * g] = dv[i][g];
+                const float4 a = dk[i][g], b = dv[i][g];
+                reinterpret_cast<float4*>(dpk + row)[tx + 16 * g] = make_float4(a.x * share, a.y * share, a.z * share, a.w * share);
+                reinterpret_cast<float4*>(dpv + row)[tx + 16 * g] = make_float4(b.x * inv, b.y * inv, b.z * inv, b.w * inv);
             }
+        }
     }
 }
 
@@ -1195,11 +1177,6 @@ __device__ __forceinline__ void pack_union(const int* __restrict__ selection, co
         const T* dOut, const T* gate, const float* coarse, T* dGate, float* dCoarse, const int* tileStarts,      \
         int tiles, int S) {                                                                                      \
         tileattn::vsa::coarse_grad_in<T, D>(dOut, gate, coarse, dGate, dCoarse, tileStarts, tiles, S);           \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(128) tileattn_vsa_spread_##TN##_d##D(                          \
-        T* dq, T* dk, T* dv, const float* pdq, const float* pdk, const float* pdv, const int* tileStarts,        \
-        int tiles, int S) {                                                                                      \
-        tileattn::vsa::spread<T, D>(dq, dk, dv, pdq, pdk, pdv, tileStarts, tiles, S);                            \
     }
 
 TILEATTN_VSA_TOKEN_ENTRIES(bf16, __nv_bfloat16, 64)
@@ -1221,14 +1198,15 @@ TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 128)
 #define TILEATTN_VSA_COARSE_BWD_ENTRIES(D, B, PREFIX)                                                            \
     extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_rows_##PREFIX##d##D(              \
         const float* pq, const float* pk, const float* pv, const float* coarse, const float* coarseLse,          \
-        const float* dCoarse, float* probs, float* dScores, float* dpq, int tiles, float scale) {                 \
-        tileattn::vsa::coarse_bwd_rows<D, B>(pq, pk, pv, coarse, coarseLse, dCoarse, probs, dScores, dpq, tiles, \
-                                             scale);                                                             \
+        const float* dCoarse, float* probs, float* dScores, float* dpq, const int* tileStarts, int tiles,       \
+        float scale) {                                                                                           \
+        tileattn::vsa::coarse_bwd_rows<D, B>(pq, pk, pv, coarse, coarseLse, dCoarse, probs, dScores, dpq,        \
+                                             tileStarts, tiles, scale);                                          \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_cols_##PREFIX##d##D(              \
         const float* pq, const float* dCoarse, const float* probs, const float* dScores, float* dpk, float* dpv, \
-        int tiles, float scale) {                                                                                \
-        tileattn::vsa::coarse_bwd_cols<D, B>(pq, dCoarse, probs, dScores, dpk, dpv, tiles, scale);               \
+        const int* tileStarts, int tiles, float scale) {                                                         \
+        tileattn::vsa::coarse_bwd_cols<D, B>(pq, dCoarse, probs, dScores, dpk, dpv, tileStarts, tiles, scale);   \
     }
 
 TILEATTN_VSA_COARSE_ENTRIES(64)
