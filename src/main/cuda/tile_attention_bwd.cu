@@ -125,7 +125,8 @@ __device__ __forceinline__ void
 tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                         const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
                         T* __restrict__ dk, T* __restrict__ dv, const float* __restrict__ dkAdd,
-                        const float* __restrict__ dvAdd, const int4* __restrict__ kvBlocks, const int* __restrict__ listOf,
+                        const float* __restrict__ dvAdd, const int4* __restrict__ kvBlocks,
+                        const int* __restrict__ listOf,
                         const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
                         int S, float scaleLog2, float scale) {
     constexpr int D = C::D, BQ = C::BQ, THREADS = C::THREADS, BKV = C::BKV;

@@ -511,8 +511,8 @@ tile_attention_bwd_sm90_dq_kernel(const T* q, const T* k, const T* v, const T* d
                                   const float* delta, T* dq, const int4* qBlocks, const int* listOf,
                                   const int* rangeOffsets, const int2* ranges, int slots, int heads, int S,
                                   float scaleLog2, float scale) {
-    tile_attention_bwd_sm90_dq<T, C>(q, k, v, dO, lse2, delta, dq, nullptr, qBlocks, listOf, rangeOffsets, ranges, slots,
-                                     heads, S, scaleLog2, scale);
+    tile_attention_bwd_sm90_dq<T, C>(q, k, v, dO, lse2, delta, dq, nullptr, qBlocks, listOf, rangeOffsets, ranges,
+                                     slots, heads, S, scaleLog2, scale);
 }
 
 template <typename T>

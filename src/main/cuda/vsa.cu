@@ -1018,12 +1018,14 @@ __device__ __forceinline__ void coarse_bwd_cols(const float* __restrict__ pq, co
     for (int i = 0; i < R; ++i) {
         const int kj = ty + 16 * i;
         if (kj < cols) {
-            const float inv = 1.f / static_cast<float>(tileStarts[k0 + kj + 1] - tileStarts[k0 + kj]), share = scale * inv;
+            const float inv = 1.f / static_cast<float>(tileStarts[k0 + kj + 1] - tileStarts[k0 + kj]);
+            const float share = scale * inv;
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 const size_t row = (base + k0 + kj) * D;
                 const float4 a = dk[i][g], b = dv[i][g];
-                reinterpret_cast<float4*>(dpk + row)[tx + 16 * g] = make_float4(a.x * share, a.y * share, a.z * share, a.w * share);
+                reinterpret_cast<float4*>(dpk + row)[tx + 16 * g] =
+                    make_float4(a.x * share, a.y * share, a.z * share, a.w * share);
                 reinterpret_cast<float4*>(dpv + row)[tx + 16 * g] = make_float4(b.x * inv, b.y * inv, b.z * inv, b.w * inv);
             }
         }

@@ -422,7 +422,8 @@ public final class VsaKernels {
                 new Dim3(plan.gradientQueryBlockCount(), planes, 1), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta).pointer(dq)
                         .pointer(ws.dqShare).pointer(plan.gradientQueryBlocks()).pointer(plan.listOf())
-                        .pointer(plan.rangeOffsets()).pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
+                        .pointer(plan.rangeOffsets()).pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2)
+                        .f32(scale));
     }
 
     /**
