@@ -552,7 +552,7 @@ __device__ __forceinline__ void coarse_output(const float* sS, int ss, float* sV
 }
 
 // The selection of the warp's rows (lanes keep SLOTS keys each; 0: the row is read from shared memory at every
-// step), then, unless coarse is null, their softmax: exp(score - max) in place, the sums and the log-sum-exps.
+// step), then their softmax: exp(score - max) in place, the sums and the log-sum-exps.
 template <int SLOTS>
 __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, float* __restrict__ coarse,
                                             float* __restrict__ coarseLse, int* __restrict__ selection,
@@ -570,7 +570,6 @@ __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, fl
         } else {
             warp_top_k_regs<SLOTS>(s, topK, out);
         }
-        if (coarse == nullptr) continue;
         float mx = -INFINITY;
         for (int j = lane; j < tiles; j += 32) mx = fmaxf(mx, s[j]);
         mx = warp_max(mx);
@@ -590,8 +589,8 @@ __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, fl
 }
 
 // One block per qt query tiles of a plane: scores against every key tile, the top-k selection and its KV ranges,
-// then (unless coarse is null: a forward whose coarse branch is gated off needs only the selection) the softmax,
-// its log-sum-exp and the coarse output. The next chunk's rows load while the block computes on the current one.
+// then the softmax, its log-sum-exp and the coarse output (a forward that needs only the selection takes the two
+// kernels below instead). The next chunk's rows load while the block computes on the current one.
 template <int D>
 __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const float* __restrict__ pk,
                                            const float* __restrict__ pv, float* __restrict__ coarse,
@@ -627,7 +626,7 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
     }
     __syncthreads();
     const float* pvPlane = pv + plane * tiles * D;
-    if (coarse != nullptr) stage_v<D>(sKV, pvPlane, 0, tiles);  // in flight during the selection and softmax
+    stage_v<D>(sKV, pvPlane, 0, tiles);  // in flight during the selection and softmax
 
 #define TILEATTN_VSA_SELECT(SLOTS)                                                                                  \
     select_rows<SLOTS>(sS, ss, rowSum, coarse, coarseLse, selection, ranges, chosen, tileStarts, plane, q0, rows,  \
@@ -649,7 +648,7 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
         default: TILEATTN_VSA_SELECT(0); break;
     }
 #undef TILEATTN_VSA_SELECT
-    if (coarse != nullptr) coarse_output<D>(sS, ss, sKV, pvPlane, rowSum, coarse, plane, q0, rows, tiles);
+    coarse_output<D>(sS, ss, sKV, pvPlane, rowSum, coarse, plane, q0, rows, tiles);
 }
 
 // ---------------------------------------------------------------- the selection alone, in two passes
