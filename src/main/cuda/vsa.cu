@@ -790,7 +790,8 @@ __device__ __forceinline__ void coarse_select(const float* __restrict__ scores, 
     if (queryTile >= tiles) return;
     const size_t plane = blockIdx.y, row = plane * tiles + queryTile;
     TopKTake out{selection + row * topK, ranges + row * topK, tileStarts,
-                 chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, queryTile, tiles, threadIdx.x & 31};
+                 chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, queryTile, tiles,
+                 static_cast<int>(threadIdx.x & 31)};
     if constexpr (SLOTS == 0) {
         warp_top_k(scores + row * tiles, topK, out);
     } else {
