@@ -18,6 +18,9 @@
 // ABI (all tensors contiguous, device pointers):
 //   q, k, v, o, dO, dq, dk, dv  [B, heads, S, D] of T (bf16 or fp16). Gradients come out in T, rounded once
 //                from their fp32 accumulators.
+//   dkAdd, dvAdd, dqAdd  (after dk, dv and after dq) float [B, heads, slots, D] or null: row (batch, head, slot) is
+//                added to every gradient row of the blocks of that slot as they are stored (VSA: the coarse branch's
+//                share of each token of the tile).
 //   lse          [B, heads, S] float, natural log, as the forward wrote it; delta, lse2: [B, heads, S] float
 //                scratch written by prep.
 //   blocks       int4 {rowStart, rowCount, slot, unused} per block, rowCount in [1, 128] ([1, 64] for the bm64
@@ -121,7 +124,9 @@ template <typename T, typename C>
 __device__ __forceinline__ void
 tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                         const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
-                        T* __restrict__ dk, T* __restrict__ dv, const int4* __restrict__ kvBlocks, const int* __restrict__ listOf,
+                        T* __restrict__ dk, T* __restrict__ dv, const float* __restrict__ dkAdd,
+                        const float* __restrict__ dvAdd, const int4* __restrict__ kvBlocks,
+                        const int* __restrict__ listOf,
                         const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
                         int S, float scaleLog2, float scale) {
     constexpr int D = C::D, BQ = C::BQ, THREADS = C::THREADS, BKV = C::BKV;
@@ -275,8 +280,8 @@ tile_attention_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k, const 
         cur = next;
     }
 
-    store_rows<T, DT>(dk + headOffset, dkAcc, scale, warpRow, kb.x, kb.y, lane);
-    store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, warpRow, kb.x, kb.y, lane);
+    store_rows<T, DT>(dk + headOffset, dkAcc, scale, slot_row(dkAdd, slice, slots, kb.z, D), warpRow, kb.x, kb.y, lane);
+    store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, slot_row(dvAdd, slice, slots, kb.z, D), warpRow, kb.x, kb.y, lane);
 }
 
 // ---- 3. dQ ----
@@ -299,7 +304,8 @@ template <typename T, typename C>
 __device__ __forceinline__ void
 tile_attention_bwd_dq(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                       const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
-                      T* __restrict__ dq, const int4* __restrict__ qBlocks, const int* __restrict__ listOf,
+                      T* __restrict__ dq, const float* __restrict__ dqAdd, const int4* __restrict__ qBlocks,
+                      const int* __restrict__ listOf,
                       const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads, int S,
                       float scaleLog2, float scale) {
     constexpr int D = C::D, BN = C::BN, THREADS = C::THREADS;
@@ -410,7 +416,8 @@ tile_attention_bwd_dq(const T* __restrict__ q, const T* __restrict__ k, const T*
         cur = next;
     }
 
-    store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
+    store_rows<T, DT>(dq + work.headOffset, acc, scale, slot_row(dqAdd, work.slice, slots, qBlocks[blockIdx.x].z, D),
+                      warpRow, work.rowStart, work.rowCount, lane);
 }
 
 // The configurations behind the entry points: 128-row blocks, and the 64-row (bm64) ones.
@@ -431,8 +438,8 @@ __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS)
 tile_attention_bwd_dkdv_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta,
                                T* dk, T* dv, const int4* kvBlocks, const int* listOf, const int* rangeOffsets,
                                const int2* ranges, int slots, int heads, int S, float scaleLog2, float scale) {
-    tile_attention_bwd_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, kvBlocks, listOf, rangeOffsets, ranges, slots,
-                                  heads, S, scaleLog2, scale);
+    tile_attention_bwd_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, nullptr, nullptr, kvBlocks, listOf, rangeOffsets,
+                                  ranges, slots, heads, S, scaleLog2, scale);
 }
 
 template <typename T, typename C>
@@ -440,8 +447,8 @@ __global__ void __launch_bounds__(C::THREADS, C::MIN_BLOCKS)
 tile_attention_bwd_dq_kernel(const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta,
                              T* dq, const int4* qBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges,
                              int slots, int heads, int S, float scaleLog2, float scale) {
-    tile_attention_bwd_dq<T, C>(q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets, ranges, slots, heads, S,
-                                scaleLog2, scale);
+    tile_attention_bwd_dq<T, C>(q, k, v, dO, lse2, delta, dq, nullptr, qBlocks, listOf, rangeOffsets, ranges, slots,
+                                heads, S, scaleLog2, scale);
 }
 
 }  // namespace tileattn
@@ -451,18 +458,18 @@ tile_attention_bwd_dq_kernel(const T* q, const T* k, const T* v, const T* dO, co
     extern "C" __global__ void __launch_bounds__(KC::THREADS, KC::MIN_BLOCKS)                                    \
     tileattn_tile_attention_bwd_dkdv_##NAME_SUFFIX##SUFFIX(                                                      \
         const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta, T* dk, T* dv,    \
-        const int4* kvBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges, int slots,         \
-        int heads, int S, float scaleLog2, float scale) {                                                        \
-        tileattn::tile_attention_bwd_dkdv<T, KC>(q, k, v, dO, lse2, delta, dk, dv, kvBlocks, listOf,            \
-                                                 rangeOffsets, ranges, slots, heads, S, scaleLog2, scale);       \
+        const float* dkAdd, const float* dvAdd, const int4* kvBlocks, const int* listOf,                         \
+        const int* rangeOffsets, const int2* ranges, int slots, int heads, int S, float scaleLog2, float scale) { \
+        tileattn::tile_attention_bwd_dkdv<T, KC>(q, k, v, dO, lse2, delta, dk, dv, dkAdd, dvAdd, kvBlocks,       \
+                                                 listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2, scale); \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(QC::THREADS, QC::MIN_BLOCKS)                                    \
     tileattn_tile_attention_bwd_dq_##NAME_SUFFIX##SUFFIX(                                                        \
         const T* q, const T* k, const T* v, const T* dO, const float* lse2, const float* delta, T* dq,           \
-        const int4* qBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges, int slots,          \
-        int heads, int S, float scaleLog2, float scale) {                                                        \
-        tileattn::tile_attention_bwd_dq<T, QC>(q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets,     \
-                                               ranges, slots, heads, S, scaleLog2, scale);                       \
+        const float* dqAdd, const int4* qBlocks, const int* listOf, const int* rangeOffsets, const int2* ranges, \
+        int slots, int heads, int S, float scaleLog2, float scale) {                                             \
+        tileattn::tile_attention_bwd_dq<T, QC>(q, k, v, dO, lse2, delta, dq, dqAdd, qBlocks, listOf,            \
+                                               rangeOffsets, ranges, slots, heads, S, scaleLog2, scale);         \
     }
 
 #define TILEATTN_BWD_ENTRIES(SUFFIX, T, D)                                                                       \

@@ -126,7 +126,8 @@ template <typename T, typename C>
 __device__ __forceinline__ void
 tile_attention_bwd_sm90_dkdv(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                              const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
-                             T* __restrict__ dk, T* __restrict__ dv, float* __restrict__ dqAcc,
+                             T* __restrict__ dk, T* __restrict__ dv, const float* __restrict__ dkAdd,
+                             const float* __restrict__ dvAdd, float* __restrict__ dqAcc,
                              const int4* __restrict__ kvBlocks, const int* __restrict__ listOf,
                              const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
                              int S, float scaleLog2, float scale) {
@@ -350,8 +351,8 @@ tile_attention_bwd_sm90_dkdv(const T* __restrict__ q, const T* __restrict__ k, c
         if (lane < 16) bwd90_bulk_wait();
     }
 
-    store_rows<T, DT>(dk + headOffset, dkAcc, scale, warpRow, kb.x, kb.y, lane);
-    store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, warpRow, kb.x, kb.y, lane);
+    store_rows<T, DT>(dk + headOffset, dkAcc, scale, slot_row(dkAdd, slice, slots, kb.z, D), warpRow, kb.x, kb.y, lane);
+    store_rows<T, DT>(dv + headOffset, dvAcc, 1.f, slot_row(dvAdd, slice, slots, kb.z, D), warpRow, kb.x, kb.y, lane);
 #else
     __trap();  // sm_90a only: callers pick tile_attention_bwd.cu elsewhere
 #endif
@@ -361,7 +362,8 @@ template <typename T, typename C>
 __device__ __forceinline__ void
 tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                            const T* __restrict__ dO, const float* __restrict__ lse2, const float* __restrict__ delta,
-                           T* __restrict__ dq, const int4* __restrict__ qBlocks, const int* __restrict__ listOf,
+                           T* __restrict__ dq, const float* __restrict__ dqAdd, const int4* __restrict__ qBlocks,
+                           const int* __restrict__ listOf,
                            const int* __restrict__ rangeOffsets, const int2* __restrict__ ranges, int slots, int heads,
                            int S, float scaleLog2, float scale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -475,7 +477,8 @@ tile_attention_bwd_sm90_dq(const T* __restrict__ q, const T* __restrict__ k, con
     }
     cp_async_wait<0>();  // an empty list leaves the Q and dO copies in flight
 
-    store_rows<T, DT>(dq + work.headOffset, acc, scale, warpRow, work.rowStart, work.rowCount, lane);
+    store_rows<T, DT>(dq + work.headOffset, acc, scale, slot_row(dqAdd, work.slice, slots, qBlocks[blockIdx.x].z, D),
+                      warpRow, work.rowStart, work.rowCount, lane);
 #else
     __trap();  // sm_90a only: callers pick tile_attention_bwd.cu elsewhere
 #endif
@@ -498,8 +501,8 @@ tile_attention_bwd_sm90_dkdv_kernel(const T* q, const T* k, const T* v, const T*
                                     const float* delta, T* dk, T* dv, float* dqAcc, const int4* kvBlocks,
                                     const int* listOf, const int* rangeOffsets, const int2* ranges, int slots, int heads,
                                     int S, float scaleLog2, float scale) {
-    tile_attention_bwd_sm90_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, dqAcc, kvBlocks, listOf, rangeOffsets, ranges,
-                                       slots, heads, S, scaleLog2, scale);
+    tile_attention_bwd_sm90_dkdv<T, C>(q, k, v, dO, lse2, delta, dk, dv, nullptr, nullptr, dqAcc, kvBlocks, listOf,
+                                       rangeOffsets, ranges, slots, heads, S, scaleLog2, scale);
 }
 
 template <typename T, typename C>
@@ -508,8 +511,8 @@ tile_attention_bwd_sm90_dq_kernel(const T* q, const T* k, const T* v, const T* d
                                   const float* delta, T* dq, const int4* qBlocks, const int* listOf,
                                   const int* rangeOffsets, const int2* ranges, int slots, int heads, int S,
                                   float scaleLog2, float scale) {
-    tile_attention_bwd_sm90_dq<T, C>(q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets, ranges, slots, heads,
-                                     S, scaleLog2, scale);
+    tile_attention_bwd_sm90_dq<T, C>(q, k, v, dO, lse2, delta, dq, nullptr, qBlocks, listOf, rangeOffsets, ranges,
+                                     slots, heads, S, scaleLog2, scale);
 }
 
 template <typename T>
@@ -534,22 +537,23 @@ using Sm90BwdQEntry = Sm90BwdQConfig<D, ROWS, ROWS == 128 ? 128 : 64>;
     extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \
     tileattn_tile_attention_bwd_sm90_dkdv_##SUFFIX(const T* q, const T* k, const T* v, const T* dO,               \
                                                    const float* lse2, const float* delta, T* dk, T* dv,           \
+                                                   const float* dkAdd, const float* dvAdd,                        \
                                                    const int4* kvBlocks, const int* listOf,                       \
                                                    const int* rangeOffsets, const int2* ranges, int slots,        \
                                                    int heads, int S, float scaleLog2, float scale) {              \
         tileattn::tile_attention_bwd_sm90_dkdv<T, tileattn::Sm90BwdKvEntry<D, ROWS>>(                              \
-            q, k, v, dO, lse2, delta, dk, dv, nullptr, kvBlocks, listOf, rangeOffsets, ranges, slots, heads, S,    \
-            scaleLog2, scale);                                                                                     \
+            q, k, v, dO, lse2, delta, dk, dv, dkAdd, dvAdd, nullptr, kvBlocks, listOf, rangeOffsets, ranges,       \
+            slots, heads, S, scaleLog2, scale);                                                                    \
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(2 * ROWS, 256 / (2 * ROWS))                                      \
     tileattn_tile_attention_bwd_sm90_dq_##SUFFIX(const T* q, const T* k, const T* v, const T* dO,                 \
                                                  const float* lse2, const float* delta, T* dq,                    \
-                                                 const int4* qBlocks, const int* listOf,                          \
+                                                 const float* dqAdd, const int4* qBlocks, const int* listOf,      \
                                                  const int* rangeOffsets, const int2* ranges, int slots,          \
                                                  int heads, int S, float scaleLog2, float scale) {                \
         tileattn::tile_attention_bwd_sm90_dq<T, tileattn::Sm90BwdQEntry<D, ROWS>>(                                 \
-            q, k, v, dO, lse2, delta, dq, qBlocks, listOf, rangeOffsets, ranges, slots, heads, S, scaleLog2,       \
-            scale);                                                                                                \
+            q, k, v, dO, lse2, delta, dq, dqAdd, qBlocks, listOf, rangeOffsets, ranges, slots, heads, S,           \
+            scaleLog2, scale);                                                                                     \
     }
 
 // The fused dK/dV/dQ entry points (dkdvq: dQ added into an fp32 accumulator that starts at zero, then scaled and
@@ -568,8 +572,8 @@ using Sm90BwdFusedShipped = Sm90BwdKvConfig<D, ROWS, 2, false, kDqRed, ROWS == 1
                                                     const int* rangeOffsets, const int2* ranges, int slots,       \
                                                     int heads, int S, float scaleLog2, float scale) {             \
         tileattn::tile_attention_bwd_sm90_dkdv<T, tileattn::Sm90BwdFusedShipped<D, ROWS>>(                         \
-            q, k, v, dO, lse2, delta, dk, dv, dqAcc, kvBlocks, listOf, rangeOffsets, ranges, slots, heads, S,      \
-            scaleLog2, scale);                                                                                     \
+            q, k, v, dO, lse2, delta, dk, dv, nullptr, nullptr, dqAcc, kvBlocks, listOf, rangeOffsets, ranges,     \
+            slots, heads, S, scaleLog2, scale);                                                                    \
     }
 
 #ifndef TILEATTN_BWD_SM90_NO_ENTRY_POINTS

@@ -4,14 +4,16 @@
 // the device) -> fine attention (tile_attention*.cu over those lists) -> combine (out = coarse x gate + fine).
 // A forward that needs only the selection takes it from coarse_scores (into scratch) and coarse_select instead.
 // Backward: coarse_grad_in (dgate, and the coarse output's gradient summed over each tile) -> coarse_bwd_rows
-// (dq of the pooled queries; P and dS kept) -> coarse_bwd_cols (dk, dv of the pooled keys and values) -> spread
-// (each pooled gradient divided by the tile's real token count, added to every token of the tile); the fine
-// branch's backward (tile_attention_bwd.cu) reads the transposed selection that transpose_count / scan /
-// transpose_fill build from the forward's `chosen` bytes.
+// (dq of the pooled queries; P and dS kept) -> coarse_bwd_cols (dk, dv of the pooled keys and values); both passes
+// write each pooled gradient divided by the tile's real token count, the share of every token of the tile, which
+// the fine branch's backward (tile_attention_bwd*.cu, its dkAdd, dvAdd and dqAdd tables) adds as it stores dq, dk
+// and dv. That backward reads the transposed selection that transpose_count / scan / transpose_fill build from the
+// forward's `chosen` bytes.
 //
 // ABI (contiguous, device pointers). A plane is one (batch, head): tensors [B, heads, ...] are [P = B*heads, ...].
 //   tokens      q, k, v, gate, fine, out, dOut, dgate, dq, dk, dv: [P, S, D] of T (bf16 or fp16).
-//   tile rows   pooled q/k/v, coarse (= softmax(pq pk^T scale) pv), dCoarse, pooled gradients: [P, tiles, D] fp32.
+//   tile rows   pooled q/k/v, coarse (= softmax(pq pk^T scale) pv), dCoarse, per-token shares of the pooled
+//               gradients: [P, tiles, D] fp32.
 //   coarseLse   [P, tiles] fp32, natural log. probs, dScores: [P, tiles, tiles] fp32 scratch of the backward.
 //   tileStarts  int [tiles + 1]: first token of each tile, and S.
 //   selection   int [P, tiles, topK]: the top-k KV tiles of each query tile, ascending; ties go to the lower index.
@@ -20,12 +22,12 @@
 //   chosen      bytes [P, tiles (kv), tiles (query)], zeroed before coarse_fwd (or coarse_select), which sets the
 //               selected pairs; or null when no backward follows.
 //   scores      [P', tiles, tiles] fp32: coarse_scores's output for a pass of P' planes, read by coarse_select.
-// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in, spread
-// grid (tiles, P[, 3]) x 128;
+// Launches: pool grid (tiles, P, 3) x 128 (or (tiles, P, 2) for q and k alone); combine, coarse_grad_in grid
+// (tiles, P) x 128;
 // coarse_fwd grid (ceil(tiles / qt), P) x 256 with dynamic shared memory coarse_fwd_smem(D, qt, tiles);
 // coarse_scores grid (ceil(tiles / 64), ceil(tiles / 64), P') x 256 with coarse_scores_smem(D); coarse_select_sN
 // grid (ceil(tiles / 8), P') x 256, N = 4 ceil(tiles / 128) up to 1,536 tiles, else 0;
-// coarse_bwd_rows grid (ceil(tiles / 16), P) x 256, coarse_bwd_cols grid (ceil(tiles / 16), P) x 256, both with
+// coarse_bwd_rows grid (ceil(tiles / 64), P) x 256, coarse_bwd_cols grid (ceil(tiles / 64), P) x 256, both with
 // the dynamic shared memory their entry comments give; transpose_count / transpose_fill one warp per (plane, kv
 // tile), 256 threads per block; scan one block of 1024 threads.
 #include <cuda_bf16.h>
@@ -41,7 +43,6 @@ constexpr unsigned kFull = 0xffffffffu;
 constexpr int kRowThreads = 128;   // token kernels: 16-byte chunks of rows, several rows in flight
 constexpr int kThreads = 256;      // coarse kernels
 constexpr int kQt = 16;            // query tiles per coarse block (at most)
-constexpr int kChunk = 32;         // tile rows staged in shared memory at a time (coarse backward)
 constexpr int kFwdChunk = 64;      // the same for coarse_fwd, whose threads each take kFwdChunk / 16 query rows
 
 template <typename T> struct Half;
@@ -242,61 +243,7 @@ __device__ __forceinline__ void coarse_grad_in(const T* __restrict__ dOut, const
         dCoarse[(plane * tiles + tile) * D + col] = cols.total(col);
 }
 
-// grad[token] += pooledGrad[tile] / (real tokens of the tile), in place; blockIdx.z picks dq, dk or dv.
-template <typename T, int D>
-__device__ __forceinline__ void spread(T* __restrict__ dq, T* __restrict__ dk, T* __restrict__ dv,
-                                       const float* __restrict__ pdq, const float* __restrict__ pdk,
-                                       const float* __restrict__ pdv, const int* __restrict__ tileStarts, int tiles,
-                                       int S) {
-    constexpr int CH = D / 8, GROUPS = kRowThreads / CH;
-    T* grad = blockIdx.z == 0 ? dq : blockIdx.z == 1 ? dk : dv;
-    const float* pooled = blockIdx.z == 0 ? pdq : blockIdx.z == 1 ? pdk : pdv;
-    const int c = threadIdx.x % CH, g = threadIdx.x / CH;
-    const int tile = blockIdx.x;
-    const size_t plane = blockIdx.y;
-    const int start = tileStarts[tile], end = tileStarts[tile + 1];
-    const float inv = 1.f / static_cast<float>(end - start);
-    float pv[8];
-    load8f(pooled + (plane * tiles + tile) * D + c * 8, pv);
-    for (int r = start + g; r < end; r += GROUPS) {
-        const size_t at = (plane * S + r) * D + c * 8;
-        float x[8];
-        load8(grad + at, x);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) x[e] = fmaf(pv[e], inv, x[e]);
-        store8(grad + at, x);
-    }
-}
-
 // ---------------------------------------------------------------- coarse attention between pooled tiles (fp32)
-
-// Tile rows [row0, row0 + n) of a [*, D] fp32 matrix into shared rows of stride D + 4 (16-byte aligned, and the
-// 8 rows one quarter-warp reads with 16-byte loads land in 8 different bank groups).
-template <int D>
-__device__ __forceinline__ void stage_rows(float* dst, const float* src, int row0, int n) {
-    constexpr int C4 = D / 4;
-    for (int i = threadIdx.x; i < n * C4; i += blockDim.x) {
-        const int r = i / C4, c = i % C4;
-        reinterpret_cast<float4*>(dst + r * (D + 4))[c] = reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + r) * D)[c];
-    }
-}
-
-// One score of the coarse backward: four fmaf chains over float4 columns, summed (s0 + s1) + (s2 + s3).
-template <int D>
-__device__ __forceinline__ float dot_rows(const float* a, const float* b) {
-    const float4* x = reinterpret_cast<const float4*>(a);
-    const float4* y = reinterpret_cast<const float4*>(b);
-    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-#pragma unroll 8
-    for (int c = 0; c < D / 4; ++c) {
-        const float4 u = x[c], w = y[c];
-        s0 = fmaf(u.x, w.x, s0);
-        s1 = fmaf(u.y, w.y, s1);
-        s2 = fmaf(u.z, w.z, s2);
-        s3 = fmaf(u.w, w.w, s3);
-    }
-    return (s0 + s1) + (s2 + s3);
-}
 
 // Top-k of one row of the tiles' scores by one warp: the k-th largest key is found bit by bit (the largest key with
 // at least k keys at or above it), then one pass in index order takes every key above it and the first keys equal to
@@ -605,7 +552,7 @@ __device__ __forceinline__ void coarse_output(const float* sS, int ss, float* sV
 }
 
 // The selection of the warp's rows (lanes keep SLOTS keys each; 0: the row is read from shared memory at every
-// step), then, unless coarse is null, their softmax: exp(score - max) in place, the sums and the log-sum-exps.
+// step), then their softmax: exp(score - max) in place, the sums and the log-sum-exps.
 template <int SLOTS>
 __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, float* __restrict__ coarse,
                                             float* __restrict__ coarseLse, int* __restrict__ selection,
@@ -623,7 +570,6 @@ __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, fl
         } else {
             warp_top_k_regs<SLOTS>(s, topK, out);
         }
-        if (coarse == nullptr) continue;
         float mx = -INFINITY;
         for (int j = lane; j < tiles; j += 32) mx = fmaxf(mx, s[j]);
         mx = warp_max(mx);
@@ -643,8 +589,8 @@ __device__ __forceinline__ void select_rows(float* sS, int ss, float* rowSum, fl
 }
 
 // One block per qt query tiles of a plane: scores against every key tile, the top-k selection and its KV ranges,
-// then (unless coarse is null: a forward whose coarse branch is gated off needs only the selection) the softmax,
-// its log-sum-exp and the coarse output. The next chunk's rows load while the block computes on the current one.
+// then the softmax, its log-sum-exp and the coarse output (a forward that needs only the selection takes the two
+// kernels below instead). The next chunk's rows load while the block computes on the current one.
 template <int D>
 __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const float* __restrict__ pk,
                                            const float* __restrict__ pv, float* __restrict__ coarse,
@@ -680,7 +626,7 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
     }
     __syncthreads();
     const float* pvPlane = pv + plane * tiles * D;
-    if (coarse != nullptr) stage_v<D>(sKV, pvPlane, 0, tiles);  // in flight during the selection and softmax
+    stage_v<D>(sKV, pvPlane, 0, tiles);  // in flight during the selection and softmax
 
 #define TILEATTN_VSA_SELECT(SLOTS)                                                                                  \
     select_rows<SLOTS>(sS, ss, rowSum, coarse, coarseLse, selection, ranges, chosen, tileStarts, plane, q0, rows,  \
@@ -702,7 +648,7 @@ __device__ __forceinline__ void coarse_fwd(const float* __restrict__ pq, const f
         default: TILEATTN_VSA_SELECT(0); break;
     }
 #undef TILEATTN_VSA_SELECT
-    if (coarse != nullptr) coarse_output<D>(sS, ss, sKV, pvPlane, rowSum, coarse, plane, q0, rows, tiles);
+    coarse_output<D>(sS, ss, sKV, pvPlane, rowSum, coarse, plane, q0, rows, tiles);
 }
 
 // ---------------------------------------------------------------- the selection alone, in two passes
@@ -844,7 +790,8 @@ __device__ __forceinline__ void coarse_select(const float* __restrict__ scores, 
     if (queryTile >= tiles) return;
     const size_t plane = blockIdx.y, row = plane * tiles + queryTile;
     TopKTake out{selection + row * topK, ranges + row * topK, tileStarts,
-                 chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, queryTile, tiles, threadIdx.x & 31};
+                 chosen != nullptr ? chosen + plane * tiles * tiles : nullptr, queryTile, tiles,
+                 static_cast<int>(threadIdx.x & 31)};
     if constexpr (SLOTS == 0) {
         warp_top_k(scores + row * tiles, topK, out);
     } else {
@@ -852,140 +799,235 @@ __device__ __forceinline__ void coarse_select(const float* __restrict__ scores, 
     }
 }
 
-// Backward of the coarse attention, per block of kQt query tiles: with P = exp(S - lse) and
-// dS = P (dCoarse V^T - delta), delta = rowsum(dCoarse x coarse), the pooled-query gradient is scale dS K. P and dS
-// go to global scratch for the column pass. Shared memory: coarse_bwd_rows_smem(D).
-__host__ __device__ constexpr size_t coarse_bwd_rows_smem(int d) {
-    return sizeof(float) * (static_cast<size_t>(2 * kQt + 2 * kChunk) * (d + 4) + kQt * (kChunk + 1) + 2 * kQt);
+// Backward of the coarse attention in two passes over blocks of B tiles (64, or 32 where shared memory is short),
+// each a small fp32 matrix product register-tiled over 256 threads: thread (ty, tx) = (tid / 16, tid % 16) owns block
+// rows ty + 16 i (i < B / 16) and, in the score tile, key columns tx + 16 j (j < B / 16); in a D-wide output, the
+// float4 columns 4 (tx + 16 g), g < D / 64.
+// Tiles past the last are staged as zero rows and get P = dS = 0. Earlier kernels gave each thread one score (two
+// dot products read from shared memory for 256 FMAs), which left both passes bound by shared-memory loads:
+// 586 and 508 us at Wan-2.1 480p, against 100 and 204 us for the token passes around them (Nsight Compute, H100,
+// twelfth session).
+// Rows [row0, row0 + n) of a [*, D] fp32 matrix into B shared rows of stride D + 4 (rows past n zero).
+template <int D, int B>
+__device__ __forceinline__ void stage_block(float* dst, const float* src, int row0, int n) {
+    constexpr int C4 = D / 4;
+    for (int i = threadIdx.x; i < B * C4; i += blockDim.x) {
+        const int r = i / C4, c = i % C4;
+        reinterpret_cast<float4*>(dst + r * (D + 4))[c] =
+            r < n ? reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + r) * D)[c] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
 }
 
-template <int D>
+__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
+    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
+}
+
+__device__ __forceinline__ void axpy4(float4& acc, float a, float4 x) {
+    acc.x = fmaf(a, x.x, acc.x);
+    acc.y = fmaf(a, x.y, acc.y);
+    acc.z = fmaf(a, x.z, acc.z);
+    acc.w = fmaf(a, x.w, acc.w);
+}
+
+// Rows pass, per block of B query tiles: with P = exp(S - lse) and dS = P (dCoarse V^T - delta),
+// delta = rowsum(dCoarse x coarse), the pooled-query gradient is scale dS K, written as its per-token share. P and dS
+// go to global scratch for the columns pass. Shared memory: coarse_bwd_rows_smem(D, B).
+__host__ __device__ constexpr size_t coarse_bwd_rows_smem(int d, int b) {
+    return sizeof(float) * (4 * static_cast<size_t>(b) * (d + 4) + b * (b + 4) + 2 * b);
+}
+
+template <int D, int B>
 __device__ __forceinline__ void coarse_bwd_rows(const float* __restrict__ pq, const float* __restrict__ pk,
                                                 const float* __restrict__ pv, const float* __restrict__ coarse,
                                                 const float* __restrict__ coarseLse, const float* __restrict__ dCoarse,
                                                 float* __restrict__ probs, float* __restrict__ dScores,
-                                                float* __restrict__ dpq, int tiles, float scale) {
-    constexpr int LD = D + 4, ACC = kQt * D / kThreads, SDS = kChunk + 1;
+                                                float* __restrict__ dpq, const int* __restrict__ tileStarts, int tiles,
+                                                float scale) {
+    constexpr int LD = D + 4, L4 = LD / 4, LDS = B + 4, G = D / 64, R = B / 16;
     extern __shared__ float4 smem4[];
-    float* sQ = reinterpret_cast<float*>(smem4);  // [kQt][LD]
-    float* sDC = sQ + kQt * LD;                   // [kQt][LD]
-    float* sK = sDC + kQt * LD;                   // [kChunk][LD]
-    float* sV = sK + kChunk * LD;                 // [kChunk][LD]
-    float* sDS = sV + kChunk * LD;                // [kQt][SDS]
-    float* sLse = sDS + kQt * SDS;                // [kQt]
-    float* sDelta = sLse + kQt;                   // [kQt]
+    float* sQ = reinterpret_cast<float*>(smem4);  // [B][LD]
+    float* sDC = sQ + B * LD;                     // [B][LD]
+    float* sK = sDC + B * LD;                     // [B][LD]
+    float* sV = sK + B * LD;                      // [B][LD]
+    float* sDS = sV + B * LD;                     // [B][LDS]
+    float* sLse = sDS + B * LDS;                  // [B]
+    float* sDelta = sLse + B;                     // [B]
+    const float4* q4 = reinterpret_cast<const float4*>(sQ);
+    const float4* dc4 = reinterpret_cast<const float4*>(sDC);
+    const float4* k4 = reinterpret_cast<const float4*>(sK);
+    const float4* v4 = reinterpret_cast<const float4*>(sV);
 
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const size_t plane = blockIdx.y;
-    const int q0 = blockIdx.x * kQt, rows = min(kQt, tiles - q0);
-    const size_t rowBase = plane * tiles + q0;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, ty = tid >> 4, tx = tid & 15;
+    const size_t base = static_cast<size_t>(blockIdx.y) * tiles;
+    const int q0 = blockIdx.x * B, rows = min(B, tiles - q0);
 
-    stage_rows<D>(sQ, pq + plane * tiles * D, q0, rows);
-    stage_rows<D>(sDC, dCoarse + plane * tiles * D, q0, rows);
-    for (int qi = warp; qi < rows; qi += kThreads / 32) {
+    stage_block<D, B>(sQ, pq + base * D, q0, rows);
+    stage_block<D, B>(sDC, dCoarse + base * D, q0, rows);
+    for (int qi = warp; qi < B; qi += kThreads / 32) {
         float s = 0.f;
-        for (int d = lane; d < D; d += 32) s = fmaf(dCoarse[(rowBase + qi) * D + d], coarse[(rowBase + qi) * D + d], s);
+        if (qi < rows)
+            for (int d = lane; d < D; d += 32) s = fmaf(dCoarse[(base + q0 + qi) * D + d], coarse[(base + q0 + qi) * D + d], s);
         s = warp_sum(s);
         if (lane == 0) {
             sDelta[qi] = s;
-            sLse[qi] = coarseLse[rowBase + qi];
+            sLse[qi] = qi < rows ? coarseLse[base + q0 + qi] : 0.f;
         }
     }
 
-    float acc[ACC];
+    float4 dq[R][G];
 #pragma unroll
-    for (int m = 0; m < ACC; ++m) acc[m] = 0.f;
-    for (int c0 = 0; c0 < tiles; c0 += kChunk) {
-        const int n = min(kChunk, tiles - c0);
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int g = 0; g < G; ++g) dq[i][g] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int c0 = 0; c0 < tiles; c0 += B) {
+        const int n = min(B, tiles - c0);
+        __syncthreads();  // the previous chunk's K and dS are read
+        stage_block<D, B>(sK, pk + base * D, c0, n);
+        stage_block<D, B>(sV, pv + base * D, c0, n);
         __syncthreads();
-        stage_rows<D>(sK, pk + plane * tiles * D, c0, n);
-        stage_rows<D>(sV, pv + plane * tiles * D, c0, n);
-        __syncthreads();
-        for (int p = tid; p < kQt * kChunk; p += kThreads) {
-            const int qi = p / kChunk, kj = p % kChunk;
-            float ds = 0.f;
-            if (qi < rows && kj < n) {
-                const float pr = expf(dot_rows<D>(sQ + qi * LD, sK + kj * LD) * scale - sLse[qi]);
-                ds = pr * (dot_rows<D>(sDC + qi * LD, sV + kj * LD) - sDelta[qi]);
-                const size_t at = (rowBase + qi) * tiles + c0 + kj;
-                probs[at] = pr;
-                dScores[at] = ds;
+        float s[R][R], dp[R][R];
+#pragma unroll
+        for (int i = 0; i < R; ++i)
+#pragma unroll
+            for (int j = 0; j < R; ++j) s[i][j] = dp[i][j] = 0.f;
+#pragma unroll 4
+        for (int c = 0; c < D / 4; ++c) {
+            float4 qr[R], dr[R], kr[R], vr[R];
+#pragma unroll
+            for (int i = 0; i < R; ++i) {
+                qr[i] = q4[(ty + 16 * i) * L4 + c];
+                dr[i] = dc4[(ty + 16 * i) * L4 + c];
+                kr[i] = k4[(tx + 16 * i) * L4 + c];
+                vr[i] = v4[(tx + 16 * i) * L4 + c];
             }
-            sDS[qi * SDS + kj] = ds;
+#pragma unroll
+            for (int i = 0; i < R; ++i)
+#pragma unroll
+                for (int j = 0; j < R; ++j) {
+                    s[i][j] = dot4(qr[i], kr[j], s[i][j]);
+                    dp[i][j] = dot4(dr[i], vr[j], dp[i][j]);
+                }
+        }
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            const int qi = ty + 16 * i;
+#pragma unroll
+            for (int j = 0; j < R; ++j) {
+                const int kj = tx + 16 * j;
+                float ds = 0.f;
+                if (qi < rows && kj < n) {
+                    const float pr = expf(s[i][j] * scale - sLse[qi]);
+                    ds = pr * (dp[i][j] - sDelta[qi]);
+                    const size_t at = (base + q0 + qi) * tiles + c0 + kj;
+                    probs[at] = pr;
+                    dScores[at] = ds;
+                }
+                sDS[qi * LDS + kj] = ds;
+            }
         }
         __syncthreads();
+        for (int kj = 0; kj < n; ++kj) {
+            float4 kr[G];
 #pragma unroll
-        for (int m = 0; m < ACC; ++m) {
-            const int o = tid + m * kThreads, qi = o / D, d = o % D;
-            float a = acc[m];
-            for (int j = 0; j < n; ++j) a = fmaf(sDS[qi * SDS + j], sK[j * LD + d], a);
-            acc[m] = a;
+            for (int g = 0; g < G; ++g) kr[g] = k4[kj * L4 + tx + 16 * g];
+#pragma unroll
+            for (int i = 0; i < R; ++i) {
+                const float d = sDS[(ty + 16 * i) * LDS + kj];
+#pragma unroll
+                for (int g = 0; g < G; ++g) axpy4(dq[i][g], d, kr[g]);
+            }
         }
     }
 #pragma unroll
-    for (int m = 0; m < ACC; ++m) {
-        const int o = tid + m * kThreads, qi = o / D, d = o % D;
-        if (qi < rows) dpq[(rowBase + qi) * D + d] = acc[m] * scale;
+    for (int i = 0; i < R; ++i) {
+        const int qi = ty + 16 * i;
+        if (qi < rows) {
+            const float share = scale / static_cast<float>(tileStarts[q0 + qi + 1] - tileStarts[q0 + qi]);
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                const float4 x = dq[i][g];
+                reinterpret_cast<float4*>(dpq + (base + q0 + qi) * D)[tx + 16 * g] =
+                    make_float4(x.x * share, x.y * share, x.z * share, x.w * share);
+            }
+        }
     }
 }
 
-// Column pass, per block of kQt key tiles: dV_pooled = P^T dCoarse, dK_pooled = scale dS^T Q_pooled.
-// Shared memory: coarse_bwd_cols_smem(D).
-__host__ __device__ constexpr size_t coarse_bwd_cols_smem(int d) {
-    return sizeof(float) * (static_cast<size_t>(2 * kChunk) * (d + 4) + 2 * kChunk * kQt);
+// Columns pass, per block of B key tiles: dV_pooled = P^T dCoarse, dK_pooled = scale dS^T Q_pooled, written as
+// per-token shares.
+// Shared memory: coarse_bwd_cols_smem(D, B).
+__host__ __device__ constexpr size_t coarse_bwd_cols_smem(int d, int b) {
+    return sizeof(float) * (2 * static_cast<size_t>(b) * (d + 4) + 2 * b * (b + 4));
 }
 
-template <int D>
+template <int D, int B>
 __device__ __forceinline__ void coarse_bwd_cols(const float* __restrict__ pq, const float* __restrict__ dCoarse,
                                                 const float* __restrict__ probs, const float* __restrict__ dScores,
-                                                float* __restrict__ dpk, float* __restrict__ dpv, int tiles,
-                                                float scale) {
-    constexpr int LD = D + 4, ACC = kQt * D / kThreads;
+                                                float* __restrict__ dpk, float* __restrict__ dpv,
+                                                const int* __restrict__ tileStarts, int tiles, float scale) {
+    constexpr int LD = D + 4, L4 = LD / 4, LDS = B + 4, G = D / 64, R = B / 16;
     extern __shared__ float4 smem4[];
-    float* sQ = reinterpret_cast<float*>(smem4);  // [kChunk][LD]
-    float* sDC = sQ + kChunk * LD;                // [kChunk][LD]
-    float* sP = sDC + kChunk * LD;                // [kChunk][kQt]
-    float* sDS = sP + kChunk * kQt;               // [kChunk][kQt]
+    float* sQ = reinterpret_cast<float*>(smem4);  // [B][LD]: query tiles of the chunk
+    float* sDC = sQ + B * LD;                     // [B][LD]
+    float* sP = sDC + B * LD;                     // [B queries][LDS]: this block's key columns
+    float* sDS = sP + B * LDS;                    // [B queries][LDS]
+    const float4* q4 = reinterpret_cast<const float4*>(sQ);
+    const float4* dc4 = reinterpret_cast<const float4*>(sDC);
 
-    const int tid = threadIdx.x;
-    const size_t plane = blockIdx.y;
-    const int k0 = blockIdx.x * kQt, cols = min(kQt, tiles - k0);
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    const size_t base = static_cast<size_t>(blockIdx.y) * tiles;
+    const int k0 = blockIdx.x * B, cols = min(B, tiles - k0);
 
-    float accV[ACC], accK[ACC];
+    float4 dk[R][G], dv[R][G];  // key tiles ty + 16 i
 #pragma unroll
-    for (int m = 0; m < ACC; ++m) accV[m] = accK[m] = 0.f;
-    for (int i0 = 0; i0 < tiles; i0 += kChunk) {
-        const int n = min(kChunk, tiles - i0);
-        __syncthreads();
-        stage_rows<D>(sQ, pq + plane * tiles * D, i0, n);
-        stage_rows<D>(sDC, dCoarse + plane * tiles * D, i0, n);
-        for (int p = tid; p < kChunk * kQt; p += kThreads) {
-            const int ii = p / kQt, kj = p % kQt;
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int g = 0; g < G; ++g) dk[i][g] = dv[i][g] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i0 = 0; i0 < tiles; i0 += B) {
+        const int n = min(B, tiles - i0);
+        __syncthreads();  // the previous chunk is read
+        stage_block<D, B>(sQ, pq + base * D, i0, n);
+        stage_block<D, B>(sDC, dCoarse + base * D, i0, n);
+        for (int p = tid; p < B * B; p += kThreads) {
+            const int ii = p / B, kj = p % B;
             const bool real = ii < n && kj < cols;
-            const size_t at = (plane * tiles + i0 + ii) * tiles + k0 + kj;
-            sP[p] = real ? probs[at] : 0.f;
-            sDS[p] = real ? dScores[at] : 0.f;
+            const size_t at = (base + i0 + ii) * tiles + k0 + kj;
+            sP[ii * LDS + kj] = real ? probs[at] : 0.f;
+            sDS[ii * LDS + kj] = real ? dScores[at] : 0.f;
         }
         __syncthreads();
+        for (int ii = 0; ii < n; ++ii) {
+            float4 qr[G], dr[G];
 #pragma unroll
-        for (int m = 0; m < ACC; ++m) {
-            const int o = tid + m * kThreads, kj = o / D, d = o % D;
-            float av = accV[m], ak = accK[m];
-            for (int ii = 0; ii < n; ++ii) {
-                av = fmaf(sP[ii * kQt + kj], sDC[ii * LD + d], av);
-                ak = fmaf(sDS[ii * kQt + kj], sQ[ii * LD + d], ak);
+            for (int g = 0; g < G; ++g) {
+                qr[g] = q4[ii * L4 + tx + 16 * g];
+                dr[g] = dc4[ii * L4 + tx + 16 * g];
             }
-            accV[m] = av;
-            accK[m] = ak;
+#pragma unroll
+            for (int i = 0; i < R; ++i) {
+                const float pr = sP[ii * LDS + ty + 16 * i], ds = sDS[ii * LDS + ty + 16 * i];
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    axpy4(dv[i][g], pr, dr[g]);
+                    axpy4(dk[i][g], ds, qr[g]);
+                }
+            }
         }
     }
 #pragma unroll
-    for (int m = 0; m < ACC; ++m) {
-        const int o = tid + m * kThreads, kj = o / D, d = o % D;
+    for (int i = 0; i < R; ++i) {
+        const int kj = ty + 16 * i;
         if (kj < cols) {
-            const size_t at = (plane * tiles + k0 + kj) * D + d;
-            dpk[at] = accK[m] * scale;
-            dpv[at] = accV[m];
+            const float inv = 1.f / static_cast<float>(tileStarts[k0 + kj + 1] - tileStarts[k0 + kj]);
+            const float share = scale * inv;
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                const size_t row = (base + k0 + kj) * D;
+                const float4 a = dk[i][g], b = dv[i][g];
+                reinterpret_cast<float4*>(dpk + row)[tx + 16 * g] =
+                    make_float4(a.x * share, a.y * share, a.z * share, a.w * share);
+                reinterpret_cast<float4*>(dpv + row)[tx + 16 * g] = make_float4(b.x * inv, b.y * inv, b.z * inv, b.w * inv);
+            }
         }
     }
 }
@@ -1137,11 +1179,6 @@ __device__ __forceinline__ void pack_union(const int* __restrict__ selection, co
         const T* dOut, const T* gate, const float* coarse, T* dGate, float* dCoarse, const int* tileStarts,      \
         int tiles, int S) {                                                                                      \
         tileattn::vsa::coarse_grad_in<T, D>(dOut, gate, coarse, dGate, dCoarse, tileStarts, tiles, S);           \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(128) tileattn_vsa_spread_##TN##_d##D(                          \
-        T* dq, T* dk, T* dv, const float* pdq, const float* pdk, const float* pdv, const int* tileStarts,        \
-        int tiles, int S) {                                                                                      \
-        tileattn::vsa::spread<T, D>(dq, dk, dv, pdq, pdk, pdv, tileStarts, tiles, S);                            \
     }
 
 TILEATTN_VSA_TOKEN_ENTRIES(bf16, __nv_bfloat16, 64)
@@ -1156,16 +1193,22 @@ TILEATTN_VSA_TOKEN_ENTRIES(f16, __half, 128)
         tileattn::vsa::coarse_fwd<D>(pq, pk, pv, coarse, coarseLse, selection, ranges, chosen, tileStarts,       \
                                      tiles, topK, qt, scale);                                                    \
     }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_rows_d##D(                        \
+    TILEATTN_VSA_COARSE_BWD_ENTRIES(D, 64, )                                                                    \
+    TILEATTN_VSA_COARSE_BWD_ENTRIES(D, 32, b32_)
+
+// The coarse backward's passes over blocks of B tiles: NAME_d<D> for B = 64, NAME_b32_d<D> for B = 32.
+#define TILEATTN_VSA_COARSE_BWD_ENTRIES(D, B, PREFIX)                                                            \
+    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_rows_##PREFIX##d##D(              \
         const float* pq, const float* pk, const float* pv, const float* coarse, const float* coarseLse,          \
-        const float* dCoarse, float* probs, float* dScores, float* dpq, int tiles, float scale) {                 \
-        tileattn::vsa::coarse_bwd_rows<D>(pq, pk, pv, coarse, coarseLse, dCoarse, probs, dScores, dpq, tiles,    \
-                                          scale);                                                                \
+        const float* dCoarse, float* probs, float* dScores, float* dpq, const int* tileStarts, int tiles,       \
+        float scale) {                                                                                           \
+        tileattn::vsa::coarse_bwd_rows<D, B>(pq, pk, pv, coarse, coarseLse, dCoarse, probs, dScores, dpq,        \
+                                             tileStarts, tiles, scale);                                          \
     }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_cols_d##D(                        \
+    extern "C" __global__ void __launch_bounds__(256) tileattn_vsa_coarse_bwd_cols_##PREFIX##d##D(              \
         const float* pq, const float* dCoarse, const float* probs, const float* dScores, float* dpk, float* dpv, \
-        int tiles, float scale) {                                                                                \
-        tileattn::vsa::coarse_bwd_cols<D>(pq, dCoarse, probs, dScores, dpk, dpv, tiles, scale);                  \
+        const int* tileStarts, int tiles, float scale) {                                                         \
+        tileattn::vsa::coarse_bwd_cols<D, B>(pq, dCoarse, probs, dScores, dpk, dpv, tileStarts, tiles, scale);   \
     }
 
 TILEATTN_VSA_COARSE_ENTRIES(64)

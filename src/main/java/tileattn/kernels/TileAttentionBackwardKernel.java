@@ -287,6 +287,8 @@ public final class TileAttentionBackwardKernel {
             accumulator = workspace.slice(offset, 4 * rows * d);
             accumulator.fillAsync(0, stream);
             kvArgs.pointer(accumulator);
+        } else {
+            kvArgs.i64(0).i64(0);  // dkAdd, dvAdd: nothing to add to the gradient rows
         }
         library.function(kv.family(), kv.function(fused ? "dkdvq" : "dkdv", suffix)).launch(
                 new Dim3(keys.blockCount(), heads, batch), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
@@ -306,7 +308,8 @@ public final class TileAttentionBackwardKernel {
         library.function(qs.family(), qs.function("dq", suffix)).launch(
                 new Dim3(qp.plan().blockCount(), heads, batch), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dO).pointer(lse2).pointer(delta).pointer(dq)
-                        .pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets()).pointer(qp.ranges())
+                        .i64(0 /* dqAdd: none */).pointer(qp.queryBlocks()).pointer(qp.listOf()).pointer(qp.rangeOffsets())
+                        .pointer(qp.ranges())
                         .i32(queries.slots()).i32(heads).i32(seq).f32(scaleLog2).f32(scale));
     }
 

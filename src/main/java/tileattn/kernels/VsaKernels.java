@@ -30,7 +30,6 @@ public final class VsaKernels {
     private static final int COARSE_THREADS = 256;
     /** Query tiles per coarse block at most, and the tile rows the coarse kernels stage at a time (vsa.cu). */
     private static final int COARSE_QT = 16;
-    private static final int COARSE_CHUNK = 32;
     private static final int COARSE_FWD_CHUNK = 64;
     /** The selection's passes (vsa.cu): query and key tiles per scores block, query tiles (warps) per select block. */
     private static final int SCORE_TILE = 64;
@@ -42,6 +41,8 @@ public final class VsaKernels {
     private final KernelLibrary library;
     private final TileAttentionKernel fineKernel;
     private final TileAttentionBackwardKernel.Path backwardPath;
+    /** Tiles per block of the coarse backward's passes (vsa.cu): 64, or 32 where shared memory is short. */
+    private final int coarseBackwardBlock;
 
     public VsaKernels(KernelLibrary library) {
         this(library, TileAttentionKernel.Path.AUTO);
@@ -55,7 +56,19 @@ public final class VsaKernels {
      *             PORTABLE, else the fastest for the device
      */
     public VsaKernels(KernelLibrary library, TileAttentionKernel.Path path) {
+        this(library, path, 0);
+    }
+
+    /** As {@link #VsaKernels(KernelLibrary, TileAttentionKernel.Path)}, with the coarse backward's block size forced
+     *  (32 or 64 tiles) or left to the device's shared memory (0): for tests of both. */
+    VsaKernels(KernelLibrary library, TileAttentionKernel.Path path, int coarseBackwardBlock) {
+        if (coarseBackwardBlock != 0 && coarseBackwardBlock != 32 && coarseBackwardBlock != 64) {
+            throw new IllegalArgumentException("coarse backward blocks hold 32 or 64 tiles, not " + coarseBackwardBlock);
+        }
         this.library = library;
+        long sharedLimit = library.context().device().maxSharedMemoryPerBlockOptin() - STATIC_SHARED_SLACK;
+        this.coarseBackwardBlock = coarseBackwardBlock != 0 ? coarseBackwardBlock
+                : coarseRowsShared(128, 64) <= sharedLimit ? 64 : 32;
         boolean hopper = library.context().device().computeCapabilityNumber() == 90;
         this.fineKernel = new TileAttentionKernel(library, path == TileAttentionKernel.Path.AUTO && hopper
                 ? TileAttentionKernel.Path.HOPPER : path);
@@ -358,16 +371,17 @@ public final class VsaKernels {
             }
         }
         Kernels.checkContext(library, stream, q, k, v, dOut, dq, dk, dv);
-        fineBackward(q, k, v, dOut, dq, dk, dv, ws, scale, stream);
         coarseBackward(gate, dOut, dgate, ws, scale, stream);
-        addCoarseGradients(dq, dk, dv, ws, stream);
+        fineBackward(q, k, v, dOut, dq, dk, dv, ws, scale, stream);
     }
 
     /**
      * The fine branch's backward: the selection's transpose (per plane and KV tile, the runs of query tiles that
      * chose it, as query token ranges), then tile_attention_bwd.cu's prep, dK/dV and dQ kernels with every
      * (batch, head) pair a plane of its own, as the forward ran. Launch shapes and shared memory follow that
-     * file's header.
+     * file's header. Each gradient row gets its tile's share of the coarse branch's gradient added as it is stored,
+     * so {@link #coarseBackward} runs first. Every backward block lies inside one tile (slot = tile), which makes the
+     * workspace's [planes, tiles, d] shares the kernels' per-(plane, slot) rows.
      */
     void fineBackward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor dOut, DeviceTensor dq,
                       DeviceTensor dk, DeviceTensor dv, VsaWorkspace ws, float scale, CudaStream stream) {
@@ -399,21 +413,23 @@ public final class VsaKernels {
         library.function(kv.family(), kv.function("dkdv", suffix)).launch(
                 new Dim3(plan.keyBlockCount(), planes, 1), Dim3.of(kv.threads()), kv.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta)
-                        .pointer(dk).pointer(dv).pointer(plan.keyBlocks()).pointer(plan.listOf())
-                        .pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
+                        .pointer(dk).pointer(dv).pointer(ws.dkShare).pointer(ws.dvShare).pointer(plan.keyBlocks())
+                        .pointer(plan.listOf()).pointer(ws.keyRangeOffsets).pointer(ws.keyRanges)
                         .i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
         TileAttentionBackwardKernel.KernelShape qs =
                 TileAttentionBackwardKernel.KernelShape.dq(backwardPath, plan.backwardRows(), d);
         library.function(qs.family(), qs.function("dq", suffix)).launch(
                 new Dim3(plan.gradientQueryBlockCount(), planes, 1), Dim3.of(qs.threads()), qs.sharedBytes(), stream,
                 KernelArgs.of().pointer(q).pointer(k).pointer(v).pointer(dOut).pointer(lse2).pointer(delta).pointer(dq)
-                        .pointer(plan.gradientQueryBlocks()).pointer(plan.listOf()).pointer(plan.rangeOffsets())
-                        .pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2).f32(scale));
+                        .pointer(ws.dqShare).pointer(plan.gradientQueryBlocks()).pointer(plan.listOf())
+                        .pointer(plan.rangeOffsets()).pointer(ws.ranges).i32(tiles).i32(planes).i32(seq).f32(scaleLog2)
+                        .f32(scale));
     }
 
     /**
      * Queues the coarse branch's backward: {@code dgate = dOut ⊙ coarse} (when the forward had a gate) and the
-     * gradients of the pooled q, k, v into the workspace ({@code pooledDq} …), from the last forward's state.
+     * gradients of the pooled q, k, v, each divided by its tile's real token count: the share of every token of the
+     * tile, which {@link #fineBackward} adds. Kept in the workspace ({@code dqShare} …); from the last forward's state.
      */
     void coarseBackward(DeviceTensor gate, DeviceTensor dOut, DeviceTensor dgate, VsaWorkspace ws, float scale,
                         CudaStream stream) {
@@ -433,42 +449,25 @@ public final class VsaKernels {
         Kernels.checkContext(library, stream, gate == null ? new DeviceTensor[]{dOut} : new DeviceTensor[]{gate, dOut, dgate});
         VsaPlan plan = ws.plan();
         int tiles = plan.tiles(), planes = plan.planes(), d = ws.headDim(), seq = plan.grid().videoTokens();
-        int tileBlocks = (tiles + COARSE_QT - 1) / COARSE_QT;
+        int block = coarseBackwardBlock, tileBlocks = (tiles + block - 1) / block;
+        String entry = (block == 64 ? "" : "b" + block + "_") + "d" + d;
 
         library.function(FAMILY, "tileattn_vsa_coarse_grad_in_" + suffix(ws)).launch(Dim3.of(tiles, planes),
                 Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(dOut)
                         .i64(gate == null ? 0 : gate.buffer().address()).pointer(ws.coarse)
                         .i64(dgate == null ? 0 : dgate.buffer().address()).pointer(ws.dCoarse)
                         .pointer(plan.tileStarts()).i32(tiles).i32(seq));
-        // Shared memory (vsa.cu): Q and dCoarse rows of 16 query tiles, a chunk of K and V rows, dS, lse, delta.
-        int rowsShared = 4 * ((2 * COARSE_QT + 2 * COARSE_CHUNK) * (d + 4) + COARSE_QT * (COARSE_CHUNK + 1) + 2 * COARSE_QT);
-        library.function(FAMILY, "tileattn_vsa_coarse_bwd_rows_d" + d).launch(Dim3.of(tileBlocks, planes),
-                Dim3.of(COARSE_THREADS), rowsShared, stream,
+        library.function(FAMILY, "tileattn_vsa_coarse_bwd_rows_" + entry).launch(Dim3.of(tileBlocks, planes),
+                Dim3.of(COARSE_THREADS), coarseRowsShared(d, block), stream,
                 KernelArgs.of().pointer(ws.pooledQ).pointer(ws.pooledK).pointer(ws.pooledV).pointer(ws.coarse)
                         .pointer(ws.coarseLse).pointer(ws.dCoarse).pointer(ws.probs).pointer(ws.dScores)
-                        .pointer(ws.pooledDq).i32(tiles).f32(scale));
-        // Shared memory: a chunk of Q and dCoarse rows, and the chunk's P and dS columns of 16 key tiles.
-        int colsShared = 4 * (2 * COARSE_CHUNK * (d + 4) + 2 * COARSE_CHUNK * COARSE_QT);
-        library.function(FAMILY, "tileattn_vsa_coarse_bwd_cols_d" + d).launch(Dim3.of(tileBlocks, planes),
+                        .pointer(ws.dqShare).pointer(plan.tileStarts()).i32(tiles).f32(scale));
+        // Shared memory: Q and dCoarse rows of a block of query tiles, and their P and dS columns of the block's key tiles.
+        int colsShared = 4 * (2 * block * (d + 4) + 2 * block * (block + 4));
+        library.function(FAMILY, "tileattn_vsa_coarse_bwd_cols_" + entry).launch(Dim3.of(tileBlocks, planes),
                 Dim3.of(COARSE_THREADS), colsShared, stream,
                 KernelArgs.of().pointer(ws.pooledQ).pointer(ws.dCoarse).pointer(ws.probs).pointer(ws.dScores)
-                        .pointer(ws.pooledDk).pointer(ws.pooledDv).i32(tiles).f32(scale));
-    }
-
-    /** Queues {@code dq, dk, dv += pooled gradient / real tokens of the tile} for every token (after {@link #coarseBackward}). */
-    void addCoarseGradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, VsaWorkspace ws, CudaStream stream) {
-        checkTraining(ws);
-        checkTokens(ws, new DeviceTensor[]{dq, dk, dv}, new String[]{"dq", "dk", "dv"});
-        if (dq.buffer().overlaps(dk.buffer()) || dq.buffer().overlaps(dv.buffer()) || dk.buffer().overlaps(dv.buffer())) {
-            throw new IllegalArgumentException("dq, dk and dv must not overlap");
-        }
-        Kernels.checkContext(library, stream, dq, dk, dv);
-        VsaPlan plan = ws.plan();
-        int tiles = plan.tiles();
-        library.function(FAMILY, "tileattn_vsa_spread_" + suffix(ws)).launch(new Dim3(tiles, plan.planes(), 3),
-                Dim3.of(ROW_THREADS), 0, stream, KernelArgs.of().pointer(dq).pointer(dk).pointer(dv)
-                        .pointer(ws.pooledDq).pointer(ws.pooledDk).pointer(ws.pooledDv)
-                        .pointer(plan.tileStarts()).i32(tiles).i32(plan.grid().videoTokens()));
+                        .pointer(ws.dkShare).pointer(ws.dvShare).pointer(plan.tileStarts()).i32(tiles).f32(scale));
     }
 
     /** Query tiles per coarse forward block: as many as fit (at most 16), since each keeps a row of scores. */
@@ -482,6 +481,11 @@ public final class VsaKernels {
                     + "; use larger tiles");
         }
         return (int) qt;
+    }
+
+    /** The rows pass's shared memory (vsa.cu): Q, dCoarse, K and V rows of a block of tiles, its dS, lse and delta. */
+    private static int coarseRowsShared(int d, int block) {
+        return 4 * (4 * block * (d + 4) + block * (block + 4) + 2 * block);
     }
 
     private static int coarseForwardShared(int d, int qt, int tiles) {

@@ -26,7 +26,7 @@ public final class VsaWorkspace {
     final int scorePlanes;
     // training only (null otherwise)
     final DeviceBuffer chosen;
-    final DeviceTensor dCoarse, probs, dScores, pooledDq, pooledDk, pooledDv;
+    final DeviceTensor dCoarse, probs, dScores, dqShare, dkShare, dvShare;
     final DeviceBuffer keyRangeCounts, keyRangeOffsets, keyRanges, fineScratch;
 
     /** The most scratch a workspace without a backward spends on the selection's scores, unless one plane needs more. */
@@ -56,9 +56,9 @@ public final class VsaWorkspace {
             dCoarse = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
             probs = scope.allocateTensor(DType.F32, b, h, tiles, tiles);
             dScores = scope.allocateTensor(DType.F32, b, h, tiles, tiles);
-            pooledDq = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
-            pooledDk = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
-            pooledDv = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
+            dqShare = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
+            dkShare = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
+            dvShare = scope.allocateTensor(DType.F32, b, h, tiles, headDim);
             long lists = (long) plan.planes() * tiles;
             keyRangeCounts = scope.allocate(4 * lists);
             keyRangeOffsets = scope.allocate(4 * (lists + 1));
@@ -69,7 +69,7 @@ public final class VsaWorkspace {
             scorePlanes = plan.planes();
         } else {
             chosen = null;
-            dCoarse = probs = dScores = pooledDq = pooledDk = pooledDv = null;
+            dCoarse = probs = dScores = dqShare = dkShare = dvShare = null;
             keyRangeCounts = keyRangeOffsets = keyRanges = fineScratch = null;
             scorePlanes = Math.clamp(scoreScratchBytes / planeScores, 1, plan.planes());
             coarseScores = scope.allocate(scorePlanes * planeScores);

@@ -163,10 +163,7 @@ public final class VsaBenchmark {
                     double combine = medianMillis(scope, stream, s -> vsa.combine(dg, out, ws, s));
                     double forward = medianMillis(scope, stream, s -> vsa.forward(dq, dk, dv, dg, out, ws, scale, s));
                     double fineBackward = medianMillis(scope, stream, s -> vsa.fineBackward(dq, dk, dv, dO, gq, gk, gv, ws, scale, s));
-                    double coarseBackward = medianMillis(scope, stream, s -> {
-                        vsa.coarseBackward(dg, dO, gg, ws, scale, s);
-                        vsa.addCoarseGradients(gq, gk, gv, ws, s);
-                    });
+                    double coarseBackward = medianMillis(scope, stream, s -> vsa.coarseBackward(dg, dO, gg, ws, scale, s));
                     double backward = medianMillis(scope, stream, s -> vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s));
                     double forwardBackward = medianMillis(scope, stream, s -> {
                         vsa.forward(dq, dk, dv, dg, out, ws, scale, s);

@@ -57,7 +57,9 @@ class VsaKernelsGpuTest {
     static void open() {
         context = GpuTests.openContext();
         library = KernelLibrary.of(context);
-        VARIANTS.add(new Variant(new VsaKernels(library, TileAttentionKernel.Path.PORTABLE), 128));
+        // The portable variant also takes the coarse backward's 32-tile blocks, which devices with less shared memory
+        // than the 64-tile blocks need, so that one run checks both.
+        VARIANTS.add(new Variant(new VsaKernels(library, TileAttentionKernel.Path.PORTABLE, 32), 128));
         if (context.device().computeCapabilityNumber() == 90) {
             VsaKernels hopper = new VsaKernels(library, TileAttentionKernel.Path.HOPPER);
             VARIANTS.add(new Variant(hopper, 64));
@@ -456,9 +458,7 @@ class VsaKernelsGpuTest {
         }
         Gradients pooled = CpuAttentionBackward.dense(state.pooledQ(), state.pooledK(), state.pooledV(),
                 state.coarseTiles(), state.coarseLse(), dCoarse, scale);
-        FloatTensor[] base = {rounded(rnd, c.dtype, 0.05, shape), rounded(rnd, c.dtype, 0.05, shape),
-                rounded(rnd, c.dtype, 0.05, shape)};
-        FloatTensor[] pooledGrads = {pooled.dq(), pooled.dk(), pooled.dv()};
+        FloatTensor[] shares = {perToken(pooled.dq(), starts), perToken(pooled.dk(), starts), perToken(pooled.dv(), starts)};
 
         for (Variant variant : VARIANTS) {
             String what = variant + " " + c + " k=" + topK;
@@ -468,24 +468,17 @@ class VsaKernelsGpuTest {
                 DeviceTensor dOutDev = DeviceTensor.upload(scope, dOut, c.dtype);
                 DeviceTensor gateDev = in.gate == null ? null : DeviceTensor.upload(scope, in.gate, c.dtype);
                 DeviceTensor dGateDev = in.gate == null ? null : poisoned(scope, c.dtype, shape);
-                for (DeviceTensor t : new DeviceTensor[]{dev.ws.pooledDq, dev.ws.pooledDk, dev.ws.pooledDv, dev.ws.dCoarse}) {
+                for (DeviceTensor t : new DeviceTensor[]{dev.ws.dqShare, dev.ws.dkShare, dev.ws.dvShare, dev.ws.dCoarse}) {
                     t.buffer().fill((byte) 0xFF);
                 }
-                DeviceTensor[] grads = new DeviceTensor[3];
-                for (int i = 0; i < 3; i++) {
-                    grads[i] = DeviceTensor.upload(scope, base[i], c.dtype);
-                }
                 variant.kernels.coarseBackward(gateDev, dOutDev, dGateDev, dev.ws, scale, stream);
-                variant.kernels.addCoarseGradients(grads[0], grads[1], grads[2], dev.ws, stream);
                 stream.synchronize();
 
                 assertClose(dev.ws.dCoarse.download(), dCoarse, F32_TOLERANCE, what + " dCoarse");
-                DeviceTensor[] pooledDev = {dev.ws.pooledDq, dev.ws.pooledDk, dev.ws.pooledDv};
+                DeviceTensor[] sharesDev = {dev.ws.dqShare, dev.ws.dkShare, dev.ws.dvShare};
                 String[] names = {"dq", "dk", "dv"};
                 for (int i = 0; i < 3; i++) {
-                    assertClose(pooledDev[i].download(), pooledGrads[i], 1e-3, what + " pooled " + names[i]);
-                    FloatTensor added = minus(grads[i].download(), base[i]);
-                    assertClose(added, spread(pooledGrads[i], grid, shape), 2e-2, what + " spread " + names[i]);
+                    assertClose(sharesDev[i].download(), shares[i], 1e-3, what + " per-token share of pooled " + names[i]);
                 }
                 if (dGate != null) {
                     assertClose(dGateDev.download(), dGate, TOLERANCE, what + " dgate");
@@ -547,19 +540,13 @@ class VsaKernelsGpuTest {
         }
     }
 
-    /** Each tile's pooled gradient divided by the tile's real tokens, at every token of the tile. */
-    private static FloatTensor spread(FloatTensor pooled, TileGrid grid, int[] shape) {
-        int planes = shape[0] * shape[1], seq = shape[2], d = shape[3], tiles = grid.tileCount();
-        int[] starts = grid.tileStarts();
-        FloatTensor out = FloatTensor.zeros(shape);
-        for (int p = 0; p < planes; p++) {
-            for (int t = 0; t < tiles; t++) {
-                for (int r = starts[t]; r < starts[t + 1]; r++) {
-                    for (int i = 0; i < d; i++) {
-                        out.data()[(p * seq + r) * d + i] = pooled.data()[(p * tiles + t) * d + i] / (starts[t + 1] - starts[t]);
-                    }
-                }
-            }
+    /** Each tile's row of a [B, heads, tiles, d] pooled gradient divided by the tile's real tokens. */
+    private static FloatTensor perToken(FloatTensor pooled, int[] starts) {
+        int tiles = starts.length - 1, d = pooled.shape()[3];
+        FloatTensor out = FloatTensor.zeros(pooled.shape());
+        for (int i = 0; i < out.data().length; i++) {
+            int t = i / d % tiles;
+            out.data()[i] = pooled.data()[i] / (starts[t + 1] - starts[t]);
         }
         return out;
     }
@@ -675,14 +662,6 @@ class VsaKernelsGpuTest {
             }
         }
         return x;
-    }
-
-    private static FloatTensor minus(FloatTensor a, FloatTensor b) {
-        FloatTensor out = FloatTensor.zeros(a.shape());
-        for (int i = 0; i < out.size(); i++) {
-            out.data()[i] = a.data()[i] - b.data()[i];
-        }
-        return out;
     }
 
     private static void assertClose(FloatTensor actual, FloatTensor expected, double tolerance, String what) {
