@@ -82,6 +82,11 @@ public final class VsaKernels {
         return fineKernel.path();
     }
 
+    /** Tiles per block of the coarse backward's passes: 32 or 64. */
+    int coarseBackwardBlock() {
+        return coarseBackwardBlock;
+    }
+
     /** VSA's k for a sparsity s in [0, 1): max(1, min(ceil((1 − s) · tiles), tiles)). */
     public static int topKFromSparsity(double sparsity, int tiles) {
         if (!(sparsity >= 0 && sparsity < 1)) {

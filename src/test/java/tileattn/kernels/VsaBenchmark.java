@@ -169,6 +169,14 @@ public final class VsaBenchmark {
                         vsa.forward(dq, dk, dv, dg, out, ws, scale, s);
                         vsa.backward(dq, dk, dv, dg, dO, gq, gk, gv, gg, ws, scale, s);
                     });
+                    if (backwardRows == 64 && vsa.path() == TileAttentionKernel.Path.HOPPER) {
+                        // The other block size of the coarse backward on the same workspace: 64-tile blocks leave
+                        // SMs idle at 624 tiles and 12 heads (120 blocks), 32-tile ones recompute more per tile.
+                        VsaKernels other = new VsaKernels(library, vsa.path(), 96 - vsa.coarseBackwardBlock());
+                        double otherCoarse = medianMillis(scope, stream, s -> other.coarseBackward(dg, dO, gg, ws, scale, s));
+                        System.out.printf(Locale.ROOT, "  %-16s coarse backward %.3f ms with %d-tile blocks, %.3f ms with %d%n",
+                                variant, coarseBackward, vsa.coarseBackwardBlock(), otherCoarse, other.coarseBackwardBlock());
+                    }
                     double gatedOff = medianMillis(scope, stream, s -> vsa.forwardFine(dq, dk, dv, ws, scale, s));
                     double selectionOnly = medianMillis(scope, stream, s -> vsa.coarse(ws, scale, false, s));
                     System.out.printf(Locale.ROOT, "  %-16s gate-off forward (DiT's forwardFine) %.3f ms, of which the selection %.3f ms%n",
