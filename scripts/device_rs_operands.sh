@@ -3,10 +3,9 @@
 # commit, in one call (docs/benchmarks.md, twelfth session):
 #   run(command="bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base", ".device/checkers"])
 # The forward with Q in registers landed (Sm90Config QREGS); the dQ kernel with Q and dO in registers (checker variants
-# sm90_r64q, sm90_r64qp, sm90_q) gave wrong dq at d = 64 and was dropped, so those names now select nothing. Branch
-# spread-fold (411d95e: coarse-bwd-tiled's register-tiled coarse backward, e3ecfa8, plus the spread pass folded into
-# the fine backward's stores) has not yet run on a GPU; its check and timing:
-#   run(command="PHASES=\"tests vsa ncu\" ROUNDS=1 bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base"])
+# sm90_r64q, sm90_r64qp, sm90_q) gave wrong dq at d = 64 and was dropped, so those names now select nothing. The
+# fourteenth session ran its tests, VsaBenchmark and DiT phases for branch spread-fold (merged) against main:
+#   run(command="PHASES=\"tests vsa\" ROUNDS=1 bash scripts/device_rs_operands.sh", carry=[".device/tileattn", ".device/jre.tgz", ".device/base"])
 # with the bundle built from that branch (device-build.sh in its worktree, BUNDLE_DIR = this tree's .device/tileattn)
 # and .device/base from main.
 # Built HERE first:
