@@ -95,9 +95,9 @@ public final class VsaBenchmark {
                     r.fineBackward, r.coarseBackward, r.backward, r.forwardBackward, 3.5 * flops / r.forwardBackward / 1e9,
                     r.pairs / HEADS / r.seq, r.sampleError);
         }
-        System.out.println("(f.bwd: the fine branch's backward with the selection's transpose; c.bwd: the coarse branch's with"
-                + " dgate and the pooling gradient spread into dq, dk, dv; TF/s: 4 * heads * sum of attended keys * d"
-                + " / time, fwd+bwd 3.5 times that)");
+        System.out.println("(f.bwd: the fine branch's backward with the selection's transpose; c.bwd: the coarse branch's,"
+                + " dgate and the pooled gradients' per-token shares, which the fine backward adds to dq, dk, dv;"
+                + " TF/s: 4 * heads * sum of attended keys * d / time, fwd+bwd 3.5 times that)");
     }
 
     private static List<Row> measure(CudaContext context, KernelLibrary library, Shape3 video, Path outDir,
