@@ -82,7 +82,6 @@ public final class VsaKernels {
         return fineKernel.path();
     }
 
-    /** Tiles per block of the coarse backward's passes: 32 or 64. */
     int coarseBackwardBlock() {
         return coarseBackwardBlock;
     }
