@@ -24,7 +24,7 @@ if [[ "${1:-}" == pack ]]; then
   mkdir -p "$dir/src/main/cuda/include/tileattn" "$dir/src/test/cuda"
   cp "$root/src/main/cuda/dit.cu" "$dir/src/main/cuda/"
   cp "$root/src/main/cuda/include/tileattn/common.cuh" "$dir/src/main/cuda/include/tileattn/"
-  cp "$root/src/test/cuda/dit_rows_bench.cu" "$root/src/test/cuda/cuda_check.cuh" "$dir/src/test/cuda/"
+  cp "$root/src/test/cuda/dit_rows_bench.cu" "$root/src/test/cuda/cuda_check.cuh" "$root/src/test/cuda/event_timing.cuh" "$dir/src/test/cuda/"
   cp "$root/scripts/device-dit-rows.sh" "$dir/run.sh"
   echo "packed $dir ($(du -sh "$dir" | cut -f1)); runtime $jre"
   exit 0

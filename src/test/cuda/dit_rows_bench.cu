@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cuda_check.cuh"
+#include "event_timing.cuh"
 
 // The Wan-1.3B vector kernels with each row split over two warps (3 chunks per lane, half the registers, twice the
 // warps per SM, a shared-memory step in each reduction): whether more warps in flight pay for the block syncs.
@@ -106,28 +107,7 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
     return diff / scale;
 }
 
-float median_ms(const std::function<void()>& launch) {
-    for (int i = 0; i < 3; ++i) launch();
-    CUDA_CHECK(cudaDeviceSynchronize());
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<float> ms;
-    for (int i = 0; i < 20; ++i) {
-        CUDA_CHECK(cudaEventRecord(a));
-        launch();
-        CUDA_CHECK(cudaEventRecord(b));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float t = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-}
+float median_ms(const std::function<void()>& launch) { return median_launch_ms(launch, 3, 20); }
 
 int failures = 0;
 

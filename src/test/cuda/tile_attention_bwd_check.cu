@@ -31,6 +31,7 @@
 
 #include "bench_cases.cuh"
 #include "cuda_check.cuh"
+#include "event_timing.cuh"
 
 void launch_tile_attention_forward(bool fp16, int d, const void* q, const void* k, const void* v, void* o, float* lse,
                                    const int4* qblocks, const int* listOf, const int* rangeOffsets, const int2* ranges,
@@ -530,29 +531,6 @@ struct RowErrors {
     }
 };
 
-static float medianMs(const std::function<void()>& f, int reps) {
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    f();
-    CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<float> times;
-    for (int i = 0; i < reps; ++i) {
-        CUDA_CHECK(cudaEventRecord(a));
-        f();
-        CUDA_CHECK(cudaEventRecord(b));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        times.push_back(ms);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
-}
-
 template <typename T>
 static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed) {
     Grid g(c.video, c.tile);
@@ -797,13 +775,13 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
     res.ok = res.nonFinite == 0 && res.rel[0] < 1e-2 && res.rel[1] < 1e-2 && res.rel[2] < 1e-2;
 
     if (reps > 0) {
-        res.ms = medianMs([&] { backward(0); }, reps);
+        res.ms = median_launch_ms([&] { backward(0); }, 1, reps);
         // BENCH_SPLIT=0: the whole backward only (no dkdv, dq and forward columns), for short device calls.
         const char* split = std::getenv("BENCH_SPLIT");
         if (split == nullptr || std::strcmp(split, "0") != 0) {
-            res.msDkdv = medianMs([&] { backward(2); }, reps);
-            res.msDq = medianMs([&] { backward(3); }, reps);
-            res.msFwd = medianMs(forward, reps);
+            res.msDkdv = median_launch_ms([&] { backward(2); }, 1, reps);
+            res.msDq = median_launch_ms([&] { backward(3); }, 1, reps);
+            res.msFwd = median_launch_ms(forward, 1, reps);
         }
         res.tflops = 2.5 * 4.0 * qp.attendedPairs * D * B / (res.ms * 1e-3) / 1e12;
     }

@@ -27,6 +27,7 @@
 
 #include "bench_cases.cuh"
 #include "cuda_check.cuh"
+#include "event_timing.cuh"
 
 using namespace tileattn;
 
@@ -491,29 +492,10 @@ static Result runCase(const Case& c, const Variant& var, int reps, uint64_t seed
     res.ok = res.nonFinite == 0 && res.maxRel < 1e-2 && res.maxLseErr < 1e-3;
 
     if (reps > 0) {
-        for (int i = 0; i < 2; ++i) launch();
-        CUDA_CHECK(cudaDeviceSynchronize());
-        std::vector<float> times;
-        cudaEvent_t a, b;
-        CUDA_CHECK(cudaEventCreate(&a));
-        CUDA_CHECK(cudaEventCreate(&b));
-        for (int i = 0; i < reps; ++i) {
-            CUDA_CHECK(cudaEventRecord(a));
-            launch();
-            CUDA_CHECK(cudaEventRecord(b));
-            CUDA_CHECK(cudaEventSynchronize(b));
-            float ms;
-            CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-            times.push_back(ms);
-        }
-        CUDA_CHECK(cudaGetLastError());
-        std::sort(times.begin(), times.end());
-        res.ms = times[times.size() / 2];
+        res.ms = median_launch_ms(launch, 2, reps);
         double flops = 0;
         for (double a2 : p.attendedPerHead) flops += 4.0 * a2 * D * B;
         res.tflops = flops / (res.ms * 1e-3) / 1e12;
-        CUDA_CHECK(cudaEventDestroy(a));
-        CUDA_CHECK(cudaEventDestroy(b));
     }
     cudaFree(dv.q); cudaFree(dv.k); cudaFree(dv.v); cudaFree(dv.o); cudaFree(dv.lse);
     cudaFree(dv.qb); cudaFree(dv.lo); cudaFree(dv.ro); cudaFree(dv.rg); cudaFree(dv.bad);

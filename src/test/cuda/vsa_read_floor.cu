@@ -18,11 +18,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cuda_check.cuh"
+#include "event_timing.cuh"
 #include "tileattn/warp_specialized.cuh"
 
 using namespace tileattn;
@@ -135,33 +137,12 @@ static std::vector<int> selection(const std::string& pattern, int planes, int ti
     return sel;
 }
 
-template <typename Launch>
-static float median_ms(Launch launch) {
+static float median_ms(const std::function<void()>& launch) {
     static const bool once = std::getenv("READ_FLOOR_ONCE") != nullptr;
-    if (once) {
-        launch();
-        CUDA_CHECK(cudaDeviceSynchronize());
-        return 0;
-    }
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    for (int i = 0; i < 3; ++i) launch();
-    std::vector<float> times;
-    for (int i = 0; i < 15; ++i) {
-        CUDA_CHECK(cudaEventRecord(start));
-        launch();
-        CUDA_CHECK(cudaEventRecord(stop));
-        CUDA_CHECK(cudaEventSynchronize(stop));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-        times.push_back(ms);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
+    if (!once) return median_launch_ms(launch, 3, 15);
+    launch();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return 0;
 }
 
 template <int STAGES>
