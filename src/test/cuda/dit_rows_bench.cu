@@ -274,18 +274,6 @@ int main() {
                median_ms(textVector), diff, 1e-2);
     }
 
-    // heads back to rows
-    {
-        auto generic = [&] { tileattn_dit_from_heads<<<ROWS, ROW_THREADS>>>(q, h, ROWS, S, HEADS, D); };
-        auto vec = [&] { tileattn_dit_from_heads_vec<<<ROWS / 8, ROW_THREADS>>>(q, h, ROWS, S, HEADS, dShift); };
-        generic();
-        auto gh = download_bf16(h, n);
-        CUDA_CHECK(cudaMemset(h, 0xFF, n * 2));
-        vec();
-        report("heads to rows", static_cast<double>(n) * 4, median_ms(generic), median_ms(vec),
-               rel_diff(gh, download_bf16(h, n)), 0);
-    }
-
     // the time embedding on the device: three small linears and the modulation tables (no generic form)
     {
         float* tin = f32(BATCH * FREQ, 13, 0.f, 1.f);
